@@ -6,21 +6,27 @@ import re
 import pytest
 from pydicom.datadict import dictionary_is_retired, keyword_for_tag
 
-from pseudicom.profile import Action, ProfileOption, resolve_code, table
+from pseudicom.profile import TABLE_EDITION, Action, ProfileOption, resolve_code, row_action, table
 
 HEADER = ["tag", "name", "keyword", "in_std_iod", "retired", "basic",
           "retain_safe_private", "retain_uids", "retain_device_identity", "retain_institution_identity",
           "retain_patient_characteristics", "retain_long_full_dates", "retain_long_modified_dates",
-          "clean_descriptors", "clean_structured_content", "clean_graphics"]
-OPTION_COLUMNS = HEADER[6:]
+          "clean_descriptors", "clean_structured_content", "clean_graphics",
+          "in_current_edition", "options_source"]
+OPTION_COLUMNS = HEADER[6:16]
+OPTION_SOURCES = {"innolitics", "GRAPHY-Next", "none"}
+# Rows of the 2026c edition's Table E.1-1 (kvnlng/Isocenter tests/fixtures/ps3.15-2026c-table-e1-1.json,
+# counted when it was transcribed; see ps3_15_table_e1_1.SOURCE.md).
+ROWS_2026C = 656
 BASIC_CODES = {"X", "Z", "D", "K", "C", "U", "X/Z", "X/D", "Z/D", "X/Z/D", "X/Z/U*"}
 # What each option may do according to PS3.15 E.3: clean options only clean; "retain" options keep
-# (Retain Patient Characteristics may also clean; Retain UIDs removes Referenced Patient Sequence);
-# the longitudinal options keep (full dates) or shift, i.e. clean (modified dates).
+# (Retain Patient Characteristics may also clean; Retain Device Identity cleans AE titles; Retain UIDs
+# removes Referenced Patient Sequence in the older extraction); the longitudinal options keep (full
+# dates) or shift, i.e. clean (modified dates).
 OPTION_CODES = {
     "retain_safe_private": {"C"},
     "retain_uids": {"K", "X"},
-    "retain_device_identity": {"K"},
+    "retain_device_identity": {"K", "C"},
     "retain_institution_identity": {"K"},
     "retain_patient_characteristics": {"K", "C"},
     "retain_long_full_dates": {"K"},
@@ -44,9 +50,13 @@ def raw_rows():
 
 
 def test_row_count_and_loader_agree(raw_rows):
-    assert len(raw_rows) > 400  # several hundred rows in every recent edition
+    assert TABLE_EDITION == "2026c"
+    current = [r for r in raw_rows if r["in_current_edition"] == "Y"]
+    assert len(current) == ROWS_2026C  # every 2026c row, once
     assert len(table()) == len(raw_rows)
     assert [r.tag for r in table()] == [r["tag"] for r in raw_rows]
+    assert [r.in_current_edition for r in table()] == [r["in_current_edition"] == "Y" for r in raw_rows]
+    assert [r.options_source for r in table()] == [r["options_source"] for r in raw_rows]
 
 
 def test_tags_unique_and_well_formed(raw_rows):
@@ -58,21 +68,62 @@ def test_tags_unique_and_well_formed(raw_rows):
     assert tags.count("ggggeeee") == 1       # the private-attributes row
 
 
-def test_every_concrete_tag_has_pydicom_keyword(raw_rows):
+def test_keywords_are_pydicoms(raw_rows):
+    unknown = []
     for r in raw_rows:
-        if TAG_RE.fullmatch(r["tag"]) and re.fullmatch(r"[0-9A-F]{8}", r["tag"]):
+        if re.fullmatch(r"[0-9A-F]{8}", r["tag"]):
             tag = int(r["tag"], 16)
-            assert r["keyword"] == keyword_for_tag(tag) != "", r
-            assert r["retired"] == ("Y" if dictionary_is_retired(tag) else "N"), r
+            assert r["keyword"] == keyword_for_tag(tag), r  # empty only where pydicom does not know the tag
+            if not r["keyword"]: unknown.append(r["name"]); continue
+            # the 2026c Retd. column may retire more than pydicom's older dictionary, never less
+            if dictionary_is_retired(tag): assert r["retired"] == "Y", r
+            if r["in_current_edition"] == "N": assert r["retired"] == ("Y" if dictionary_is_retired(tag) else "N"), r
         else:
             assert r["keyword"] == "", r
+    assert len(unknown) < len(raw_rows) // 10, unknown  # a few tags newer than pydicom's dictionary
 
 
 def test_flags_are_y_or_n(raw_rows):
     for r in raw_rows:
-        assert r["in_std_iod"] in {"Y", "N"}, r
+        # "In Std. Comp. IOD" comes with the option columns: unknown only where no source has the row
+        assert r["in_std_iod"] in ({"Y", "N"} if r["options_source"] != "none" else {""}), r
         assert r["retired"] in {"Y", "N"}, r
+        assert r["in_current_edition"] in {"Y", "N"}, r
         assert r["name"].strip() == r["name"] != "", r
+
+
+def test_options_source(raw_rows):
+    for r in raw_rows:
+        assert r["options_source"] in OPTION_SOURCES, r
+        if r["options_source"] == "none":
+            assert not any(r[c] for c in OPTION_COLUMNS), r
+        if r["in_current_edition"] == "N":  # only the older extraction has it, options included
+            assert r["options_source"] == "innolitics", r
+
+
+@pytest.mark.parametrize("tag,name,basic", [
+    ("00100020", "Patient ID", "Z/D"),
+    ("00080012", "Instance Creation Date", "X/D"),
+    ("00080013", "Instance Creation Time", "X/Z/D"),
+    ("00080015", "Instance Coercion DateTime", "X"),
+    ("00080019", "Pyramid UID", "U"),
+    ("00100041", "Gender Identity Sequence", "X"),
+    ("00100014", "Third Person Pronouns Sequence", "X"),
+    ("00100015", "Pronoun Code Sequence", "X"),
+    ("0040E012", "Display URI", "X"),
+])
+def test_current_edition_rows(raw_rows, tag, name, basic):
+    row = next(r for r in raw_rows if r["tag"] == tag)
+    assert (row["name"], row["basic"], row["in_current_edition"]) == (name, basic, "Y")
+
+
+def test_rows_without_option_codes_keep_the_basic_action():
+    none_rows = [r for r in table() if r.options_source == "none"]
+    assert none_rows  # Display URI (new in 2026c) has option codes in no source we found
+    every = [o for o in ProfileOption if o is not ProfileOption.RETAIN_LONG_FULL_DATES]
+    for r in none_rows:
+        for t in (None, "1", "2", "3"):
+            assert row_action(r, frozenset(every), t) == resolve_code(r.basic, t), r
 
 
 def test_basic_codes_allowed(raw_rows):
