@@ -1,0 +1,22 @@
+"Mutation fuzzing of the de-identification path in CI: thousands of cases, zero unhandled errors, zero hangs, zero leaks."
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent / "fuzz"))
+from fuzz_deid import mutate, run_cases  # noqa: E402
+
+
+def test_fuzz_deid_thousands_of_cases(synth_set):
+    src, truth = synth_set
+    seeds = [(src / f).read_bytes() for f in truth["files"] if "US_" not in f]
+    res = run_cases(seeds, n=3000, seed=20261126)
+    print(res["counts"])
+    assert not res["problems"], res["problems"][:10]
+    assert res["counts"].get("written", 0) > 100 and res["counts"].get("failed", 0) > 100, res["counts"]
+
+
+def test_mutation_changes_input():
+    import random
+    rng = random.Random(0)
+    raw = bytes(range(256)) * 4
+    assert sum(mutate(raw, rng) != raw for _ in range(50)) >= 45
