@@ -1,0 +1,44 @@
+"CLI: nbcheck, crosswalk lookup (plain and encrypted), verify exit codes, run record beside the output."
+import json
+import os
+from pathlib import Path
+
+from pseudicom.cli import main
+
+
+def _nb(path: Path, text: str) -> Path:
+    cell = {"cell_type": "code", "execution_count": 1, "metadata": {}, "source": "ds",
+            "outputs": [{"output_type": "stream", "name": "stdout", "text": [text]}]}
+    path.write_text(json.dumps({"cells": [cell], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    return path
+
+
+def test_nbcheck_cli(tmp_path, capsys):
+    leaky = _nb(tmp_path / "leaky.ipynb", "(0010,0010) Patient's Name PN: 'Mustermann^Max'\n")
+    clean = _nb(tmp_path / "clean.ipynb", "loss 0.3\n")
+    assert main(["nbcheck", str(clean)]) == 0
+    assert main(["nbcheck", str(leaky), str(clean)]) == 1
+    out = capsys.readouterr()
+    assert "person name" in out.out and "Mustermann" not in out.out + out.err and "--strip" in out.err
+    assert main(["nbcheck", "--strip", str(leaky)]) == 0
+    assert main(["nbcheck", str(leaky)]) == 0
+
+
+def test_crosswalk_lookup_and_verify(synth_set, tmp_path, capsys, monkeypatch):
+    src, _ = synth_set
+    assert main(["keygen", str(tmp_path / "k.key")]) == 0
+    monkeypatch.setenv("CW_PASS", "a long enough passphrase")
+    assert main(["deid", str(src), str(tmp_path / "out"), "--recipe", "pseudonymize", "--key-file", str(tmp_path / "k.key"),
+                 "--crosswalk", str(tmp_path / "cw.enc"), "--crosswalk-passphrase-env", "CW_PASS", "--burned-in", "detect", "--quiet"]) == 0
+    assert (tmp_path / "out.record.html").is_file() and (tmp_path / "out.record.json").is_file()
+    assert b"PID-0001" not in (tmp_path / "cw.enc").read_bytes()
+    report = json.loads((tmp_path / "out.report.json").read_text())
+    some = next(f for f in report["files"] if f["status"] == "written" and f["output"].split("/")[0])
+    pseudonym = some["output"].split("/")[0]
+    capsys.readouterr()
+    assert main(["crosswalk", "lookup", str(tmp_path / "cw.enc"), pseudonym, "--passphrase-env", "CW_PASS"]) == 0
+    assert "PID-000" in capsys.readouterr().out
+    assert main(["crosswalk", "lookup", str(tmp_path / "cw.enc"), pseudonym]) == 2  # encrypted: passphrase needed
+    assert main(["verify", str(src), str(tmp_path / "out"), "--recipe", "pseudonymize", "--key-file", str(tmp_path / "k.key"),
+                 "--run-report", str(tmp_path / "out.report.json")]) == 0
+    assert main(["verify", str(src), str(src)]) == 1  # the inputs themselves are full of identifying data
