@@ -130,7 +130,9 @@ def test_region_marker_rejects_bad_boxes_and_previews(synth_set):
     marker = RegionMarker(src / us_file, recipe=recipe, scope="file")
     marker.boxes = [[50, 60, 10, 20], [-5, -5, 3, 3], [0, 0, 0, 0]]   # reversed, partly outside, empty
     assert marker.boxes == [[10, 20, 50, 60], [0, 0, 3, 3]]
-    assert recipe.pixels["rules"][0]["when"] == {"SOPInstanceUID": str(marker.dataset.SOPInstanceUID)}
+    from pseudicom.pixels import INSTANCE_DIGEST, instance_digest
+    assert recipe.pixels["rules"][0]["when"] == {INSTANCE_DIGEST: instance_digest(marker.dataset.SOPInstanceUID)}
+    assert str(marker.dataset.SOPInstanceUID) not in recipe.to_yaml()
     marker.preview = True
     from PIL import Image
     import io
