@@ -52,3 +52,16 @@ def test_uncovered_ultrasound_is_quarantined(synth_set, tmp_path):
     us = [f for f in result.files if "US_" in f.source]
     assert us and all(f.status == "quarantined" and "burned-in" in f.reason for f in us)
     assert not any("US" == pydicom.dcmread(p, stop_before_pixels=True).Modality for p in (tmp_path / "out").rglob("*.dcm"))
+
+
+def test_a_matching_rule_that_covers_nothing_does_not_clear_the_file(synth_set, tmp_path):
+    "keep_only: ultrasound_regions on a file without SequenceOfUltrasoundRegions blanks nothing: still quarantined."
+    src, truth = synth_set
+    rel = next(f for f in truth["files"] if f.endswith("US_native.dcm"))
+    ds = pydicom.dcmread(src / rel); del ds.SequenceOfUltrasoundRegions
+    (tmp_path / "in").mkdir(); ds.save_as(tmp_path / "in" / "us.dcm", enforce_file_format=True)
+    recipe = load_recipe("basic")
+    recipe.pixels["rules"] = [{"name": "US regions only", "keep_only": "ultrasound_regions", "when": {"Modality": "US"}}]
+    result = run(recipe, tmp_path / "in", tmp_path / "out")
+    assert result.files[0].status == "quarantined" and "burned-in" in result.files[0].reason
+    assert not list((tmp_path / "out").rglob("*.dcm"))
