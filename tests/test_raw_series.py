@@ -1,0 +1,96 @@
+"""The raw header path and its series memo give exactly what the pydicom path gives, file by file.
+
+A series is processed in one process, in order, so the memo (`pipeline._SeriesMemo`) processes most
+files by difference from a template. Variants are planted in some slices to make that difference
+matter: an identifying value of this slice inside a text of the same slice, the template's value in
+a text of a later slice, another patient, a changed decision attribute, private and sequence
+changes, value lengths that change, a trailing element after the pixel data, a preamble, a file meta
+element present in some files only. Every output, audit record and crosswalk entry must equal the
+pydicom path's.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pydicom
+import pytest
+
+from pseudicom import pipeline
+from pseudicom.deid import Deidentifier
+from pseudicom.keys import Key
+from pseudicom.pipeline import FileResult, process_file
+from pseudicom.synth import synthesize_ct_series
+
+
+def _run(files: list[Path], recipe: str, raw: bool, staging: Path, memo: bool = True) -> list[tuple]:
+    os.environ["PSEUDICOM_RAW_HEADERS"] = "1" if raw else "0"
+    os.environ["PSEUDICOM_SERIES_MEMO"] = "1" if memo else "0"
+    try:
+        deid = Deidentifier(recipe, Key(b"s" * 32))
+        out = []
+        for i, f in enumerate(files):
+            r = process_file(i, str(f), f.name, str(staging), deid)
+            data = (staging / f"{i:08d}.dcm").read_bytes() if r.status == "written" else None
+            out.append((r.status, r.reason[:60], r.path, r.output, r.sha256, r.audit, sorted(r.crosswalk.items()), data))
+        hits = pipeline._Worker.memos.get(id(deid), (None, None))[1]
+        return out, (hits.hits if hits is not None else 0)
+    finally:
+        os.environ.pop("PSEUDICOM_RAW_HEADERS", None); os.environ.pop("PSEUDICOM_SERIES_MEMO", None)
+
+
+def _edit(path: Path, **changes) -> None:
+    ds = pydicom.dcmread(path)
+    for k, v in changes.items():
+        if v is None:
+            del ds[k]
+        else:
+            setattr(ds, k, v)
+    ds.save_as(path, enforce_file_format=True)
+
+
+@pytest.fixture(scope="module")
+def series(tmp_path_factory) -> list[Path]:
+    d = tmp_path_factory.mktemp("series")
+    files = synthesize_ct_series(d / "s", 120, rows=32, columns=32)
+    first = pydicom.dcmread(files[3])
+    # in every slice, an unlisted text attribute (cleaned by the safety net) holding the first slice's date-time:
+    # the same bytes in every file, cleaned differently in the file whose identifier it is
+    for f in files:
+        _edit(f, InterventionDescription=f"contrast at {pydicom.dcmread(files[0]).AcquisitionDateTime}")
+    # a slice whose comments hold its own acquisition date-time (an identifier of that file)
+    _edit(files[5], ImageComments=f"acquired {pydicom.dcmread(files[5]).AcquisitionDateTime}")
+    # a later slice whose comments hold the first slice's value (an identifier of another file, not of this one)
+    _edit(files[9], ImageComments=f"see {first.AcquisitionDateTime}")
+    _edit(files[12], PatientID="PID-OTHER", PatientName="Andere^Anna")          # another patient in the folder
+    _edit(files[15], BurnedInAnnotation="YES")                                  # a decision attribute (quarantined)
+    _edit(files[18], SeriesDescription="Thorax nativ PID-0001 Mustermann")     # a cleaned text that differs
+    ds = pydicom.dcmread(files[21]); ds.add_new(0x00111001, "LO", "Mustermann^Max 2"); ds.save_as(files[21], enforce_file_format=True)
+    ds = pydicom.dcmread(files[24]); ds.RequestAttributesSequence[0].RequestedProcedureID = "RP-OTHER"; ds.save_as(files[24], enforce_file_format=True)
+    _edit(files[27], InstanceNumber="123456", SliceLocation="-1.25")            # value lengths change
+    ds = pydicom.dcmread(files[30]); ds.add_new(0xFFFCFFFC, "OB", b"\0" * 8); ds.save_as(files[30], enforce_file_format=True)
+    raw = bytearray(files[33].read_bytes()); raw[:8] = b"MUSTERMA"; files[33].write_bytes(bytes(raw))   # a preamble
+    ds = pydicom.dcmread(files[36]); ds.file_meta.SourceApplicationEntityTitle = "OTHERSTATION"; ds.save_as(files[36], enforce_file_format=True)
+    _edit(files[39], ContentTime="101501", AcquisitionDateTime="20240315101501.5")   # a differing identifier of the file itself
+    _edit(files[42], StationName="CTSTATION02")                                 # a different station (D in basic)
+    _edit(files[45], ImageComments="", PatientAge="084Y")
+    return files
+
+
+@pytest.mark.parametrize("recipe", ["basic", "pseudonymize"])
+def test_series_memo_matches_pydicom(series, recipe, tmp_path):
+    (tmp_path / "a").mkdir(); (tmp_path / "b").mkdir(); (tmp_path / "c").mkdir()
+    raw, hits = _run(series, recipe, True, tmp_path / "a")
+    ref, _ = _run(series, recipe, False, tmp_path / "b")
+    nomemo, no_hits = _run(series, recipe, True, tmp_path / "c", memo=False)
+    assert hits > 60 and no_hits == 0, (hits, no_hits)               # most files went by difference
+    paths = {r[2] for r in raw}
+    assert paths <= {"raw", ""} and {r[2] for r in ref} <= {"stream", ""}, paths
+    for i, (a, b, c) in enumerate(zip(raw, ref, nomemo)):
+        assert a[:2] == b[:2], (i, a[:2], b[:2])
+        assert a[3:] == b[3:], f"file {i}: raw path (series memo) differs from the pydicom path"
+        assert c[3:] == b[3:], f"file {i}: raw path (no memo) differs from the pydicom path"
+    assert raw[15][0] == "quarantined"
+    texts = {i: pydicom.dcmread(__import__("io").BytesIO(raw[i][7])).get("ImageComments") for i in (5, 9) if raw[i][7]}
+    assert all("2024" not in str(t) for t in texts.values()), texts
