@@ -47,7 +47,7 @@ def test_one_process_two_processes_and_dask_write_identical_trees(corpus, cluste
     for name in ("two", "dask", "dask-ex"):
         assert tree(tmp_path / name) == reference, name
     for r in (r2, r3, r4):
-        assert [(f.source, f.status, f.sha256) for f in r.files] == [(f.source, f.status, f.sha256) for f in r1.files]
+        assert [(f.source, f.status, f.digest) for f in r.files] == [(f.source, f.status, f.digest) for f in r1.files]
         assert Path(r.audit_path).read_bytes() == Path(r1.audit_path).read_bytes()
         assert r.action_counts == r1.action_counts
 

@@ -33,7 +33,7 @@ def _run(files: list[Path], recipe: str, raw: bool, staging: Path, memo: bool = 
         for i, f in enumerate(files):
             r = process_file(i, str(f), f.name, str(staging), deid)
             data = (staging / f"{i:08d}.dcm").read_bytes() if r.status == "written" else None
-            out.append((r.status, r.reason[:60], r.path, r.output, r.sha256, r.audit, sorted(r.crosswalk.items()), data))
+            out.append((r.status, r.reason[:60], r.path, r.output, r.digest, r.audit, sorted(r.crosswalk.items()), data))
         hits = pipeline._Worker.memos.get(id(deid), (None, None))[1]
         return out, (hits.hits if hits is not None else 0)
     finally:
