@@ -33,7 +33,7 @@ def _run(files: list[Path], recipe: str, raw: bool, staging: Path, memo: bool = 
         for i, f in enumerate(files):
             r = pipeline._pack(process_file(i, str(f), f.name, str(staging), deid))   # what a worker sends back
             data = (staging / f"{i:08d}.dcm").read_bytes() if r.status == "written" else None
-            out.append((r.status, r.reason[:60], r.path, r.output, r.digest, (r.audit_text, r.actions, r.changes),
+            out.append((r.status, r.reason[:60], r.path, r.output, r.digest, (r.audit_lines, r.actions, r.changes),
                         sorted(r.crosswalk.items()), data))
         hits = pipeline._Worker.memos.get(id(deid), (None, None))[1]
         return out, (hits.hits if hits is not None else 0)
