@@ -35,7 +35,8 @@ def _run(files: list[Path], recipe: str, raw: bool, staging: Path, memo: bool = 
             data = (staging / f"{i:08d}.dcm").read_bytes() if r.status == "written" else None
             out.append((r.status, r.reason[:60], r.path, r.output, r.digest, (r.audit_lines, r.actions, r.changes),
                         sorted(r.crosswalk.items()), data))
-        hits = pipeline._Worker.memos.get(id(deid), (None, None))[1]
+        import threading
+        hits = pipeline._Worker.memos.get((id(deid), threading.get_ident()), (None, None))[1]
         return out, (hits.hits if hits is not None else 0)
     finally:
         os.environ.pop("PSEUDICOM_RAW_HEADERS", None); os.environ.pop("PSEUDICOM_SERIES_MEMO", None)
