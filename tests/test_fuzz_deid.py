@@ -3,7 +3,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent / "fuzz"))
-from fuzz_deid import mutate, run_cases, run_differential  # noqa: E402
+from fuzz_deid import implicit_copies, mutate, run_cases, run_differential  # noqa: E402
 
 
 def test_fuzz_deid_thousands_of_cases(synth_set):
@@ -26,7 +26,9 @@ def test_raw_header_path_equals_pydicom_path_under_mutation(synth_set):
     "Mutated files (and intact ones, so series templates form) give the same result by the raw header path and by pydicom."
     src, truth = synth_set
     seeds = [(src / f).read_bytes() for f in truth["files"] if "US_" not in f]
-    res = run_differential(seeds, n=800, seed=20261127)
+    seeds += implicit_copies(seeds)   # and the same files in Implicit VR Little Endian
+    assert len(seeds) > 14, len(seeds)
+    res = run_differential(seeds, n=1200, seed=20261127)
     print(res["counts"])
     assert not res["problems"], res["problems"][:10]
     assert sum(v for k, v in res["counts"].items() if k == "written by raw") > 150, res["counts"]

@@ -95,6 +95,21 @@ def run_cases(seeds: list[bytes], n: int, seed: int, per_case_seconds: float = 1
     return {"cases": n, "counts": counts, "problems": problems}
 
 
+def implicit_copies(seeds: list[bytes]) -> list[bytes]:
+    "The Explicit VR Little Endian seeds written again in Implicit VR Little Endian (by pydicom)."
+    import io
+    import pydicom
+    from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+    out = []
+    for raw in seeds:
+        ds = pydicom.dcmread(io.BytesIO(raw))
+        if ds.file_meta.TransferSyntaxUID != ExplicitVRLittleEndian: continue
+        ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+        buf = io.BytesIO(); ds.save_as(buf, enforce_file_format=True)
+        out.append(buf.getvalue())
+    return out
+
+
 def run_differential(seeds: list[bytes], n: int, seed: int) -> dict:
     """Run `n` mutated cases through the raw header path (with its series memo) and through the pydicom path:
     the same status, and for written files the same bytes, audit and crosswalk."""
@@ -139,6 +154,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as d:
         truth = synthesize(Path(d) / "dicom", truth_path=Path(d) / "truth.json")
         seeds = [(Path(d) / "dicom" / f).read_bytes() for f in truth["files"] if "US_" not in f]
+        seeds += implicit_copies(seeds)
     t0 = time.perf_counter()
     res = run_cases(seeds, args.cases, args.seed)
     dt = time.perf_counter() - t0
