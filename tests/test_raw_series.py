@@ -80,8 +80,21 @@ def series(tmp_path_factory) -> list[Path]:
     return files
 
 
-@pytest.mark.parametrize("recipe", ["basic", "pseudonymize"])
-def test_series_memo_matches_pydicom(series, recipe, tmp_path):
+@pytest.fixture(scope="module")
+def implicit_series(series, tmp_path_factory) -> list[Path]:
+    "The same series in Implicit VR Little Endian."
+    from pydicom.uid import ImplicitVRLittleEndian
+    d = tmp_path_factory.mktemp("implicit")
+    out = []
+    for f in series:
+        ds = pydicom.dcmread(f); ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+        ds.save_as(d / f.name, enforce_file_format=True); out.append(d / f.name)
+    return out
+
+
+@pytest.mark.parametrize("recipe,encoding", [("basic", "explicit"), ("pseudonymize", "explicit"), ("pseudonymize", "implicit")])
+def test_series_memo_matches_pydicom(series, implicit_series, recipe, encoding, tmp_path):
+    series = series if encoding == "explicit" else implicit_series
     (tmp_path / "a").mkdir(); (tmp_path / "b").mkdir(); (tmp_path / "c").mkdir()
     raw, hits = _run(series, recipe, True, tmp_path / "a")
     ref, _ = _run(series, recipe, False, tmp_path / "b")
