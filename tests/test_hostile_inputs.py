@@ -165,3 +165,26 @@ def test_undecodable_compressed_frames(synth_set, tmp_path):
     recipe = recipe_covering_burned_in("basic", src_dir, truth)
     result = run(recipe, src, tmp_path / "out", progress=False)
     assert result.files[0].status == "failed" and not list((tmp_path / "out").rglob("*.dcm"))
+
+
+@pytest.mark.parametrize("raw_headers", ["1", "0"])
+def test_preamble_is_never_passed_on(synth_set, tmp_path, monkeypatch, raw_headers):
+    "The 128 bytes before 'DICM' may hold anything (a TIFF header, a name): outputs carry zeros, by the raw and the pydicom path."
+    monkeypatch.setenv("PSEUDICOM_RAW_HEADERS", raw_headers)
+    src = tmp_path / "in"; src.mkdir()
+    raw = bytearray(_ct(synth_set).read_bytes())
+    raw[:40] = b"II*\x00MUSTERMANN^MAX PID-0001 19380819\x00"[:40].ljust(40, b"\x00")
+    (src / "named_preamble.dcm").write_bytes(bytes(raw))
+    ds = pydicom.dcmread(io.BytesIO(bytes(raw))); ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID + ".2"   # another instance
+    buf = io.BytesIO(); ds.save_as(buf, enforce_file_format=True)
+    (src / "named_preamble_implicit.dcm").write_bytes(bytes(raw[:128]) + buf.getvalue()[128:])
+    result = _run_and_check(src, tmp_path / "out")
+    assert [f.status for f in result.files] == ["written", "written"], [(f.status, f.reason) for f in result.files]
+    assert {f.path for f in result.files} == ({"raw"} if raw_headers == "1" else {"stream"})
+    for f in result.files:
+        assert (tmp_path / "out" / f.output).read_bytes()[:128] == b"\0" * 128
+    audit = Path(result.audit_path).read_text()
+    assert audit.count('"path": "preamble"') == 2
+    from pseudicom.verify import verify
+    assert verify(src, tmp_path / "out").ok
