@@ -15,6 +15,7 @@ import re
 import secrets
 import shutil
 import signal
+import socket
 import struct
 import sys
 import threading
@@ -64,6 +65,7 @@ class FileResult:
     audit_lines: bytes = field(default=b"", repr=False)   # the audit records as UTF-8 JSON lines (how workers send them back)
     actions: dict = field(default_factory=dict, repr=False)  # (keyword or tag, action) -> count, for `action_counts`
     deface: str = ""               # what the face step did to this file's series ("" when deface is off or not CT/MR)
+    staged: str = field(default="", repr=False)   # where the worker left the output for the main process to place
 
 @dataclass
 class RunResult:
@@ -378,6 +380,7 @@ def _process(index: int, path: str, source: str, staging: str, deid: Deidentifie
     else:
         parts = [dataset_bytes(ds)]
     result.digest = write_parts(target, parts)   # staging: the main process renames it into place
+    result.staged = str(target)
     result.status, result.output, result.pixel_boxes = "written", rel, boxes
     result.audit = [{"path": r.path, "tag": r.tag, "keyword": r.keyword, "action": r.action, "rule": r.rule, "output": rel}
                     for r in outcome.audit]
@@ -418,6 +421,8 @@ class _Template:
     pieces: list | None = None                    # the audit text around the output path (`_audit_pieces`)
     meta: tuple = ()                              # (new file meta values, file meta and preamble audit records)
     actions: dict | None = None                   # (keyword or tag, action) -> count
+    breaks: frozenset = frozenset()               # tags seen to differ from file to file of the series
+    runs: dict = field(default_factory=dict)      # the elements between them: first tag -> (their bytes joined, their tags)
 
 class _SeriesMemo:
     """Process the files of a series by difference from the last one processed in full (raw path only).
@@ -486,7 +491,7 @@ class _SeriesMemo:
         "Walk the file's top-level elements against the template: (differing elements, layout), or None when it is not of this series' form."
         form = (ts, tpl.form[1], head[:128], tuple(meta._e))
         if form != tpl.form: return None
-        raw, codec, implicit = tpl.raw, tpl.form[1], ts == "1.2.840.10008.1.2"
+        raw, runs, codec, implicit = tpl.raw, tpl.runs, tpl.form[1], ts == "1.2.840.10008.1.2"
         diff: dict = {}
         tags: list = []
         buf, base, pixel = head, 0, None
@@ -499,6 +504,9 @@ class _SeriesMemo:
             if pos + 8 > len(buf): return None
             group, el = _HH.unpack_from(buf, pos)
             tag = group << 16 | el
+            run = runs.get(tag)
+            if run is not None and buf.startswith(run[0], pos):   # many elements equal at once (one memcmp)
+                tags += run[1]; pos += len(run[0]); continue
             known = raw.get(tag)
             if known is not None and buf.startswith(known, pos):
                 tags.append(tag); pos += len(known); continue
@@ -523,6 +531,8 @@ class _SeriesMemo:
                        staging: str, index: int, deid: Deidentifier, result: FileResult) -> FileResult | None:
         from pseudicom.deid import _Context
         diff, layout = found
+        if not diff.keys() <= tpl.breaks:   # elements that differ from file to file: the next scan compares what lies between at once
+            tpl.breaks = tpl.breaks | frozenset(diff); tpl.runs = _runs(tpl.raw, tpl.breaks)
         if meta.get("MediaStorageSOPClassUID") == _DICOMDIR or 0x00080018 not in diff: return None
         codec = tpl.form[1]
         mini = RawDataset(codec, implicit=tpl.form[0] == "1.2.840.10008.1.2")   # encodes the differing elements as the file does
@@ -558,7 +568,8 @@ class _SeriesMemo:
         parts = assemble(new_meta, sorted(chunks.items()), layout, path)
         result.size = layout.size
         parts = [(source_file, p[1], p[2]) if isinstance(p, tuple) else p for p in parts]   # the file is open already
-        result.digest = write_parts(os.path.join(staging, f"{index:08d}.dcm"), parts)   # staging: the main process renames it into place
+        result.staged = os.path.join(staging, f"{index:08d}.dcm")
+        result.digest = write_parts(result.staged, parts)   # staging: the main process renames it into place
         result.status, result.output, result.pixel_boxes = "written", rel, []
         records = [r for t in sorted(audit) for r in audit[t]] + meta_audit
         if records == tpl.records:   # the usual case: the same changes as the template's, only the output differs
@@ -572,6 +583,21 @@ class _SeriesMemo:
         result.crosswalk, result.path = dict(tpl.crosswalk), "raw"
         self.hits += 1
         return result
+
+def _runs(raw: dict, breaks: frozenset) -> dict:
+    """Runs of consecutive template elements (`raw`, in file order) that lie between the `breaks`, and not across the pixel data.
+
+    A file matches a run exactly when it matches each of the run's elements one after the other: the
+    bytes of an element include its tag and length, so `_scan` may compare a run in one go."""
+    runs, cur = {}, []
+    def close():
+        if len(cur) > 1: runs[cur[0]] = (b"".join(raw[t] for t in cur), list(cur))
+        cur.clear()
+    for tag in raw:
+        if tag in breaks or (cur and cur[-1] < _PIXEL_DATA < tag): close()
+        if tag not in breaks: cur.append(tag)
+    close()
+    return runs
 
 class _Values(dict):
     "Output path values, looked up as `output_path` looks them up."
@@ -915,7 +941,7 @@ def _note_of(plan, ds, headers) -> str:
 def _place(f: FileResult, staging: Path, dst: Path, taken: dict[str, str], made: set | None = None) -> None:
     "Move a staged output to its final name; a duplicate output path fails the later input. `made`: folders known to exist."
     if f.status != "written": return
-    staged = os.path.join(staging, f"{f.index:08d}.dcm")
+    staged = f.staged or os.path.join(staging, f"{f.index:08d}.dcm")
     if f.output in taken:
         Path(staged).unlink(missing_ok=True)
         f.status, f.reason = "failed", (f"{f.source}: same output path as {taken[f.output]} (a duplicate instance: same "
@@ -936,6 +962,7 @@ def _process_chunk(recipe: Recipe, key: Key, staging: str, dst: str, tasks: list
                    timeout: float | None, want_crosswalk: bool) -> list[FileResult]:
     "What a worker runs (local process or Dask): one chunk of files, with the de-identifier built once per process."
     deid = _deidentifier(recipe, key)
+    staging = _own_folder(staging)
     out = []
     for index, path, source, expect, series in tasks:
         if expect is not None and _verify(Path(dst), expect):
@@ -944,6 +971,22 @@ def _process_chunk(recipe: Recipe, key: Key, staging: str, dst: str, tasks: list
             out.append(f); continue
         out.append(_pack(process_file(index, path, source, staging, deid, fast=fast, timeout=timeout, series=series)))
     return out
+
+_OWN_FOLDERS: dict = {}
+
+def _own_folder(staging: str) -> str:
+    """This worker's own folder in the staging folder (one per host, process and thread).
+
+    Creating files in one shared folder serializes on the folder's lock in the kernel: on ext4 two
+    workers writing into one folder are no faster than one. Each in its own folder, they are."""
+    me = (staging, os.getpid(), threading.get_ident())
+    own = _OWN_FOLDERS.get(me)
+    if own is None:
+        if len(_OWN_FOLDERS) > 64: _OWN_FOLDERS.clear()
+        own = os.path.join(staging, f"{socket.gethostname()}-{os.getpid()}-{threading.get_native_id()}")
+        os.makedirs(own, exist_ok=True)
+        _OWN_FOLDERS[me] = own
+    return own
 
 _AUDIT_KEYS = ("action", "keyword", "output", "path", "rule", "tag")
 _AUDIT_PARTS: dict = {}
