@@ -42,3 +42,18 @@ def test_crosswalk_lookup_and_verify(synth_set, tmp_path, capsys, monkeypatch):
     assert main(["verify", str(src), str(tmp_path / "out"), "--recipe", "pseudonymize", "--key-file", str(tmp_path / "k.key"),
                  "--run-report", str(tmp_path / "out.report.json")]) == 0
     assert main(["verify", str(src), str(src)]) == 1  # the inputs themselves are full of identifying data
+
+
+def test_output_to_a_closed_pipe_is_no_traceback():
+    "`pseudicom ... | head` where the reader is gone: a quiet stop with the shell's code for a broken pipe, not a traceback."
+    import subprocess
+    import sys
+    r, w = os.pipe()
+    os.close(r)   # nobody will read: every write fails with EPIPE
+    try:
+        proc = subprocess.run([sys.executable, "-m", "pseudicom.cli", "recipe", "show", "basic"], stdout=w,
+                              stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(w)
+    assert proc.returncode == 141, proc.stderr
+    assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr, proc.stderr

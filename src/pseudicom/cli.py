@@ -136,18 +136,25 @@ def main(
     argv: list[str] | None = None,  # arguments (default: sys.argv[1:])
 ) -> int:                           # exit code
     "Run the pseudicom command line."
+    # this process runs worker processes of its own: a BLAS thread pool in each would only compete with them
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     parser = _parser()
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_help(); return EXIT_USAGE
     try:
-        return _COMMANDS[args.command](args)
+        code = _COMMANDS[args.command](args)
+        sys.stdout.flush()   # here, so that a reader gone away is caught below and not at exit
+        return code
     except PseudicomError as e:
         print(f"pseudicom {args.command}: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("pseudicom: interrupted; outputs written so far are complete files, nothing half-written.", file=sys.stderr)
         return 130
+    except BrokenPipeError:   # the reader of our output went away (`pseudicom ... | head`): stop quietly, as a shell tool does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 def _cmd_deid(args) -> int:
     from pseudicom.pipeline import run

@@ -739,7 +739,7 @@ class _Journal:
         body = b"\n".join([json.dumps(self.header, sort_keys=True).encode(), *kept]) + b"\n"
         self._audit = open(self.audit_path, "ab" if same else "wb")
         self._audit_size = self._audit.seek(0, os.SEEK_END)
-        atomic_write_bytes(self.path, body)
+        atomic_write_bytes(self.path, body, durable=False)   # a claim, checked before it is trusted (see `sync`)
         offset = len(json.dumps(self.header, sort_keys=True).encode()) + 1
         for line in kept:
             rec = json.loads(line)
@@ -766,22 +766,24 @@ class _Journal:
         self._pending.append(json.dumps(rec).encode() + b"\n")
         if len(self._pending) >= 64 or time.monotonic() - self._last_sync > 0.2: self.sync()
 
-    def sync(self, durable: bool = False) -> None:
+    def sync(self) -> None:
         """Write pending records (the audit sidecar first; a record is only written after its output is in place).
 
         A record is a claim the next run checks (the output's digest), never trusts, so a record lost
-        in a power cut only means that file is done again: the journal is fsynced when the run ends,
-        not every few records."""
+        in a power cut only means that file is done again: the journal is never fsynced."""
         self._audit.flush()
-        if durable: os.fsync(self._audit.fileno())
         if self._pending:
             self._fh.write(b"".join(self._pending)); self._pending = []
         self._fh.flush()
-        if durable: os.fsync(self._fh.fileno())
         self._last_sync = time.monotonic()
 
     def close(self) -> None:
-        self.sync(durable=True); self._fh.close(); self._audit.close()
+        self.sync(); self._fh.close(); self._audit.close()
+
+class _NoBar:
+    "A progress bar that shows nothing (what `run` uses when no bar is wanted: tqdm is not even imported)."
+    def update(self, n: int = 1) -> None: pass
+    def close(self) -> None: pass
 
 def _actions_of(audit_lines: bytes) -> dict:
     "(keyword or tag, action) -> count, from audit JSON lines (for outputs kept from an earlier run)."
@@ -860,9 +862,12 @@ def run(
         tasks = _plan_deface(tasks, result)
     cw = Crosswalk() if crosswalk_path else None
     audit_tmp = Path(result.audit_path).with_name(f".{Path(result.audit_path).name}.partial")
-    from tqdm.auto import tqdm
     show = sys.stderr.isatty() if progress is None else progress
-    bar = tqdm(total=len(tasks), unit="file", disable=not show, desc="de-identifying", smoothing=0.1)
+    if show:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=len(tasks), unit="file", desc="de-identifying", smoothing=0.1)
+    else:
+        bar = _NoBar()
     taken: dict[str, str] = {}
     made: set = set()
     actions: Counter = Counter()
@@ -961,16 +966,18 @@ def _place(f: FileResult, staging: Path, dst: Path, taken: dict[str, str], made:
 def _process_chunk(recipe: Recipe, key: Key, staging: str, dst: str, tasks: list, fast: bool,
                    timeout: float | None, want_crosswalk: bool) -> list[FileResult]:
     "What a worker runs (local process or Dask): one chunk of files, with the de-identifier built once per process."
-    deid = _deidentifier(recipe, key)
+    return list(_process_tasks(_deidentifier(recipe, key), staging, dst, tasks, fast, timeout, want_crosswalk))
+
+def _process_tasks(deid: Deidentifier, staging: str, dst: str, tasks: list, fast: bool, timeout: float | None,
+                   want_crosswalk: bool) -> Iterator[FileResult]:
+    "Process `tasks` one after the other in this thread, yielding each result as it is ready."
     staging = _own_folder(staging)
-    out = []
     for index, path, source, expect, series in tasks:
         if expect is not None and _verify(Path(dst), expect):
             f = FileResult(index, source, "verified")
             if want_crosswalk and expect[0] == "written": f.crosswalk = _crosswalk_of(path, source, deid)
-            out.append(f); continue
-        out.append(_pack(process_file(index, path, source, staging, deid, fast=fast, timeout=timeout, series=series)))
-    return out
+            yield f; continue
+        yield _pack(process_file(index, path, source, staging, deid, fast=fast, timeout=timeout, series=series))
 
 _OWN_FOLDERS: dict = {}
 
@@ -1070,8 +1077,7 @@ def _execute(tasks: list, recipe: Recipe, key: Key, staging: str, dst: str, work
     workers = workers or os.cpu_count() or 1
     if executor is None and (workers <= 1 or len(tasks) <= 1):
         result.workers = "1 process"
-        for t in tasks:
-            yield from _process_chunk(recipe, key, staging, dst, [t], fast, timeout, want_crosswalk)
+        yield from _process_tasks(_deidentifier(recipe, key), staging, dst, tasks, fast, timeout, want_crosswalk)
         return
     own = executor is None
     if hasattr(executor, "get_executor"): executor = executor.get_executor()   # a distributed.Client
