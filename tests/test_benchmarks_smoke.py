@@ -1,0 +1,26 @@
+"""The benchmark scripts run end to end (at a tiny scale: their numbers mean nothing here, only that every
+tool ran and every line the closing notes quote is printed)."""
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).parent / "benchmarks"
+
+
+def test_bench_pipeline_runs_every_tool(tmp_path):
+    proc = subprocess.run([sys.executable, str(BENCH / "bench_pipeline.py"), "--ct", "24", "--small", "8", "--cines", "1",
+                           "--repeat", "1", "--peer-corpus", "small", "--work", str(tmp_path)],
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = proc.stdout
+    for tool in ("cp -r", "pseudicom basic, 2 workers", "gdcmanon --dumb", "pseudicom basic, 1 process", "no fast path",
+                 "dicognito", "deid (pydicom-deid)", "dicom-anonymizer", "pseudicom basic+US rule"):
+        assert tool in out, f"no row for {tool}:\n{out}"
+    assert "skipped" not in out, out   # every tool is installed in CI
+    for line in ("pseudicom / cp -r throughput", "pseudicom / gdcmanon --dumb", "after start-up", "pseudicom / gdcmanon after start-up",
+                 "fastest Python peer", "peak tree memory"):
+        assert line in out, f"no '{line}' line:\n{out}"
+    rows = [l for l in out.splitlines() if l.startswith(("pseudicom basic", "gdcmanon", "dicognito", "deid", "dicom-anonymizer"))]
+    for row in rows:   # tool, corpus, in, out, ..., rc: every tool wrote every input (ours redacts the US cines by the rule)
+        cols = row[34:].split()
+        assert cols[1] == cols[2] and cols[-1] == "0", row
