@@ -92,9 +92,26 @@ def implicit_series(series, tmp_path_factory) -> list[Path]:
     return out
 
 
-@pytest.mark.parametrize("recipe,encoding", [("basic", "explicit"), ("pseudonymize", "explicit"), ("pseudonymize", "implicit")])
-def test_series_memo_matches_pydicom(series, implicit_series, recipe, encoding, tmp_path):
-    series = series if encoding == "explicit" else implicit_series
+@pytest.fixture(scope="module")
+def rle_series(series, tmp_path_factory) -> list[Path]:
+    "The same series compressed (RLE Lossless: encapsulated pixel data, fragment sizes that differ from slice to slice)."
+    from pydicom.uid import RLELossless
+    d = tmp_path_factory.mktemp("rle")
+    out = []
+    for i, f in enumerate(series):
+        ds = pydicom.dcmread(f)
+        arr = ds.pixel_array.copy(); arr[: i % 7 + 1, : (5 * i) % 29 + 2] = (37 * i) % 1000   # so the compressed sizes differ
+        ds.compress(RLELossless, arr, encoding_plugin="pydicom")
+        ds.save_as(d / f.name, enforce_file_format=True); out.append(d / f.name)
+    sizes = {(p.stat().st_size, len(pydicom.dcmread(p).PixelData)) for p in out}
+    assert len(sizes) > 10, sizes   # the compressed pixel data differs in length from slice to slice
+    return out
+
+
+@pytest.mark.parametrize("recipe,encoding", [("basic", "explicit"), ("pseudonymize", "explicit"), ("pseudonymize", "implicit"),
+                                             ("pseudonymize", "rle")])
+def test_series_memo_matches_pydicom(series, implicit_series, rle_series, recipe, encoding, tmp_path):
+    series = {"explicit": series, "implicit": implicit_series, "rle": rle_series}[encoding]
     (tmp_path / "a").mkdir(); (tmp_path / "b").mkdir(); (tmp_path / "c").mkdir()
     raw, hits = _run(series, recipe, True, tmp_path / "a")
     ref, _ = _run(series, recipe, False, tmp_path / "b")

@@ -412,7 +412,7 @@ class _Template:
     audit: dict          # top-level tag -> its audit records
     crosswalk: dict
     out_values: dict     # output path values (PatientID, StudyInstanceUID, SeriesInstanceUID) after de-identification
-    pixel_length: int    # the native pixel data's length
+    pixel_length: int | None   # the native pixel data's length (None: encapsulated)
     form: tuple          # (transfer syntax, character set codec, preamble, file meta tags)
     sop_class: Any       # the SOPClassUID element (the de-identifier looks up IOD attribute types with it)
     records: list = field(default_factory=list)   # all audit records, in order
@@ -455,7 +455,7 @@ class _SeriesMemo:
 
     def remember(self, original: dict, form: tuple, snapshot: tuple, ds: RawDataset, layout: FileLayout, chunks: list, outcome) -> None:
         "Keep a fully processed file as its series' template."
-        if layout.pixel_start is None or layout.pixel_encapsulated: return
+        if layout.pixel_start is None: return
         audit: dict = {}
         for rec in outcome.audit:
             top = _top_tag(rec.path)
@@ -464,7 +464,7 @@ class _SeriesMemo:
         identifiers = identifying_strings([v for vs in snapshot[0].values() for v in vs])
         tpl = _Template(original, snapshot[0], snapshot[1], identifiers, snapshot[2], dict(chunks), audit, dict(outcome.crosswalk),
                         {k: ds.get(k) for k in ("PatientID", "StudyInstanceUID", "SeriesInstanceUID")},
-                        layout.pixel_length, form, snapshot[3], list(outcome.audit),
+                        None if layout.pixel_encapsulated else layout.pixel_length, form, snapshot[3], list(outcome.audit),
                         {t: set(identifying_strings(vs)) for t, vs in snapshot[0].items()},
                         meta=(meta_values(ds.file_meta), [r for r in outcome.audit if _top_tag(r.path) is None]))
         self.templates = [tpl] + [t for t in self.templates if t.raw.get(0x0020000E) != original.get(0x0020000E)][:7]
@@ -516,15 +516,21 @@ class _SeriesMemo:
                 else:
                     if buf[pos + 4:pos + 6] not in (b"OB", b"OW") or pos + 12 > len(buf) or buf[pos + 6:pos + 8] != b"\0\0": return None
                     header, length = 12, struct.unpack_from("<L", buf, pos + 8)[0]
-                if length != tpl.pixel_length or base + pos + header + length > size: return None
-                pixel = (base + pos, base + pos + header + length, header)
-                tags.append(tag); pos += header + length; continue
+                if (length == _UNDEFINED) != (tpl.pixel_length is None): return None   # native or encapsulated, as the template
+                if length == _UNDEFINED:   # encapsulated: its fragments (sizes differ from slice to slice) end where the delimiter is
+                    end = _fragments_end(f, buf, pos + header, size)
+                    if end is None: return None
+                else:
+                    end = pos + header + length
+                    if length != tpl.pixel_length or end > size: return None
+                pixel = (pos, end, header)
+                tags.append(tag); pos = end; continue
             if known is None: return None               # an element the template does not have
             elem = element_at(buf, pos, codec, implicit)
             if tag in self.decisive or group & 1 or 0x5000 <= group <= 0x60FF: return None
             diff[tag] = elem; tags.append(tag); pos = elem.end
         if pixel is None or tags != sorted(tags) or [t for t in tags if t != _PIXEL_DATA] != list(raw): return None
-        layout = FileLayout(size, ts, 0, pixel[0], pixel[1], pixel[2], True, False, False, tuple(tags))
+        layout = FileLayout(size, ts, 0, pixel[0], pixel[1], pixel[2], True, False, tpl.pixel_length is None, tuple(tags))
         return diff, layout
 
     def _by_difference(self, tpl: _Template, found: tuple, meta: RawDataset, source_file, path: str, source: str,
@@ -583,6 +589,22 @@ class _SeriesMemo:
         result.crosswalk, result.path = dict(tpl.crosswalk), "raw"
         self.hits += 1
         return result
+
+_UNDEFINED = 0xFFFFFFFF
+_ITEM = struct.Struct("<LL")
+
+def _fragments_end(f, buf: bytes, pos: int, size: int) -> int | None:
+    """The offset past encapsulated pixel data whose first item is at `pos`, or None unless it is what
+    `rawheader` reads: items of defined length, then a sequence delimiter of length 0, within the file.
+    Item headers are read where they lie: in `buf` (the file's start), else from the file."""
+    while pos + 8 <= size:
+        head = buf[pos:pos + 8] if pos + 8 <= len(buf) else os.pread(f.fileno(), 8, pos)
+        if len(head) != 8: return None
+        tag, length = _ITEM.unpack(head)
+        if tag == 0xE0DDFFFE: return pos + 8 if length == 0 else None
+        if tag != 0xE000FFFE or length == _UNDEFINED or pos + 8 + length > size: return None
+        pos += 8 + length
+    return None
 
 def _runs(raw: dict, breaks: frozenset) -> dict:
     """Runs of consecutive template elements (`raw`, in file order) that lie between the `breaks`, and not across the pixel data.
