@@ -870,7 +870,7 @@ def run(
     result.report_path = str(Path(report) if report else _beside(dst, ".report.json"))
     result.audit_path = str(Path(audit) if audit else _beside(dst, ".audit.jsonl"))
     result.journal_path = str(journal.path)
-    tasks, mtimes = [], []
+    tasks, mtimes, sizes = [], [], []
     for i, p in enumerate(listing.files):
         rel = p.relative_to(listing.root).as_posix()
         try:
@@ -879,7 +879,7 @@ def run(
             size, mtime = -1, -1
         prior = journal.index.get(rel, (0, None))[1] if key_mode == "given" else None
         expect = (prior["status"], prior["output"], prior["blake3"]) if _reusable(prior, size, mtime) else None
-        tasks.append((i, str(p), rel, expect, None)); mtimes.append(mtime)
+        tasks.append((i, str(p), rel, expect, None)); mtimes.append(mtime); sizes.append(size)
     if recipe.deface.get("enabled"):
         tasks = _plan_deface(tasks, result)
     cw = Crosswalk() if crosswalk_path else None
@@ -896,7 +896,7 @@ def run(
     try:
         with open(audit_tmp, "wb") as audit_fh:
             stream = _execute(tasks, recipe, key, str(staging), str(dst), workers, executor, fast, timeout,
-                              chunk_size, want_crosswalk=cw is not None, result=result)
+                              chunk_size, want_crosswalk=cw is not None, result=result, sizes=sizes)
             for f in stream:
                 if f.status == "verified":
                     cross = f.crosswalk
@@ -1092,10 +1092,24 @@ def _parallelism(executor: Any, workers: int) -> tuple[int, str]:
     n = getattr(executor, "_max_workers", None) or workers
     return max(int(n), 1), f"{n} {type(executor).__name__}"
 
+def _chunks(tasks: list, sizes: list[int], count: int, n: int) -> list[list]:
+    """`tasks` cut into chunks of at most `count` files and about a 1/(8n) share of the bytes each, so a large
+    file (a 50 MB cine) is a chunk of its own and not the heavy tail of one worker's chunk."""
+    budget = max(sum(max(s, 0) for s in sizes) / (n * 8), 1)
+    chunks: list = []
+    cur: list = []
+    held = 0
+    for task, size in zip(tasks, sizes):
+        if cur and (len(cur) >= count or held + max(size, 0) > budget):
+            chunks.append(cur); cur, held = [], 0
+        cur.append(task); held += max(size, 0)
+    if cur: chunks.append(cur)
+    return chunks
+
 def _execute(tasks: list, recipe: Recipe, key: Key, staging: str, dst: str, workers: int | None, executor: Any,
              fast: bool, timeout: float | None, chunk_size: int | None, want_crosswalk: bool,
-             result: RunResult) -> Iterator[FileResult]:
-    "Yield one FileResult per task, in input order."
+             result: RunResult, sizes: list[int] | None = None) -> Iterator[FileResult]:
+    "Yield one FileResult per task, in input order (`sizes`: the input sizes, to share the bytes out evenly)."
     workers = workers or os.cpu_count() or 1
     if executor is None and (workers <= 1 or len(tasks) <= 1):
         result.workers = "1 process"
@@ -1110,8 +1124,10 @@ def _execute(tasks: list, recipe: Recipe, key: Key, staging: str, dst: str, work
         n, result.workers = workers, f"{workers} processes"
     else:
         n, result.workers = _parallelism(executor, workers)
-    size = chunk_size or max(1, min(32, math.ceil(len(tasks) / (n * 8))))
-    chunks = [tasks[i:i + size] for i in range(0, len(tasks), size)]
+    if chunk_size:
+        chunks = [tasks[i:i + chunk_size] for i in range(0, len(tasks), chunk_size)]
+    else:
+        chunks = _chunks(tasks, sizes or [0] * len(tasks), max(1, min(32, math.ceil(len(tasks) / (n * 8)))), n)
     window = 3 * n
     inflight: dict = {}
     done_chunks: dict[int, list[FileResult]] = {}
