@@ -908,7 +908,7 @@ def run(
                     if f.output: taken[f.output] = f.source
                 else:
                     if f.audit: _pack(f)
-                    _place(f, staging, dst, taken, made)
+                    _place(f, dst, taken, made)
                     journal.append(f, mtimes[f.index])
                 audit_fh.write(f.audit_lines)
                 actions.update(f.actions)
@@ -965,10 +965,10 @@ def _note_of(plan, ds, headers) -> str:
     uid = str(ds.get("SeriesInstanceUID", ""))
     return plan.notes.get(f"series-{uids.index(uid) + 1}", "not defaced") if uid in uids else "not defaced: no SeriesInstanceUID"
 
-def _place(f: FileResult, staging: Path, dst: Path, taken: dict[str, str], made: set | None = None) -> None:
-    "Move a staged output to its final name; a duplicate output path fails the later input. `made`: folders known to exist."
+def _place(f: FileResult, dst: Path, taken: dict[str, str], made: set | None = None) -> None:
+    "Move a staged output (`f.staged`) to its final name; a duplicate output path fails the later input. `made`: folders known to exist."
     if f.status != "written": return
-    staged = f.staged or os.path.join(staging, f"{f.index:08d}.dcm")
+    staged = f.staged
     if f.output in taken:
         Path(staged).unlink(missing_ok=True)
         f.status, f.reason = "failed", (f"{f.source}: same output path as {taken[f.output]} (a duplicate instance: same "
