@@ -802,6 +802,13 @@ class _Journal:
     def close(self) -> None:
         self.sync(); self._fh.close(); self._audit.close()
 
+def _interactive() -> bool:
+    "True in a terminal (stderr is one) or a Jupyter notebook: where a progress bar is seen."
+    if sys.stderr.isatty(): return True
+    if "IPython" not in sys.modules: return False   # not imported: not in IPython (and not worth importing to find out)
+    shell = sys.modules["IPython"].get_ipython()
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"   # a Jupyter kernel, not a script
+
 class _NoBar:
     "A progress bar that shows nothing (what `run` uses when no bar is wanted: tqdm is not even imported)."
     def update(self, n: int = 1) -> None: pass
@@ -829,7 +836,7 @@ def run(
     crosswalk: str | os.PathLike | None = None,  # write the re-identification table here (never inside dst)
     crosswalk_passphrase: str | None = None,     # encrypt the crosswalk with this passphrase
     subjects: str | os.PathLike | None = None,   # subject table CSV (overrides the recipe's)
-    progress: bool | None = None,            # progress bar (default: when stderr is a terminal)
+    progress: bool | None = None,            # progress bar (default: in a terminal or a Jupyter notebook)
     layout: str | None = None,               # output layout: hierarchy, flat or mirror (default: the recipe's)
     timeout: float | None = 600.0,           # per-file time limit in seconds (None: none)
     fast: bool = True,                       # stream files whose pixels the recipe leaves alone
@@ -884,7 +891,7 @@ def run(
         tasks = _plan_deface(tasks, result)
     cw = Crosswalk() if crosswalk_path else None
     audit_tmp = Path(result.audit_path).with_name(f".{Path(result.audit_path).name}.partial")
-    show = sys.stderr.isatty() if progress is None else progress
+    show = _interactive() if progress is None else progress
     if show:
         from tqdm.auto import tqdm
         bar = tqdm(total=len(tasks), unit="file", desc="de-identifying", smoothing=0.1)
