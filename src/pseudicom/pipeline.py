@@ -582,7 +582,7 @@ class _SeriesMemo:
             if tpl.pieces is None:
                 tpl.pieces = _audit_pieces(records)
                 tpl.actions = dict(Counter((r.keyword or r.tag, r.action) for r in records))
-            result.audit_lines, result.actions, result.changes = json.dumps(rel).join(tpl.pieces).encode(), dict(tpl.actions), len(records)
+            result.audit_lines, result.actions, result.changes = json.dumps(rel).join(tpl.pieces).encode(), tpl.actions, len(records)
         else:
             result.audit = [{"path": r.path, "tag": r.tag, "keyword": r.keyword, "action": r.action, "rule": r.rule, "output": rel}
                             for r in records]
@@ -809,6 +809,21 @@ def _interactive() -> bool:
     shell = sys.modules["IPython"].get_ipython()
     return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"   # a Jupyter kernel, not a script
 
+class _Tally:
+    """Counts of (keyword or tag, action) over all files. The files of a series share one counts object
+    (a template's, sent once per chunk: pickle keeps shared objects shared), so runs of it are added at once."""
+    def __init__(self):
+        self.total: Counter = Counter()
+        self.last, self.times = None, 0
+    def add(self, counts: dict) -> None:
+        if counts is self.last: self.times += 1; return
+        self._flush(); self.last, self.times = counts, 1
+    def _flush(self) -> None:
+        if self.last: self.total.update({k: v * self.times for k, v in self.last.items()} if self.times > 1 else self.last)
+        self.last, self.times = None, 0
+    def result(self) -> dict:
+        self._flush(); return dict(self.total)
+
 class _NoBar:
     "A progress bar that shows nothing (what `run` uses when no bar is wanted: tqdm is not even imported)."
     def update(self, n: int = 1) -> None: pass
@@ -878,15 +893,17 @@ def run(
     result.audit_path = str(Path(audit) if audit else _beside(dst, ".audit.jsonl"))
     result.journal_path = str(journal.path)
     tasks, mtimes, sizes = [], [], []
+    prefix = str(listing.root).rstrip(os.sep) + os.sep
     for i, p in enumerate(listing.files):
-        rel = p.relative_to(listing.root).as_posix()
+        path = str(p)
+        rel = path[len(prefix):] if path.startswith(prefix) and os.sep == "/" else p.relative_to(listing.root).as_posix()
         try:
-            st = p.stat(); size, mtime = st.st_size, st.st_mtime_ns
+            st = os.stat(path); size, mtime = st.st_size, st.st_mtime_ns
         except OSError:
             size, mtime = -1, -1
         prior = journal.index.get(rel, (0, None))[1] if key_mode == "given" else None
         expect = (prior["status"], prior["output"], prior["blake3"]) if _reusable(prior, size, mtime) else None
-        tasks.append((i, str(p), rel, expect, None)); mtimes.append(mtime); sizes.append(size)
+        tasks.append((i, path, rel, expect, None)); mtimes.append(mtime); sizes.append(size)
     if recipe.deface.get("enabled"):
         tasks = _plan_deface(tasks, result)
     cw = Crosswalk() if crosswalk_path else None
@@ -899,7 +916,7 @@ def run(
         bar = _NoBar()
     taken: dict[str, str] = {}
     made: set = set()
-    actions: Counter = Counter()
+    actions = _Tally()
     try:
         with open(audit_tmp, "wb") as audit_fh:
             stream = _execute(tasks, recipe, key, str(staging), str(dst), workers, executor, fast, timeout,
@@ -918,7 +935,7 @@ def run(
                     _place(f, dst, taken, made)
                     journal.append(f, mtimes[f.index])
                 audit_fh.write(f.audit_lines)
-                actions.update(f.actions)
+                actions.add(f.actions)
                 if cw is not None: cw.update(f.crosswalk)
                 f.audit_lines, f.actions, f.crosswalk = b"", {}, {}
                 result.files.append(f)
@@ -935,7 +952,7 @@ def run(
         audit_tmp.unlink(missing_ok=True)
         if not journal._fh.closed: journal.close()   # an interrupted run keeps the records of what it placed
     shutil.rmtree(dst / _STAGING, ignore_errors=True)
-    result._actions = dict(actions)
+    result._actions = actions.result()
     if cw is not None:
         result.crosswalk_path = str(cw.write(crosswalk_path, output_root=dst, passphrase=crosswalk_passphrase))
     result.seconds = time.perf_counter() - started
