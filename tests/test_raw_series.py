@@ -80,29 +80,31 @@ def series(tmp_path_factory) -> list[Path]:
     return files
 
 
+def _copies(series: list[Path], folder: Path, change) -> list[Path]:
+    "The series rewritten into `folder`, each file changed by `change(i, ds)`."
+    out = []
+    for i, f in enumerate(series):
+        ds = pydicom.dcmread(f); change(i, ds)
+        ds.save_as(folder / f.name, enforce_file_format=True); out.append(folder / f.name)
+    return out
+
+
 @pytest.fixture(scope="module")
 def implicit_series(series, tmp_path_factory) -> list[Path]:
     "The same series in Implicit VR Little Endian."
     from pydicom.uid import ImplicitVRLittleEndian
-    d = tmp_path_factory.mktemp("implicit")
-    out = []
-    for f in series:
-        ds = pydicom.dcmread(f); ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
-        ds.save_as(d / f.name, enforce_file_format=True); out.append(d / f.name)
-    return out
+    def change(i, ds): ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    return _copies(series, tmp_path_factory.mktemp("implicit"), change)
 
 
 @pytest.fixture(scope="module")
 def rle_series(series, tmp_path_factory) -> list[Path]:
     "The same series compressed (RLE Lossless: encapsulated pixel data, fragment sizes that differ from slice to slice)."
     from pydicom.uid import RLELossless
-    d = tmp_path_factory.mktemp("rle")
-    out = []
-    for i, f in enumerate(series):
-        ds = pydicom.dcmread(f)
+    def change(i, ds):
         arr = ds.pixel_array.copy(); arr[: i % 7 + 1, : (5 * i) % 29 + 2] = (37 * i) % 1000   # so the compressed sizes differ
         ds.compress(RLELossless, arr, encoding_plugin="pydicom")
-        ds.save_as(d / f.name, enforce_file_format=True); out.append(d / f.name)
+    out = _copies(series, tmp_path_factory.mktemp("rle"), change)
     sizes = {(p.stat().st_size, len(pydicom.dcmread(p).PixelData)) for p in out}
     assert len(sizes) > 10, sizes   # the compressed pixel data differs in length from slice to slice
     return out
