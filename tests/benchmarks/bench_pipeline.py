@@ -205,20 +205,16 @@ def main() -> None:
     out = work / "out"
     ours_label = f"pseudicom basic, {args.workers} workers"
     rounds: list[dict] = []
+    tools = {"cp": (lambda src: ["cp", "-r", str(src), str(out)], "cp -r"),
+             "ours": (lambda src: pseud + [str(src), str(out), "--recipe", "basic", "--quiet", "--workers", str(args.workers)], ours_label)}
+    if have("gdcmanon", "cmd"):
+        tools["gdcm"] = (lambda src: ["gdcmanon", "--dumb", "--continue", "-r", "-i", str(src), "-o", str(out)] + GDCM_TAGS,
+                         "gdcmanon --dumb (20 tags)")
     for r in range(args.repeat):   # the floor, ours and the C++ peer, interleaved: this machine's disk is noisy
         print(f"# round {r + 1} of {args.repeat}", flush=True)
-        got = {"cp": measure(["cp", "-r", str(c["ct"]), str(out)], "cp -r", c["ct"], out),
-               "ours": measure(pseud + [str(c["ct"]), str(out), "--recipe", "basic", "--quiet", "--workers", str(args.workers)],
-                               ours_label, c["ct"], out)}
-        if have("gdcmanon", "cmd"):
-            got["gdcm"] = measure(["gdcmanon", "--dumb", "--continue", "-r", "-i", str(c["ct"]), "-o", str(out)] + GDCM_TAGS,
-                                  "gdcmanon --dumb (20 tags)", c["ct"], out)
-        got["cp small"] = measure(["cp", "-r", str(c["small"]), str(out)], "cp -r", c["small"], out)
-        got["ours small"] = measure(pseud + [str(c["small"]), str(out), "--recipe", "basic", "--quiet", "--workers", str(args.workers)],
-                                    ours_label, c["small"], out)
-        if "gdcm" in got:
-            got["gdcm small"] = measure(["gdcmanon", "--dumb", "--continue", "-r", "-i", str(c["small"]), "-o", str(out)] + GDCM_TAGS,
-                                        "gdcmanon --dumb (20 tags)", c["small"], out)
+        got = {}
+        for suffix, corpus in (("", c["ct"]), (" small", c["small"])):
+            for k, (cmd, label) in tools.items(): got[k + suffix] = measure(cmd(corpus), label, corpus, out)
         rounds.append(got)
     rows.append(measure(pseud + [str(c["ct"]), str(out), "--recipe", "basic", "--quiet", "--workers", "1"],
                         "pseudicom basic, 1 process", c["ct"], out))
