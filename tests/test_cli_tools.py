@@ -57,3 +57,19 @@ def test_output_to_a_closed_pipe_is_no_traceback():
         os.close(w)
     assert proc.returncode == 141, proc.stderr
     assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr, proc.stderr
+
+
+def test_the_program_exits_with_the_commands_code_and_skips_pydicoms_downloader():
+    "`pseudicom` and `python -m pseudicom.cli` exit with the command's code; neither imports requests or tqdm at start."
+    import shutil
+    import subprocess
+    import sys
+    prog = shutil.which("pseudicom")
+    assert prog, "the pseudicom program is installed (pip install -e .)"
+    assert subprocess.run([prog, "recipe", "show", "nope"], capture_output=True, timeout=120).returncode == 2
+    ok = subprocess.run([prog, "recipe", "show", "basic"], capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0 and ok.stdout.startswith("# pseudicom recipe: basic"), ok.stderr
+    probe = ("import sys; from pseudicom.cli import main; code = main(['recipe', 'show', 'basic']); "
+             "print(code, sorted(m for m in ('pydicom', 'requests', 'tqdm') if m in sys.modules), file=sys.stderr)")
+    run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert run.stderr.strip().splitlines()[-1] == "0 ['pydicom']", run.stderr[-2000:]

@@ -201,6 +201,26 @@ def raw_headers() -> bool:
 class FileTimeout(BaseException):
     "Raised inside a worker when one file exceeds the per-file time limit (a BaseException so no handler swallows it)."
 
+def _on_alarm(signum, frame): raise FileTimeout()
+
+_ALARM_HELD = False   # True while `_alarm_handler` keeps `_on_alarm` installed (in this process's main thread)
+
+@contextmanager
+def _alarm_handler(seconds: float | None):
+    """Keep the SIGALRM handler of `_time_limit` installed for many files (two system calls fewer per file);
+    the previous handler is back afterwards. Only in a main thread, and not nested."""
+    global _ALARM_HELD
+    if (not seconds or seconds <= 0 or _ALARM_HELD or not hasattr(signal, "setitimer")
+            or threading.current_thread() is not threading.main_thread()):
+        yield; return
+    previous = signal.signal(signal.SIGALRM, _on_alarm)
+    _ALARM_HELD = True
+    try:
+        yield
+    finally:
+        _ALARM_HELD = False
+        signal.signal(signal.SIGALRM, previous)
+
 @contextmanager
 def _time_limit(seconds: float | None):
     "Raise `FileTimeout` in this thread after `seconds` (SIGALRM in a main thread, an async exception elsewhere, e.g. Dask)."
@@ -208,13 +228,14 @@ def _time_limit(seconds: float | None):
         yield; return
     deadline = time.monotonic() + seconds
     if threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer"):
-        def _alarm(signum, frame): raise FileTimeout()
-        previous = signal.signal(signal.SIGALRM, _alarm)
+        held = _ALARM_HELD
+        if not held: previous = signal.signal(signal.SIGALRM, _on_alarm)
         signal.setitimer(signal.ITIMER_REAL, seconds)
         try:
             yield
         finally:
-            signal.setitimer(signal.ITIMER_REAL, 0); signal.signal(signal.SIGALRM, previous)
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            if not held: signal.signal(signal.SIGALRM, previous)
         if time.monotonic() > deadline: raise FileTimeout()   # finished, but too late: the same verdict every time
         return
     tid, lock, state = threading.get_ident(), threading.Lock(), {"armed": True, "fired": False}
@@ -564,8 +585,7 @@ class _SeriesMemo:
         audit = {t: recs for t, recs in tpl.audit.items() if t not in diff}
         for rec in ctx.audit: audit.setdefault(_top_tag(rec.path), []).append(rec)
         chunks = {t: c for t, c in tpl.chunks.items() if t not in diff}
-        for tag, chunk in element_chunks(mini):
-            if tag in diff: chunks[tag] = chunk
+        chunks.update(element_chunks(mini, only=diff))
         # the new file meta is the template's with this file's instance UID (same form: the same elements, preamble, class)
         uid = str(mini.get("SOPInstanceUID") or "")
         meta_audit = tpl.meta[1]
@@ -1018,12 +1038,13 @@ def _process_tasks(deid: Deidentifier, staging: str, dst: str, tasks: list, fast
                    want_crosswalk: bool) -> Iterator[FileResult]:
     "Process `tasks` one after the other in this thread, yielding each result as it is ready."
     staging = _own_folder(staging)
-    for index, path, source, expect, series in tasks:
-        if expect is not None and _verify(Path(dst), expect):
-            f = FileResult(index, source, "verified")
-            if want_crosswalk and expect[0] == "written": f.crosswalk = _crosswalk_of(path, source, deid)
-            yield f; continue
-        yield _pack(process_file(index, path, source, staging, deid, fast=fast, timeout=timeout, series=series))
+    with _alarm_handler(timeout):
+        for index, path, source, expect, series in tasks:
+            if expect is not None and _verify(Path(dst), expect):
+                f = FileResult(index, source, "verified")
+                if want_crosswalk and expect[0] == "written": f.crosswalk = _crosswalk_of(path, source, deid)
+                yield f; continue
+            yield _pack(process_file(index, path, source, staging, deid, fast=fast, timeout=timeout, series=series))
 
 _OWN_FOLDERS: dict = {}
 

@@ -337,12 +337,25 @@ def parse_meta(
     if group_length is not None and (group_length.end - group_length.start != 12 or 144 + group_length.value != pos):
         raise Decline("file meta group length")
     ts = meta.get("TransferSyntaxUID")
-    if not isinstance(ts, str) or ts in ("1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"): raise Decline(f"transfer syntax {ts}")
-    try:
-        if (UID(ts).is_implicit_VR and ts != _IMPLICIT) or not UID(ts).is_little_endian: raise Decline(f"transfer syntax {ts}")
-    except ValueError:
-        raise Decline(f"unknown transfer syntax {ts}") from None
+    if not isinstance(ts, str): raise Decline(f"transfer syntax {ts}")
+    why = _SYNTAX.get(ts)
+    if why is None: why = _syntax_refusal(str(ts))
+    if why: raise Decline(why)
     return meta, pos, str(ts)
+
+_SYNTAX: dict = {}   # transfer syntax UID -> why the fast path refuses it ("": it does not)
+
+def _syntax_refusal(ts: str) -> str:
+    "Why the fast path does not model datasets in transfer syntax `ts` (big endian, deflated, unknown), or ''."
+    if ts in ("1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"):
+        why = f"transfer syntax {ts}"
+    else:
+        try:
+            why = f"transfer syntax {ts}" if (UID(ts).is_implicit_VR and ts != _IMPLICIT) or not UID(ts).is_little_endian else ""
+        except ValueError:
+            why = f"unknown transfer syntax {ts}"
+    if len(_SYNTAX) < 1000: _SYNTAX[ts] = why
+    return why
 
 def element_at(
     buf: Any,               # bytes holding the element
@@ -552,7 +565,8 @@ def _meta_bytes(meta: Any) -> bytes:
     return meta_bytes(meta_values(meta))
 
 def element_chunks(
-    ds: RawDataset,  # a parsed (and de-identified) dataset
+    ds: RawDataset,   # a parsed (and de-identified) dataset
+    only: Any = None, # encode only these top-level tags (default: all)
 ) -> list[tuple[int, bytes]]:  # (tag, encoded element) in tag order
     "Each top-level element of `ds` as it is written (group lengths above 0006 dropped, as pydicom drops them)."
     codec = ds.codec if "SpecificCharacterSet" not in ds else _CODECS.get(str(ds.get("SpecificCharacterSet") or ""), None)
@@ -560,7 +574,7 @@ def element_chunks(
     out = []
     for elem in ds:
         tag = int(elem.tag)
-        if not _written(tag): continue
+        if not _written(tag) or (only is not None and tag not in only): continue
         buf: list = []
         _element_bytes(elem, buf, codec, ds.implicit)
         out.append((tag, b"".join(buf)))
