@@ -18,11 +18,17 @@ shared virtual machine the same `cp -r` takes anywhere between 0.6 and 3 s, so o
 Each round also runs the three on the `--small` subset, which splits each tool's time into a start-up cost
 and a rate after start-up: rate = (ct - small) / (t_ct - t_small), start-up = t_small - small / rate. A Python
 tool pays its imports (pydicom, numpy: about 0.3 s) once per run; a C++ tool does not. On 2000 files that is
-a large part of the whole, on an archive it is nothing.
+a large part of the whole, on an archive it is nothing. The order of the three turns from round to round.
+
+Before each run the previous output is deleted and the disk is synced (`sync`), so no run pays for writing
+back what the one before it wrote. pseudicom's modules are compiled to bytecode first (`compileall`), as
+`pip install` does: in a source checkout with PYTHONDONTWRITEBYTECODE set, every run would otherwise compile
+them again (about 50 ms), which no installed copy does.
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -133,6 +139,7 @@ def measure(cmd: list[str], label: str, corpus: Path, out: Path, mkdir: bool = F
     import psutil
     shutil.rmtree(out, ignore_errors=True)
     if mkdir: out.mkdir(parents=True)
+    os.sync()   # the last run's writes (and this deletion) go to disk now, not during this run
     cmd = ["/usr/bin/time", "-f", "@@ %M %U %S"] + cmd
     files = [p for p in corpus.rglob("*") if p.is_file() and not p.name.startswith(".")]
     mb = sum(p.stat().st_size for p in files) / 1e6
@@ -193,6 +200,8 @@ def main() -> None:
     ap.add_argument("--peer-corpus", choices=["ct", "small"], default="ct", help="corpus for the Python peers (they are slow)")
     args = ap.parse_args()
     work = Path(args.work); work.mkdir(parents=True, exist_ok=True)
+    package = importlib.util.find_spec("pseudicom").submodule_search_locations[0]
+    subprocess.run([sys.executable, "-m", "compileall", "-q", package], check=True)   # bytecode, as an installed copy has
     c = build_corpus(work, args.ct, args.small, args.cines)
     recipe = work / "basic-us.yaml"
     basic = subprocess.run([sys.executable, "-m", "pseudicom.cli", "recipe", "show", "basic"], capture_output=True, text=True, check=True).stdout
@@ -213,8 +222,9 @@ def main() -> None:
     for r in range(args.repeat):   # the floor, ours and the C++ peer, interleaved: this machine's disk is noisy
         print(f"# round {r + 1} of {args.repeat}", flush=True)
         got = {}
+        order = list(tools.items()); order = order[r % len(order):] + order[:r % len(order)]   # no tool always runs first
         for suffix, corpus in (("", c["ct"]), (" small", c["small"])):
-            for k, (cmd, label) in tools.items(): got[k + suffix] = measure(cmd(corpus), label, corpus, out)
+            for k, (cmd, label) in order: got[k + suffix] = measure(cmd(corpus), label, corpus, out)
         rounds.append(got)
     rows.append(measure(pseud + [str(c["ct"]), str(out), "--recipe", "basic", "--quiet", "--workers", "1"],
                         "pseudicom basic, 1 process", c["ct"], out))
