@@ -110,10 +110,21 @@ def rle_series(series, tmp_path_factory) -> list[Path]:
     return out
 
 
+@pytest.fixture(scope="module")
+def cyrillic_series(series, tmp_path_factory) -> list[Path]:
+    "The same series in ISO_IR 144 (Cyrillic): the patient's name in Cyrillic, and in some slices' comments too."
+    def change(i, ds):
+        ds.SpecificCharacterSet = "ISO_IR 144"
+        if i != 12: ds.PatientName = "Мустерман^Макс"
+        if i % 10 == 7: ds.ImageComments = f"Мустерман, срез {i}"   # the name in a text the safety net cleans
+        if i == 50: ds.ImageComments = "контроль"                     # a text without it
+    return _copies(series, tmp_path_factory.mktemp("cyrillic"), change)
+
+
 @pytest.mark.parametrize("recipe,encoding", [("basic", "explicit"), ("pseudonymize", "explicit"), ("pseudonymize", "implicit"),
-                                             ("pseudonymize", "rle")])
-def test_series_memo_matches_pydicom(series, implicit_series, rle_series, recipe, encoding, tmp_path):
-    series = {"explicit": series, "implicit": implicit_series, "rle": rle_series}[encoding]
+                                             ("pseudonymize", "rle"), ("pseudonymize", "cyrillic")])
+def test_series_memo_matches_pydicom(series, implicit_series, rle_series, cyrillic_series, recipe, encoding, tmp_path):
+    series = {"explicit": series, "implicit": implicit_series, "rle": rle_series, "cyrillic": cyrillic_series}[encoding]
     (tmp_path / "a").mkdir(); (tmp_path / "b").mkdir(); (tmp_path / "c").mkdir()
     raw, hits = _run(series, recipe, True, tmp_path / "a")
     ref, _ = _run(series, recipe, False, tmp_path / "b")
@@ -128,3 +139,6 @@ def test_series_memo_matches_pydicom(series, implicit_series, rle_series, recipe
     assert raw[15][0] == "quarantined"
     texts = {i: pydicom.dcmread(__import__("io").BytesIO(raw[i][7])).get("ImageComments") for i in (5, 9) if raw[i][7]}
     assert all("2024" not in str(t) for t in texts.values()), texts
+    if encoding == "cyrillic":   # the Cyrillic name is nowhere in the outputs (the memo's path included)
+        assert not [i for i, r in enumerate(raw) if r[7] and "Мустерман".encode("iso8859_5") in r[7]]
+        assert sum(1 for r in raw if r[7] and b"ISO_IR 144" in r[7]) > 100

@@ -39,7 +39,13 @@ _STRING_VRS = _CHARSET_VRS | _WHOLE_RSTRIP | _STRIPPED | {"UR"}
 _LONG = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "UC", "UN", "UR", "UT", "SV", "UV"})
 _KNOWN = _STRING_VRS | set(_BINARY) | _BYTES | {"AT", "SQ"}
 _VR_OF = {vr.encode(): vr for vr in _KNOWN}
-_CODECS = {"": "latin_1", "ISO_IR 6": "latin_1", "ISO_IR 100": "latin_1", "ISO_IR 192": "utf_8"}
+# the character sets of one byte per character, and UTF-8, with pydicom's Python codecs for them (`pydicom.charset.python_encoding`).
+# Not here: code extensions (ISO 2022 escape sequences: Japanese, Korean, Chinese, several sets), GB18030, GBK, and
+# ISO_IR 13, which pydicom decodes as Shift JIS (a byte 0x5C there is not always a backslash).
+_CODECS = {"": "latin_1", "ISO_IR 6": "latin_1", "ISO_IR 100": "latin_1", "ISO_IR 192": "utf_8",
+           "ISO_IR 101": "iso8859_2", "ISO_IR 109": "iso8859_3", "ISO_IR 110": "iso8859_4", "ISO_IR 126": "iso_ir_126",
+           "ISO_IR 127": "iso_ir_127", "ISO_IR 138": "iso_ir_138", "ISO_IR 144": "iso_ir_144", "ISO_IR 148": "iso_ir_148",
+           "ISO_IR 166": "iso_ir_166"}
 
 def _decline(why: str):
     raise Decline(why)
@@ -69,6 +75,7 @@ def decode(
         vals = [BaseTag(g << 16 | e) for g, e in struct.iter_unpack("<HH", raw)]
         return vals[0] if len(vals) == 1 else vals if vals else None
     if vr not in _STRING_VRS: raise Decline(f"VR {vr}")
+    if vr in _CHARSET_VRS and b"\x1b" in raw: raise Decline("escape sequence in text")   # pydicom drops or switches on them
     try:
         text = bytes(raw).decode(codec if vr in _CHARSET_VRS else "latin_1")
     except UnicodeDecodeError:
