@@ -121,10 +121,29 @@ def cyrillic_series(series, tmp_path_factory) -> list[Path]:
     return _copies(series, tmp_path_factory.mktemp("cyrillic"), change)
 
 
+@pytest.fixture(scope="module")
+def un_series(series, tmp_path_factory) -> list[Path]:
+    """The same series with public attributes stored as explicit UN (as an archive that did not know them sends them),
+    among them attributes that differ from slice to slice (the memo reads those alone)."""
+    from pydicom.dataelem import RawDataElement
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_data_element
+    def change(i, ds):
+        for kw in ("InstanceNumber", "SliceLocation", "ImagePositionPatient", "ImageType", "SliceThickness", "StudyDescription"):
+            if kw not in ds: continue
+            fp = DicomBytesIO(); fp.is_little_endian, fp.is_implicit_VR = True, False
+            write_data_element(fp, ds[kw]); value = fp.getvalue()[8:]   # the value bytes, after a short explicit header
+            ds[kw] = RawDataElement(ds[kw].tag, "UN", len(value), value, 0, False, True)
+    out = _copies(series, tmp_path_factory.mktemp("un"), change)
+    assert b"UN" in out[1].read_bytes()[:4096] and pydicom.dcmread(out[1])["InstanceNumber"].VR == "IS"
+    return out
+
+
 @pytest.mark.parametrize("recipe,encoding", [("basic", "explicit"), ("pseudonymize", "explicit"), ("pseudonymize", "implicit"),
-                                             ("pseudonymize", "rle"), ("pseudonymize", "cyrillic")])
-def test_series_memo_matches_pydicom(series, implicit_series, rle_series, cyrillic_series, recipe, encoding, tmp_path):
-    series = {"explicit": series, "implicit": implicit_series, "rle": rle_series, "cyrillic": cyrillic_series}[encoding]
+                                             ("pseudonymize", "rle"), ("pseudonymize", "cyrillic"), ("pseudonymize", "un")])
+def test_series_memo_matches_pydicom(series, implicit_series, rle_series, cyrillic_series, un_series, recipe, encoding, tmp_path):
+    series = {"explicit": series, "implicit": implicit_series, "rle": rle_series, "cyrillic": cyrillic_series,
+              "un": un_series}[encoding]
     (tmp_path / "a").mkdir(); (tmp_path / "b").mkdir(); (tmp_path / "c").mkdir()
     raw, hits = _run(series, recipe, True, tmp_path / "a")
     ref, _ = _run(series, recipe, False, tmp_path / "b")

@@ -161,12 +161,13 @@ def _keyword_of(tag: int) -> str:
 
 class RawElement:
     "One element of a `RawDataset`: its bytes in the source, or a new value."
-    __slots__ = ("tag", "VR", "buf", "start", "end", "vstart", "codec", "_value", "changed", "undefined")
+    __slots__ = ("tag", "VR", "buf", "start", "end", "vstart", "codec", "_value", "changed", "undefined", "recoded")
 
     def __init__(self, tag: int, vr: str, buf: Any = None, start: int = 0, end: int = 0, vstart: int = 0,
                  codec: str = "latin_1", value: Any = None, changed: bool = False, undefined: bool = False):
         self.tag, self.VR, self.buf, self.start, self.end, self.vstart = BaseTag(tag), vr, buf, start, end, vstart
         self.codec, self._value, self.changed, self.undefined = codec, value, changed, undefined
+        self.recoded = False   # stored as explicit UN, read (and written) as the VR pydicom gives it
 
     @property
     def keyword(self) -> str:
@@ -334,6 +335,25 @@ def _implicit_vr(tag: int, ds: RawDataset) -> str:
     _DICT_VR[tag] = vr
     return vr
 
+def _un_vr(tag: int, ds: RawDataset | None, length: int) -> str:
+    """The VR pydicom gives an element stored as explicit UN (`replace_un_with_known_vr`, its default): a private
+    element's from its creator (LO for a creator), a public one's from the dictionary (unless 64 KiB or longer).
+    Declines where pydicom would parse the value further (a sequence) or decide from other elements ("US or SS")."""
+    if length == _UNDEFINED: raise Decline("UN of undefined length")
+    if (tag >> 16) & 1:
+        if ds is None: raise Decline("private UN element out of its dataset")
+        vr = _implicit_vr(tag, ds)
+    elif length >= 0xFFFF:
+        vr = "UN"
+    else:
+        try:
+            vr = dictionary_VR(tag)
+        except KeyError:
+            vr = "UN"
+    if vr == "SQ" or " or " in vr or (vr != "UN" and vr not in _KNOWN): raise Decline(f"UN element read as {vr}")
+    if vr not in _LONG and length > 0xFFFF: raise Decline("UN value too long for its VR")
+    return vr
+
 def parse_meta(
     buf: Any,  # the file, or its start
 ) -> tuple[RawDataset, int, str]:  # the file meta, where the dataset starts, the transfer syntax
@@ -380,13 +400,17 @@ def element_at(
         if vr == "SQ" or length == _UNDEFINED or vstart + length > len(buf): raise _Short("sequence, undefined length or truncated")
         return RawElement(group << 16 | el, vr, buf, pos, vstart + length, vstart, codec)
     vr = _VR_OF.get(vrb)
-    if vr is None or vr == "SQ" or group == 0xFFFE: raise Decline("not a plain element")
+    un = vr is None and vrb == b"UN" and not group & 1   # a public element stored as UN: read as its dictionary's VR
+    if (vr is None and not un) or vr == "SQ" or group == 0xFFFE: raise Decline("not a plain element")
     vstart = pos + 8
-    if vr in _LONG:
+    if un or vr in _LONG:
         if pos + 12 > len(buf) or length: raise _Short("truncated or reserved bytes")
         length = _L.unpack_from(buf, pos + 8)[0]; vstart = pos + 12
     if length == _UNDEFINED or vstart + length > len(buf): raise _Short("undefined length or truncated")
-    return RawElement(group << 16 | el, vr, buf, pos, vstart + length, vstart, codec)
+    if un: vr = _un_vr(group << 16 | el, None, length)
+    elem = RawElement(group << 16 | el, vr, buf, pos, vstart + length, vstart, codec)
+    elem.recoded = un and vr != "UN"
+    return elem
 
 def _elements(buf: Any, pos: int, end: int, ds: RawDataset, depth: int, meta_only: bool = False,
               top: dict | None = None, until: int | None = None, file_size: int = 0, last: int = -1) -> int:
@@ -412,7 +436,16 @@ def _elements(buf: Any, pos: int, end: int, ds: RawDataset, depth: int, meta_onl
             vr = _implicit_vr(tag, ds)
         else:
             vr = _VR_OF.get(vrb)
-            if vr is None: raise Decline(f"VR {vrb!r}")
+            if vr is None:
+                if vrb != b"UN" or meta_only: raise Decline(f"VR {vrb!r}")
+                if pos + 12 > end or length: raise _Short("truncated or reserved bytes")
+                length = _L.unpack_from(buf, pos + 8)[0]; vstart = pos + 12
+                vr = _un_vr(tag, ds, length)
+                if vstart + length > end: raise _Short("element past the buffer")
+                elem = RawElement(tag, vr, buf, pos, vstart + length, vstart, codec)
+                elem.recoded = vr != "UN"
+                elems[tag] = elem; pos = elem.end
+                continue
             if vr in _LONG:
                 if pos + 12 > end or length: raise _Short("truncated or reserved bytes")
                 length = _L.unpack_from(buf, pos + 8)[0]; vstart = pos + 12
@@ -489,8 +522,11 @@ def _element_bytes(elem: RawElement, out: list, codec: str, implicit: bool = Fal
             if (elem.end - elem.vstart) % 2: raise Decline(f"{tag:08X} {vr} value of odd length")
         elif not canonical(vr, bytes(elem.buf[elem.vstart:elem.end]), elem.codec):
             raise Decline(f"{tag:08X} {vr} value pydicom would rewrite")
-        out.append(elem.buf[elem.start:elem.end]); return
-    value = encode(vr, elem._value, codec)
+        if not elem.recoded:
+            out.append(elem.buf[elem.start:elem.end]); return
+        value = elem.buf[elem.vstart:elem.end]   # stored as UN: the same value, under the header of its VR
+    else:
+        value = encode(vr, elem._value, codec)
     if implicit:
         out.append(struct.pack("<HHL", tag >> 16, tag & 0xFFFF, len(value)))
     elif vr in _LONG:
