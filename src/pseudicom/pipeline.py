@@ -39,7 +39,7 @@ from .io import (FileLayout, _check_complete, atomic_write_bytes, atomic_write_p
                           read_dataset, read_header, walk_files, write_parts)
 from .keys import Crosswalk, Key
 from .profile import ProfileOption
-from .rawheader import (_HH, Decline, RawDataset, assemble, element_at, element_chunks, meta_bytes, meta_values,
+from .rawheader import (_HH, _UNDEFINED, Decline, RawDataset, assemble, element_at, element_chunks, meta_bytes, meta_values,
                                  parse_meta, read_raw)
 from .recipe import Recipe, load_recipe
 
@@ -610,7 +610,6 @@ class _SeriesMemo:
         self.hits += 1
         return result
 
-_UNDEFINED = 0xFFFFFFFF
 _ITEM = struct.Struct("<LL")
 
 def _fragments_end(f, buf: bytes, pos: int, size: int) -> int | None:

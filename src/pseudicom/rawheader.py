@@ -431,22 +431,18 @@ def _elements(buf: Any, pos: int, end: int, ds: RawDataset, depth: int, meta_onl
             raise Decline("misplaced delimiter")
         if tag <= last: raise Decline("elements out of order or repeated")
         last = tag
+        recoded = False
         if implicit:
             length = _L.unpack_from(buf, pos + 4)[0]; vstart = pos + 8
             vr = _implicit_vr(tag, ds)
         else:
             vr = _VR_OF.get(vrb)
-            if vr is None:
+            if vr is None:   # explicit UN: read as the VR pydicom gives it (never SQ or of undefined length: those decline)
                 if vrb != b"UN" or meta_only: raise Decline(f"VR {vrb!r}")
                 if pos + 12 > end or length: raise _Short("truncated or reserved bytes")
                 length = _L.unpack_from(buf, pos + 8)[0]; vstart = pos + 12
-                vr = _un_vr(tag, ds, length)
-                if vstart + length > end: raise _Short("element past the buffer")
-                elem = RawElement(tag, vr, buf, pos, vstart + length, vstart, codec)
-                elem.recoded = vr != "UN"
-                elems[tag] = elem; pos = elem.end
-                continue
-            if vr in _LONG:
+                vr = _un_vr(tag, ds, length); recoded = vr != "UN"
+            elif vr in _LONG:
                 if pos + 12 > end or length: raise _Short("truncated or reserved bytes")
                 length = _L.unpack_from(buf, pos + 8)[0]; vstart = pos + 12
             else:
@@ -464,6 +460,7 @@ def _elements(buf: Any, pos: int, end: int, ds: RawDataset, depth: int, meta_onl
                     return vstart + length   # the caller reads what follows from the file
                 raise _Short("element past the buffer")
             elem = RawElement(tag, vr, buf, pos, vstart + length, vstart, codec)
+            if recoded: elem.recoded = True
         elems[tag] = elem
         pos = elem.end
     if until is not None: raise _Short("item never closed")
