@@ -254,7 +254,19 @@ def test_pixels_equal_unless_redacted(basic_run, realdata):
 
 # -- the validator ----------------------------------------------------------------------------------
 
-def _dciodvfy_errors(path: Path) -> set[str]:
+def _readable_by_dciodvfy(path: Path, tmp: Path) -> Path:
+    "dciodvfy cannot inflate Deflated Explicit VR Little Endian: give it the same data set uncompressed."
+    ds = pydicom.dcmread(path, force=True)
+    if ds.file_meta.get("TransferSyntaxUID") != pydicom.uid.DeflatedExplicitVRLittleEndian:
+        return path
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+    target = tmp / f"{path.parent.name}-{path.name}"
+    ds.save_as(target, enforce_file_format=False)
+    return target
+
+
+def _dciodvfy_errors(path: Path, tmp: Path) -> set[str]:
+    path = _readable_by_dciodvfy(path, tmp)
     done = subprocess.run(["dciodvfy", "-new", str(path)], capture_output=True, text=True, errors="replace", timeout=120)
     errors = set()
     for line in (done.stdout + done.stderr).splitlines():
@@ -267,12 +279,12 @@ def _dciodvfy_errors(path: Path) -> set[str]:
 
 
 @pytest.mark.parametrize("which", ["basic", "pseudonymize"])
-def test_dciodvfy_no_new_errors(which, basic_run, pseudo_run, realdata):
+def test_dciodvfy_no_new_errors(which, basic_run, pseudo_run, realdata, tmp_path):
     assert shutil.which("dciodvfy"), "dciodvfy (Debian dicom3tools) is needed: .ci/run installs it"
     result, dst = basic_run if which == "basic" else pseudo_run
     new: dict[str, set] = {}
     for f, inp_path, out_path in _pairs(result, realdata, dst):
-        extra = _dciodvfy_errors(out_path) - _dciodvfy_errors(inp_path)
+        extra = _dciodvfy_errors(out_path, tmp_path) - _dciodvfy_errors(inp_path, tmp_path)
         extra = {e for e in extra if not any(re.search(p, e) for p in ALLOWED_NEW_DCIODVFY)}
         extra.discard("Error - Dicom dataset contains invalid data values for Value Representations")
         if extra:
