@@ -26,6 +26,7 @@ __all__ = ['MIN_KEY_BYTES', 'Key', 'pseudo_id', 'remap_uid', 'date_offset_days',
 
 # %% ../../nbs/04_keys.ipynb #7844bf6f
 MIN_KEY_BYTES = 32  # 256-bit keys; shorter secrets are refused
+_HEX = frozenset("0123456789abcdefABCDEF")
 
 class Key:
     "A secret key for HMAC derivations. Its repr and str never show the secret."
@@ -44,17 +45,17 @@ class Key:
 
     @classmethod
     def from_text(cls, text: str, source: str = "key") -> Key:
-        "A key from its text form: 64+ hex digits, or any text of 32+ bytes."
+        "A key from its text form, as `save` writes it: 64 (or more, an even number of) hex digits."
         text = text.strip()
         if not text: raise KeyMaterialError(f"{source}: the key is empty. Make one with `pseudicom keygen KEYFILE`.")
-        try:
-            raw = bytes.fromhex(text) if len(text) >= 2 * MIN_KEY_BYTES else None
-        except ValueError:
-            raw = None
-        try:
-            return cls(raw if raw is not None else text.encode("utf-8"))
-        except KeyMaterialError as e:
-            raise KeyMaterialError(f"{source}: {e}") from None
+        digits = len(text)
+        if digits < 2 * MIN_KEY_BYTES or digits % 2 or any(c not in _HEX for c in text):
+            what = "holds characters that are not hex digits" if any(c not in _HEX for c in text) else f"has {digits} hex digits"
+            raise KeyMaterialError(f"{source}: a key is {2 * MIN_KEY_BYTES} hex digits (as `pseudicom keygen` writes it); this one "
+                                   f"{what}. A damaged or mistyped key would give other pseudonyms without a word, so it is refused. "
+                                   "Restore the key file from its backup, or make a new key with `pseudicom keygen KEYFILE` "
+                                   "(outputs made with the old key will not link to the new ones).")
+        return cls(bytes.fromhex(text))
 
     @classmethod
     def from_file(cls, path: str | os.PathLike) -> Key:
