@@ -31,7 +31,7 @@ def setup(synth_set, tmp_path_factory):
         if "/CT_chest/" in p.as_posix() or "/MR_head/" in p.as_posix() or "/SR_" in p.as_posix():
             (root / "in" / "synth" / p.relative_to(src).parent).mkdir(parents=True, exist_ok=True)
             shutil.copy(p, root / "in" / "synth" / p.relative_to(src))
-    key = root / "k.key"; key.write_text("pseudicom-test-key-0123456789abcdef"); key.chmod(0o600)
+    key = root / "k.key"; key.write_text(b"pseudicom-test-key-0123456789abcdef".hex()); key.chmod(0o600)
     clean = root / "clean"
     assert subprocess.run(command(root / "in", clean, key), capture_output=True).returncode == 0
     return root, key, tree(clean), (root / "clean.audit.jsonl").read_bytes()

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
+import pytest
 
 from pseudicom.cli import main as cli_main
 from pseudicom.pipeline import run
+from pseudicom.errors import RecipeError
 from pseudicom.recipe import load_recipe
 from pseudicom.widgets.browser import StudyBrowser
 from pseudicom.widgets.compare import Compare
@@ -67,6 +69,9 @@ def test_browse_mark_save_run_equals_cli(synth_set, test_key, tmp_path):
     browser.selected_series = sc_row["series_uid"]
     marker.accept_suggestions()
     assert len(recipe.pixels["rules"]) == 2
+    with pytest.raises(RecipeError, match="name of a built-in recipe"):   # a changed built-in needs a name of its own
+        recipe.save(tmp_path / "study.yaml")
+    recipe.name = "study"
     yaml_path = recipe.save(tmp_path / "study.yaml")
 
     memory = run(recipe, src, tmp_path / "memory", key=test_key)

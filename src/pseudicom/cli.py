@@ -13,6 +13,7 @@ import json
 import os
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 import pseudicom
@@ -63,6 +64,8 @@ def _parser() -> argparse.ArgumentParser:
                    "PatientID/StudyUID/SeriesUID/SOPUID.dcm from de-identified values, flat = SOPUID.dcm, mirror = the input tree "
                    "(files whose folder or file names carry their own identifiers are quarantined)")
     d.add_argument("--timeout", type=float, default=600.0, metavar="SECONDS", help="per-file time limit; a file that takes longer is reported as failed (default 600, 0 = none)")
+    d.add_argument("--follow-links", action="store_true", help="also follow directory links that lead out of SRC (by default "
+                   "they are listed as excluded; links into DST are never followed)")
     d.add_argument("--no-fast-path", dest="fast", action="store_false", help="read every file whole, even when only its header changes (slower; same output)")
     d.add_argument("--subjects", help="subject table CSV with columns PatientID,SubjectID (for the trial recipe)")
     d.add_argument("--burned-in", choices=["quarantine", "error", "detect"], help="what to do with files whose pixels may carry text and no rule covers (overrides the recipe)")
@@ -151,6 +154,10 @@ def _import_pydicom() -> None:
             if m in sys.modules and sys.modules[m] is None: del sys.modules[m]
 
 # %% ../../nbs/30_cli.ipynb #eedb8dff
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    "A warning on the terminal as one line for the user, without the file and line of our source that raised it."
+    print(f"pseudicom: warning: {message}", file=sys.stderr)
+
 def main(
     argv: list[str] | None = None,  # arguments (default: sys.argv[1:])
 ) -> int:                           # exit code
@@ -163,7 +170,9 @@ def main(
     if not args.command:
         parser.print_help(); return EXIT_USAGE
     try:
-        code = _COMMANDS[args.command](args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            code = _COMMANDS[args.command](args)
         sys.stdout.flush()   # here, so that a reader gone away is caught below and not at exit
         return code
     except PseudicomError as e:
@@ -198,7 +207,7 @@ def _cmd_deid(args) -> int:
     try:
         result = run(recipe, args.src, args.dst, key=_load_key(args), workers=args.workers, executor=client, report=args.report,
                      audit=args.audit, crosswalk=args.crosswalk, progress=False if args.quiet else None, layout=args.layout,
-                     timeout=args.timeout or None, fast=args.fast, crosswalk_passphrase=passphrase)
+                     timeout=args.timeout or None, fast=args.fast, crosswalk_passphrase=passphrase, follow_links=args.follow_links)
     finally:
         if client is not None: client.close()
     print(result.summary() if not args.quiet else result.summary().splitlines()[1])

@@ -11,6 +11,7 @@ import hashlib
 import io as _io
 import mmap
 import os
+import stat
 import struct
 import threading
 from dataclasses import dataclass
@@ -31,9 +32,10 @@ __all__ = ['FileProblem', 'FileListing', 'walk_files', 'read_dataset', 'read_byt
 # %% ../../nbs/01_io.ipynb #7de6013b
 @dataclass(frozen=True)
 class FileProblem:
-    "A path under the source folder that could not be listed as a file."
-    path: Path    # the path that has the problem
-    reason: str   # what is wrong and what to do
+    "A path under the source folder that is not read as a file: why, and whether that is a failure or a rule."
+    path: Path                # the path that has the problem
+    reason: str               # what is wrong and what to do
+    status: str = "failed"    # "failed" (broken link, loop, unreadable) or "excluded" (skipped by a rule, see `walk_files`)
 
 @dataclass(frozen=True)
 class FileListing:
@@ -44,13 +46,17 @@ class FileListing:
 
 # %% ../../nbs/01_io.ipynb #35ff79a6
 def walk_files(
-    root: str | os.PathLike,  # folder to walk (or a single file)
-) -> FileListing:             # files sorted by relative path, plus problems
-    "List every regular file under `root`, following directory links once and reporting loops."
+    root: str | os.PathLike,             # folder to walk (or a single file)
+    follow_links: bool = False,          # also follow directory links that lead outside `root`
+    avoid: tuple[str | os.PathLike, ...] = (),  # folders never read, not even through a link (the output folder)
+) -> FileListing:                        # files sorted by relative path, plus problems
+    "List every regular file under `root`: directory links inside it followed once, loops reported, links out of it and into `avoid` skipped."
     root = Path(root)
+    avoid_real = tuple(os.path.realpath(a) for a in avoid)
     if root.is_file(): return FileListing(root.parent, (root,), ())
     if not root.is_dir():
         raise DicomReadError(f"{root}: no such folder. Give the folder that holds the DICOM files.")
+    root_real = os.path.realpath(root)
     files: list[Path] = []
     problems: list[FileProblem] = []
     seen_dirs: set[str] = set()
@@ -63,6 +69,10 @@ def walk_files(
                                                 "the link is skipped. Remove the link if it is a mistake."))
             continue
         seen_dirs.add(real)
+        if any(_inside(real, a) for a in avoid_real):   # reached through a followed link out of the input
+            problems.append(FileProblem(folder, "the output folder, reached through a link; never read, so that earlier "
+                                                "outputs are not taken as input again.", "excluded"))
+            continue
         try:
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
         except OSError as e:
@@ -71,16 +81,42 @@ def walk_files(
         for entry in entries:
             path = Path(entry.path)
             try:
-                if entry.is_dir(follow_symlinks=True): stack.append(path)
+                skip = _skipped_link(entry, root_real, avoid_real, follow_links)
+                if skip: problems.append(FileProblem(path, skip, "excluded"))
+                elif entry.is_dir(follow_symlinks=True): stack.append(path)
                 elif entry.is_file(follow_symlinks=True): files.append(path)
                 elif entry.is_symlink():
                     problems.append(FileProblem(path, _link_problem(path)))
+                else:
+                    problems.append(FileProblem(path, f"not a regular file ({_kind(path)}); only regular files are read.", "excluded"))
             except OSError as e:
                 problems.append(FileProblem(path, _link_problem(path) if entry.is_symlink()
                                             else f"cannot read ({e.strerror})."))
     files.sort(key=lambda p: p.relative_to(root).as_posix())
     problems.sort(key=lambda p: p.path.as_posix())
     return FileListing(root, tuple(files), tuple(problems))
+
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+def _skipped_link(entry: os.DirEntry, root_real: str, avoid_real: tuple[str, ...], follow_links: bool) -> str:
+    "Why a symbolic link is not followed ('' when it is): it leads into an avoided folder, or a directory link leaves the input."
+    if not entry.is_symlink(): return ""
+    target = os.path.realpath(entry.path)
+    if any(_inside(target, a) for a in avoid_real):
+        return ("symbolic link into the output folder; never read, so that earlier outputs are not taken as input again. "
+                "Remove the link.")
+    if not follow_links and not _inside(target, root_real) and entry.is_dir(follow_symlinks=True):
+        return ("directory link that leads outside the input folder; not followed. Copy or move what it points to into the "
+                "input folder, or follow such links on purpose with --follow-links (follow_links=True).")
+    return ""
+
+def _kind(path: Path) -> str:
+    mode = path.lstat().st_mode
+    if stat.S_ISFIFO(mode): return "a FIFO"
+    if stat.S_ISSOCK(mode): return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode): return "a device"
+    return "not a file or folder"
 
 def _link_problem(path: Path) -> str:
     "Describe a symbolic link that does not lead to a file."

@@ -20,6 +20,7 @@ import struct
 import sys
 import threading
 import time
+import warnings
 from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, Executor, ProcessPoolExecutor, wait
 from contextlib import contextmanager
@@ -34,14 +35,14 @@ from pydicom.filewriter import write_dataset
 
 import pseudicom
 from .deid import Deidentifier, identifying_strings
-from .errors import BurnedInAnnotationError, PseudicomError, QuarantineError, UnsafeOutputError
+from .errors import BurnedInAnnotationError, PseudicomError, PseudicomWarning, QuarantineError, UnsafeOutputError
 from .io import (FileLayout, _check_complete, atomic_write_bytes, atomic_write_parts, check_separate, dataset_bytes,
                           read_dataset, read_header, walk_files, write_parts)
 from .keys import Crosswalk, Key
 from .profile import ProfileOption
 from .rawheader import (_HH, _UNDEFINED, Decline, RawDataset, assemble, element_at, element_chunks, meta_bytes, meta_values,
                                  parse_meta, read_raw)
-from .recipe import Recipe, load_recipe
+from .recipe import Recipe, changed_builtin, kept_identifiers, load_recipe
 
 # %% auto #0
 __all__ = ['FileResult', 'RunResult', 'output_path', 'mirror_leak', 'raw_headers', 'FileTimeout', 'process_file', 'run']
@@ -85,6 +86,7 @@ class RunResult:
     workers: str = ""                # what ran the files: "1 process", "2 processes", "dask (4 threads)"
     resumed: int = 0                 # outputs of an earlier run that were verified and kept
     deface_notes: dict = field(default_factory=dict)  # series -> why it was (not) defaced, when the recipe asks for it
+    kept_identifiers: list[str] = field(default_factory=list)  # attributes the profile changes and the recipe keeps
     _actions: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -120,6 +122,8 @@ class RunResult:
         lines = [f"pseudicom {pseudicom.__version__}: recipe {self.recipe_name} ({self.recipe_hash[7:19]}), key {self.key_fingerprint} ({self.key_mode})",
                  f"{c['inputs']} inputs: {c['written']} written, {c['excluded']} excluded, {c['quarantined']} quarantined, {c['failed']} failed "
                  f"in {self.seconds:.1f} s ({rate}; {self.workers}; {streamed} streamed, {self.resumed} kept from an earlier run)"]
+        if self.kept_identifiers:
+            lines.append(f"  the recipe keeps identifying attributes: {', '.join(self.kept_identifiers)}")
         for name, note in self.deface_notes.items(): lines.append(f"  face step, {name}: {note}")
         for f in self.files:
             if f.status in ("failed", "quarantined"): lines.append(f"  {f.status}: {f.source}: {f.reason}")
@@ -128,7 +132,7 @@ class RunResult:
     def to_dict(self) -> dict[str, Any]:
         "The report as JSON-ready data (no crosswalk, no values)."
         return {"pseudicom": pseudicom.__version__, "pydicom": pydicom.__version__,
-                "recipe": {"name": self.recipe_name, "hash": self.recipe_hash},
+                "recipe": {"name": self.recipe_name, "hash": self.recipe_hash, "keeps_identifiers": self.kept_identifiers},
                 "key_fingerprint": self.key_fingerprint, "key_mode": self.key_mode,
                 "note": "Operator record: names input files, which may carry identifiers. Keep it with the source data; it does not travel with the output.",
                 "counts": self.counts, "ok": self.ok, "seconds": round(self.seconds, 3), "workers": self.workers,
@@ -744,6 +748,13 @@ def _beside(dst: Path, suffix: str) -> Path:
     "A path next to (not inside) the output folder."
     return dst.parent / f"{dst.name}{suffix}"
 
+def _check_outside_input(path: Path, src: Path, what: str) -> None:
+    "Refuse a file the run would write inside the input folder, or over an input file: inputs are never modified."
+    p, s = path.resolve(), src.resolve()
+    if p == s or (s.is_dir() and p.is_relative_to(s)):
+        raise UnsafeOutputError(f"{path}: the {what} would be written inside the input {src}, and inputs are never modified. "
+                                "Write it elsewhere, e.g. beside the output folder (the default).")
+
 class _Journal:
     """Append-only JSON lines beside DST: one small record per placed input (the last record of a source wins).
 
@@ -875,10 +886,19 @@ def run(
     timeout: float | None = 600.0,           # per-file time limit in seconds (None: none)
     fast: bool = True,                       # stream files whose pixels the recipe leaves alone
     chunk_size: int | None = None,           # files per task (default: from the number of files and workers)
+    follow_links: bool = False,              # follow directory links that lead out of src (never those into dst)
 ) -> RunResult:                              # the record of the run
     "De-identify every file under `src` into `dst` with `recipe` and `key`; resumes an interrupted run of the same arguments."
     started = time.perf_counter()
     recipe = load_recipe(recipe, subjects=subjects)
+    if changed_builtin(recipe, run_options=True):
+        warnings.warn(f"this recipe calls itself '{recipe.name}' but differs from the built-in recipe of that name; reports and "
+                      f"methods texts will name it '{recipe.name}'. Give it a name of its own (recipe.name = 'my-{recipe.name}').",
+                      PseudicomWarning, stacklevel=2)
+    kept = kept_identifiers(recipe)
+    if kept:
+        warnings.warn(f"recipe '{recipe.name}' keeps identifying attributes that the profile would change: {', '.join(kept)}. "
+                      "The outputs carry them; the report and the run record say so.", PseudicomWarning, stacklevel=2)
     if layout is not None:
         if layout not in _LAYOUTS: raise PseudicomError(f"layout '{layout}' is not one of {', '.join(_LAYOUTS)}.")
         recipe.output = {**recipe.output, "layout": layout}
@@ -896,8 +916,11 @@ def run(
     for p in (report, audit):
         if p and Path(p).resolve().is_relative_to(dst.resolve()):
             raise UnsafeOutputError(f"{p}: reports and audit logs go beside the output folder, not inside it.")
+    for what, p in (("report", report or _beside(dst, ".report.json")), ("audit log", audit or _beside(dst, ".audit.jsonl")),
+                    ("journal", _beside(dst, ".journal.jsonl")), ("crosswalk", crosswalk_path)):
+        if p is not None: _check_outside_input(Path(p), src, what)
     _check_destination(dst, recipe, key, key_mode)
-    listing = walk_files(src)
+    listing = walk_files(src, follow_links=follow_links, avoid=(dst,))
     dst.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(dst / _STAGING, ignore_errors=True)   # stale staging of an interrupted run
     staging = dst / _STAGING / f"run-{secrets.token_hex(6)}"   # per run, so a straggler of an old run cannot collide
@@ -908,7 +931,7 @@ def run(
     journal = _Journal(_beside(dst, ".journal.jsonl"), {"journal": 3, "recipe_hash": recipe.hash, "key_fingerprint": key.fingerprint,
                                                         "layout": recipe.output.get("layout", "hierarchy"), "src": str(src.resolve())})
     journal.open()
-    result = RunResult(recipe.name, recipe.hash, key.fingerprint, key_mode, str(src), str(dst), [])
+    result = RunResult(recipe.name, recipe.hash, key.fingerprint, key_mode, str(src), str(dst), [], kept_identifiers=kept)
     result.report_path = str(Path(report) if report else _beside(dst, ".report.json"))
     result.audit_path = str(Path(audit) if audit else _beside(dst, ".audit.jsonl"))
     result.journal_path = str(journal.path)
@@ -963,7 +986,7 @@ def run(
         offset = len(tasks)
         for j, problem in enumerate(listing.problems):
             result.files.append(FileResult(offset + j, problem.path.relative_to(listing.root).as_posix()
-                                           if problem.path.is_relative_to(listing.root) else str(problem.path), "failed",
+                                           if problem.path.is_relative_to(listing.root) else str(problem.path), problem.status,
                                            reason=f"{problem.path.name}: {problem.reason}"))
         journal.close()
         os.replace(audit_tmp, result.audit_path)

@@ -22,10 +22,11 @@ import yaml
 from pydicom.datadict import dictionary_VR, keyword_dict, tag_for_keyword
 
 from .errors import RecipeError, did_you_mean
-from .profile import ProfileOption, parse_options
+from .profile import Action, ProfileOption, compile_actions, parse_options
 
 # %% auto #0
-__all__ = ['ACTIONS', 'BUILTIN_RECIPES', 'parse_attribute', 'Recipe', 'recipe_from_yaml', 'builtin_recipe_text', 'load_recipe']
+__all__ = ['ACTIONS', 'BUILTIN_RECIPES', 'parse_attribute', 'Recipe', 'recipe_from_yaml', 'builtin_recipe_text', 'load_recipe',
+           'changed_builtin', 'kept_identifiers']
 
 # %% ../../nbs/03_recipe.ipynb #cb25b806
 ACTIONS = {
@@ -117,7 +118,8 @@ class Recipe:
         return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
 
     def save(self, path: str | os.PathLike) -> Path:
-        "Write the recipe as YAML."
+        "Write the recipe as YAML (a changed built-in must be given a name of its own first)."
+        _check_builtin_name(self, str(path))
         path = Path(path); path.write_text(self.to_yaml(), encoding="utf-8"); return path
 
     @property
@@ -322,7 +324,49 @@ def load_recipe(
             raise RecipeError(f"{path}: no such recipe file, and not a built-in name.{did_you_mean(str(name_or_path), list(BUILTIN_RECIPES))} "
                               f"Built-ins: {', '.join(BUILTIN_RECIPES)}.")
         recipe = recipe_from_yaml(path.read_text(encoding="utf-8"), source=str(path), base=path.parent)
+        _check_builtin_name(recipe, str(path))
     if subjects is not None:
         recipe.subjects = {**recipe.subjects, "table": str(subjects)}
         recipe.subject_table = _read_subject_table(Path(subjects), _Checker(str(subjects), {}))
     return recipe
+
+# %% ../../nbs/03_recipe.ipynb #5aa5cad9
+_RUN_OPTIONS = (("pixels", "burned_in"), ("output", "layout"), ("deface", "enabled"), ("deface", "margin_mm"))
+
+def changed_builtin(
+    recipe: Recipe,           # a recipe
+    run_options: bool = False, # ignore what `pseudicom deid` flags set (--burned-in, --layout, --deface, --subjects)
+) -> bool:                    # True when it has a built-in recipe's name but not its content
+    "Does `recipe` call itself by a built-in recipe's name while differing from it?"
+    if recipe.name not in BUILTIN_RECIPES:
+        return False
+    builtin = recipe_from_yaml(builtin_recipe_text(recipe.name), source=f"builtin:{recipe.name}")
+    if run_options:
+        builtin = copy.deepcopy(builtin)
+        for section, key in _RUN_OPTIONS:
+            getattr(builtin, section)[key] = getattr(recipe, section).get(key)
+        builtin.subjects, builtin.subject_table = dict(recipe.subjects), dict(recipe.subject_table)
+    return recipe.hash != builtin.hash
+
+def _check_builtin_name(recipe: Recipe, where: str) -> None:
+    "Refuse a changed recipe that calls itself by a built-in recipe's name (in a file, or about to be saved as one)."
+    if changed_builtin(recipe):
+        raise RecipeError(f"{where}: this recipe calls itself '{recipe.name}', the name of a built-in recipe, but differs from it; "
+                          f"reports and methods texts would say the built-in was applied. Give it a name of its own "
+                          f"(in the file: `name: my-{recipe.name}`; in Python: `recipe.name = 'my-{recipe.name}'`).")
+
+# %% ../../nbs/03_recipe.ipynb #57123d3f
+def kept_identifiers(
+    recipe: Recipe,  # the recipe to look at
+) -> list[str]:      # "PatientName (0010,0010)" for each attribute the profile changes and the recipe keeps
+    "Attributes that Table E.1-1 (with the recipe's options) changes but the recipe's `attributes` keep."
+    table = compile_actions(recipe.profile_options)
+    kept = []
+    for name, action in recipe.attributes.items():
+        if action != "keep":
+            continue
+        tag = parse_attribute(name)
+        if table.get(tag) not in (None, Action.KEEP):
+            keyword = next((k for k, t in keyword_dict.items() if t == tag), "")
+            kept.append(f"{keyword} ({tag >> 16:04X},{tag & 0xFFFF:04X})".strip())
+    return kept

@@ -23,7 +23,7 @@ from .errors import PseudicomError, RecipeError, UnsafeOutputError
 from .io import atomic_write_bytes, read_dataset
 from .pipeline import RunResult
 from .profile import BASIC_PROFILE_CODE, OPTION_CODES, ProfileOption
-from .recipe import BUILTIN_RECIPES, Recipe, load_recipe
+from .recipe import BUILTIN_RECIPES, Recipe, changed_builtin, load_recipe
 
 if TYPE_CHECKING:
     from pseudicom.verify import VerifyReport
@@ -208,8 +208,12 @@ class RunRecord:
         else:
             named = [f"{row['name']} (DCM {row['code']})" for row in _option_rows(opts)]
             profile = basic + (" with the " + _join(named) if named else " without options")
+        kept = getattr(r, "kept_identifiers", [])
+        if kept: profile += f", except that it keeps {_join(kept)} unchanged"
+        copy_of = ("a changed copy of the built-in recipe " if self.recipe is not None and changed_builtin(self.recipe, run_options=True)
+                   else "the recipe ")
         text = [f"DICOM images were de-identified with pseudicom {pseudicom.__version__} (pydicom {pydicom.__version__}) "
-                f"using the recipe \u201c{r.recipe_name}\u201d (SHA-256 {r.recipe_hash[7:]}), which applies {profile}."]
+                f"using {copy_of}\u201c{r.recipe_name}\u201d (SHA-256 {r.recipe_hash[7:]}), which applies {profile}."]
         if self.recipe is not None:
             acts = {k: (v if isinstance(v, str) else "set") for k, v in self.recipe.attributes.items()}
             subj = sorted(k for k, v in acts.items() if v == "subject")
@@ -279,6 +283,10 @@ class RunRecord:
         folder = Path(folder) if folder is not None else dst.parent
         if folder.resolve().is_relative_to(dst.resolve()):
             raise UnsafeOutputError(f"{folder}: the record goes beside the output folder {dst}, not inside it.")
+        src = Path(self.result.src).resolve()
+        if folder.resolve() == src or (src.is_dir() and folder.resolve().is_relative_to(src)):
+            raise UnsafeOutputError(f"{folder}: the record would be written inside the input {self.result.src}, and inputs are "
+                                    "never modified. Write it elsewhere, e.g. beside the output folder (the default).")
         folder.mkdir(parents=True, exist_ok=True)
         self.recipe_file = str(folder / f"{dst.name}.recipe.yaml")
         self.__dict__.pop("_command", None)   # worked out again: it depends on the recipe file

@@ -1,0 +1,142 @@
+"""Faults and misuse, as an operator meets them: each test names the item of the faults issue it covers.
+
+Every one of these failed on the main branch before its fix.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pydicom
+import pytest
+
+from pseudicom.cli import main
+from pseudicom.keys import Key
+from pseudicom.recipe import builtin_recipe_text
+
+
+@pytest.fixture
+def small_src(synth_set, tmp_path):
+    "Three synthetic CT files in a folder of their own."
+    src, _ = synth_set
+    files = sorted(p for p in src.rglob("*.dcm") if pydicom.dcmread(p, stop_before_pixels=True).Modality == "CT")[:3]
+    dst = tmp_path / "in"
+    dst.mkdir()
+    for i, p in enumerate(files):
+        shutil.copy(p, dst / f"{i}.dcm")
+    return dst
+
+
+@pytest.fixture
+def key_file(tmp_path, test_key):
+    path = tmp_path / "project.key"
+    path.write_text(test_key._secret.hex() + "\n")
+    path.chmod(0o600)
+    return path
+
+
+# -- item 7: a recipe that keeps identifiers --------------------------------------------------------
+
+def test_item7_recipe_keeping_identifiers_is_warned_reported_and_named(small_src, key_file, tmp_path, capsys):
+    recipe = tmp_path / "mine.yaml"
+    recipe.write_text(builtin_recipe_text("pseudonymize").replace("name: pseudonymize", "name: keeps-names")
+                      .replace("PatientName: pseudonym", "PatientName: keep"))
+    out = tmp_path / "out"
+    assert main(["deid", str(small_src), str(out), "--recipe", str(recipe), "--key-file", str(key_file), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "keeps identifying attributes" in err and "PatientName (0010,0010)" in err
+    report = json.loads((tmp_path / "out.report.json").read_text())
+    assert report["recipe"]["keeps_identifiers"] == ["PatientName (0010,0010)"]
+    record = json.loads((tmp_path / "out.record.json").read_text())
+    assert "except that it keeps PatientName (0010,0010) unchanged" in json.dumps(record)
+
+
+def test_item7_custom_recipe_may_not_take_a_builtin_name(small_src, key_file, tmp_path, capsys):
+    recipe = tmp_path / "fake.yaml"
+    recipe.write_text(builtin_recipe_text("pseudonymize").replace("PatientName: pseudonym", "PatientName: keep"))
+    assert main(["deid", str(small_src), str(tmp_path / "out"), "--recipe", str(recipe), "--key-file", str(key_file)]) == 2
+    err = capsys.readouterr().err
+    assert "name of a built-in recipe" in err and "name: my-pseudonymize" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_item7_builtin_recipes_keep_no_identifier(small_src, key_file, tmp_path, capsys):
+    assert main(["deid", str(small_src), str(tmp_path / "out"), "--recipe", "pseudonymize", "--key-file", str(key_file),
+                 "--quiet"]) == 0
+    assert "keeps identifying" not in capsys.readouterr().err
+    assert json.loads((tmp_path / "out.report.json").read_text())["recipe"]["keeps_identifiers"] == []
+
+
+# -- item 9: a key file that is not a key --------------------------------------------------------------
+
+@pytest.mark.parametrize("text,why", [("ab" * 31 + "a", "63 hex digits"), ("ab" * 32 + "ab", None),
+                                      ("ab" * 31 + "zz", "not hex digits"), ("my secret passphrase of 32+ bytes!!", "not hex digits")])
+def test_item9_key_file_must_be_64_hex_digits(text, why, small_src, tmp_path, capsys):
+    path = tmp_path / "k.key"
+    path.write_text(text + "\n")
+    path.chmod(0o600)
+    code = main(["deid", str(small_src), str(tmp_path / "out"), "--recipe", "pseudonymize", "--key-file", str(path), "--quiet"])
+    err = capsys.readouterr().err
+    if why is None:   # 66 hex digits: a longer key, as valid as a 64-digit one
+        assert code == 0 and Key.from_file(path).fingerprint
+    else:
+        assert code == 2 and why in err and "pseudicom keygen" in err and "Traceback" not in err
+        assert not (tmp_path / "out").exists()
+
+
+# -- item 2: files the run writes never land in SRC ------------------------------------------------------
+
+@pytest.mark.parametrize("option", ["--report", "--audit", "--crosswalk"])
+def test_item2_no_file_of_the_run_is_written_into_src(option, small_src, key_file, tmp_path, capsys):
+    victim = small_src / "0.dcm"
+    before = victim.read_bytes()
+    for target in (victim, small_src / "new.json"):
+        code = main(["deid", str(small_src), str(tmp_path / "out"), "--recipe", "pseudonymize", "--key-file", str(key_file),
+                     option, str(target), "--quiet"])
+        err = capsys.readouterr().err
+        assert code == 2 and "inputs are never modified" in err and "Traceback" not in err, err
+    assert victim.read_bytes() == before and not (small_src / "new.json").exists()
+    assert sorted(p.name for p in small_src.iterdir()) == ["0.dcm", "1.dcm", "2.dcm"]
+
+
+# -- item 3: links that loop back into DST or leave SRC ---------------------------------------------------
+
+def test_item3_link_into_dst_is_never_read_and_runs_do_not_grow(small_src, key_file, tmp_path, capsys):
+    out = tmp_path / "out"
+    (small_src / "outputs").symlink_to(out, target_is_directory=True)   # dangling until the first run makes `out`
+    counts = []
+    for _ in range(3):
+        assert main(["deid", str(small_src), str(out), "--recipe", "pseudonymize", "--key-file", str(key_file), "--quiet"]) == 0
+        counts.append(len(list(out.rglob("*.dcm"))))
+        report = json.loads((tmp_path / "out.report.json").read_text())
+        linked = [f for f in report["files"] if f["source"] == "outputs"]
+        assert len(linked) == 1 and linked[0]["status"] in ("excluded", "failed")
+    assert counts == [3, 3, 3]
+    assert linked[0]["status"] == "excluded" and "output folder" in linked[0]["reason"]
+
+
+def test_item3_directory_link_leaving_src_is_not_followed_unless_asked(small_src, key_file, tmp_path, capsys):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.move(small_src / "2.dcm", elsewhere / "x.dcm")
+    (small_src / "more").symlink_to(elsewhere, target_is_directory=True)
+    assert main(["deid", str(small_src), str(tmp_path / "a"), "--recipe", "basic", "--quiet"]) == 0
+    files = json.loads((tmp_path / "a.report.json").read_text())["files"]
+    more = next(f for f in files if f["source"] == "more")
+    assert more["status"] == "excluded" and "--follow-links" in more["reason"]
+    assert sum(f["status"] == "written" for f in files) == 2
+    assert main(["deid", str(small_src), str(tmp_path / "b"), "--recipe", "basic", "--follow-links", "--quiet"]) == 0
+    files = json.loads((tmp_path / "b.report.json").read_text())["files"]
+    assert [f["source"] for f in files if f["status"] == "written"] == ["0.dcm", "1.dcm", "more/x.dcm"]
+
+
+# -- item 9: a FIFO named like a DICOM file ------------------------------------------------------------------
+
+def test_item9_fifo_gets_a_line_in_the_report(small_src, tmp_path):
+    os.mkfifo(small_src / "pipe.dcm")
+    assert main(["deid", str(small_src), str(tmp_path / "out"), "--recipe", "basic", "--quiet"]) == 0
+    files = json.loads((tmp_path / "out.report.json").read_text())["files"]
+    pipe = next(f for f in files if f["source"] == "pipe.dcm")
+    assert pipe["status"] == "excluded" and "FIFO" in pipe["reason"]
