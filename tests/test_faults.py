@@ -140,3 +140,63 @@ def test_item9_fifo_gets_a_line_in_the_report(small_src, tmp_path):
     files = json.loads((tmp_path / "out.report.json").read_text())["files"]
     pipe = next(f for f in files if f["source"] == "pipe.dcm")
     assert pipe["status"] == "excluded" and "FIFO" in pipe["reason"]
+
+
+# -- item 1: Ctrl-C, SIGTERM and SIGHUP end the run at once, and a rerun resumes ----------------------------
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and ".pseudicom-staging" not in p.parts}
+
+
+@pytest.fixture(scope="module")
+def many(tmp_path_factory, test_key):
+    "A few hundred small CT slices, a key file, and the tree of an uninterrupted run."
+    import subprocess
+    import sys
+    from pseudicom.synth import synthesize_ct_series
+    root = tmp_path_factory.mktemp("interrupt")
+    synthesize_ct_series(root / "in", 200, rows=128, columns=128, seed=11)
+    key = root / "k.key"
+    key.write_text(test_key._secret.hex())
+    key.chmod(0o600)
+    clean = root / "clean"
+    done = subprocess.run([sys.executable, "-m", "pseudicom.cli", "deid", str(root / "in"), str(clean), "--recipe", "pseudonymize",
+                           "--key-file", str(key), "--workers", "2", "--no-fast-path", "--quiet"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return root, key, _tree(clean)
+
+
+@pytest.mark.parametrize("signum,code,tries", [("SIGINT", 130, 20), ("SIGTERM", 143, 5), ("SIGHUP", 129, 5)])
+def test_item1_interrupts_end_within_seconds_and_rerun_resumes(signum, code, tries, many, tmp_path):
+    "30 interrupts at seeded random moments of a 2-worker run: each ends within 5 s, and its rerun gives the uninterrupted tree."
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+    root, key, clean = many
+    rng = random.Random(signum)   # seeded: the same moments every run
+    sig = getattr(signal, signum)
+    for attempt in range(tries):
+        out = tmp_path / f"out{attempt}"
+        cmd = [sys.executable, "-m", "pseudicom.cli", "deid", str(root / "in"), str(out), "--recipe", "pseudonymize",
+               "--key-file", str(key), "--workers", "2", "--no-fast-path", "--quiet"]   # the slow path: time to interrupt it
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        time.sleep(rng.uniform(0.25, 2.0))
+        os.killpg(proc.pid, sig)   # as a terminal (Ctrl-C) or a service manager does: the whole process group
+        try:
+            _, err = proc.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            pytest.fail(f"{signum} at attempt {attempt}: the run did not end within 5 s")
+        assert "Traceback" not in err and "Exception" not in err, err
+        if proc.returncode != 0:   # it may have finished before the signal arrived
+            assert proc.returncode == code, (proc.returncode, err)
+            assert "interrupted" in err and "again" in err, err
+            assert not (out / ".pseudicom-staging").exists() or not any((out / ".pseudicom-staging").rglob("*.dcm"))
+        fast = [a for a in cmd if a != "--no-fast-path"]   # the fast path gives the same bytes: the rerun checks that too
+        again = subprocess.run(fast, capture_output=True, text=True, timeout=300)
+        assert again.returncode == 0, again.stderr
+        assert _tree(out) == clean, f"{signum} at attempt {attempt}: the rerun differs from an uninterrupted run"

@@ -11,6 +11,7 @@ import argparse
 import gc
 import json
 import os
+import signal
 import sys
 import textwrap
 import warnings
@@ -154,6 +155,20 @@ def _import_pydicom() -> None:
             if m in sys.modules and sys.modules[m] is None: del sys.modules[m]
 
 # %% ../../nbs/30_cli.ipynb #eedb8dff
+class _Stopped(BaseException):
+    "SIGTERM or SIGHUP: the run stops as it does on Ctrl-C (a BaseException, so no `except Exception` swallows it)."
+    def __init__(self, signum: int): super().__init__(signum); self.signum = signum
+
+def _stop_on_signal(signum, frame) -> None:
+    raise _Stopped(signum)
+
+def _stop_handlers() -> dict:
+    "Make SIGTERM and SIGHUP stop a command as Ctrl-C does; return the handlers they had."
+    try:
+        return {s: signal.signal(s, _stop_on_signal) for s in (signal.SIGTERM, signal.SIGHUP)}
+    except ValueError:   # `main` called from another thread than the main one: signals stay as they are
+        return {}
+
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     "A warning on the terminal as one line for the user, without the file and line of our source that raised it."
     print(f"pseudicom: warning: {message}", file=sys.stderr)
@@ -169,6 +184,7 @@ def main(
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_help(); return EXIT_USAGE
+    previous = _stop_handlers()
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
@@ -178,12 +194,16 @@ def main(
     except PseudicomError as e:
         print(f"pseudicom {args.command}: {e}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("pseudicom: interrupted; outputs written so far are complete files, nothing half-written.", file=sys.stderr)
-        return 130
+    except (KeyboardInterrupt, _Stopped) as e:
+        signum = e.signum if isinstance(e, _Stopped) else signal.SIGINT
+        print(f"pseudicom: interrupted ({signal.Signals(signum).name}); outputs written so far are complete files, nothing "
+              "half-written. Run the same command again to resume.", file=sys.stderr)
+        return 128 + signum
     except BrokenPipeError:   # the reader of our output went away (`pseudicom ... | head`): stop quietly, as a shell tool does
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    finally:
+        for s, handler in previous.items(): signal.signal(s, handler)
 
 def _cmd_deid(args) -> int:
     from pseudicom.pipeline import run
@@ -286,13 +306,32 @@ def _cmd_demo(args) -> int:
 _COMMANDS = {"deid": _cmd_deid, "verify": _cmd_verify, "synth": _cmd_synth, "keygen": _cmd_keygen,
              "recipe": _cmd_recipe, "demo": _cmd_demo, "nbcheck": _cmd_nbcheck, "crosswalk": _cmd_crosswalk}
 
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+
+def _import_held() -> None:
+    "Import pydicom (and numpy, logging...) with interrupts held back, then let a pending one arrive at a clean point."
+    # An interrupt inside the import machinery can be swallowed there ("Exception ignored in ... _releaseLock"),
+    # and the run then goes on as if nothing had happened. Held for the half second of imports, it is not lost.
+    signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    try:
+        _import_pydicom()
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+
 def console() -> None:
     """The `pseudicom` program (and `python -m pseudicom.cli`): `main`, then exit.
 
     Before exiting, everything still alive is moved out of the garbage collector's sight (`gc.freeze`):
     the interpreter's last collection would otherwise walk every object of every imported module,
     about 50 ms of each command for nothing. Files are closed and flushed before, by the commands."""
-    code = main()
+    _stop_handlers()   # from the start: an interrupt while modules still load ends as quietly as one during a run
+    try:
+        _import_held()
+        code = main()
+    except (KeyboardInterrupt, _Stopped) as e:   # before `main` could catch it (while pydicom and numpy load)
+        signum = e.signum if isinstance(e, _Stopped) else signal.SIGINT
+        print(f"pseudicom: interrupted ({signal.Signals(signum).name}) while starting; nothing was written. Run the same command again.", file=sys.stderr)
+        code = 128 + signum
     gc.freeze()
     sys.exit(code)
 

@@ -960,6 +960,7 @@ def run(
     taken: dict[str, str] = {}
     made: set = set()
     actions = _Tally()
+    stream = None
     try:
         with open(audit_tmp, "wb") as audit_fh:
             stream = _execute(tasks, recipe, key, str(staging), str(dst), workers, executor, fast, timeout,
@@ -991,9 +992,12 @@ def run(
         journal.close()
         os.replace(audit_tmp, result.audit_path)
     finally:
+        if stream is not None: stream.close()   # now, not when the traceback is gone: an interrupted run stops its workers here
         bar.close()
         audit_tmp.unlink(missing_ok=True)
         if not journal._fh.closed: journal.close()   # an interrupted run keeps the records of what it placed
+        if sys.exc_info()[0] is not None and executor is None:   # our own workers are stopped: nothing writes to staging any more
+            shutil.rmtree(dst / _STAGING, ignore_errors=True)
     shutil.rmtree(dst / _STAGING, ignore_errors=True)
     result._actions = actions.result()
     if cw is not None:
@@ -1173,6 +1177,10 @@ def _crosswalk_of(path: str, source: str, deid: Deidentifier) -> dict:
 
 def _die_with_parent() -> None:
     "Pool workers end when the main process ends, even by kill -9 (Linux), so none writes after a resumed run started."
+    # Ctrl-C and a closed terminal reach the whole process group: the main process alone decides, and stops the workers
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)   # not the main process's handler, inherited by fork
     if sys.platform.startswith("linux"):
         try:
             ctypes.CDLL(None).prctl(1, int(signal.SIGKILL))   # PR_SET_PDEATHSIG
@@ -1248,5 +1256,24 @@ def _execute(tasks: list, recipe: Recipe, key: Key, staging: str, dst: str, work
             while next_yield in done_chunks:
                 yield from done_chunks.pop(next_yield); next_yield += 1
     finally:
-        for fut in inflight: fut.cancel()
-        if own: executor.shutdown(wait=True, cancel_futures=True)
+        stopped = sys.exc_info()[0] is not None   # interrupted, or the consumer stopped early: do not wait for chunks
+        if own and stopped:
+            _stop_workers(executor)
+        else:
+            for fut in inflight: fut.cancel()
+        if own: executor.shutdown(wait=True, cancel_futures=not stopped)
+
+def _stop_workers(executor: ProcessPoolExecutor) -> None:
+    "Kill the pool's worker processes now: waiting for their chunks would keep an interrupted run alive."
+    # Python before 3.14 has no public way to do this; we use the pool's own process table and result pipe.
+    processes = list((getattr(executor, "_processes", None) or {}).values())
+    for process in processes:
+        process.kill()
+    for process in processes:
+        process.join(timeout=5)
+    # A worker killed while it sent a result leaves half a message in the result pipe, and the pool's manager
+    # thread waits for the rest forever (we saw 1 hang in 25 interrupts). The workers' ends of the pipe are gone
+    # with them; closing ours too lets the manager read end-of-file and stop.
+    writer = getattr(getattr(executor, "_result_queue", None), "_writer", None)
+    if writer is not None:
+        writer.close()
