@@ -18,7 +18,8 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian
 
 from pseudicom.keys import Key, remap_uid
-from pseudicom.pipeline import run
+from pseudicom.deid import Deidentifier
+from pseudicom.pipeline import process_file, run
 
 CT, SEG, PR, KO, SR, RTSS = ("1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.66.4", "1.2.840.10008.5.1.4.1.1.11.1",
                              "1.2.840.10008.5.1.4.1.1.88.59", "1.2.840.10008.5.1.4.1.1.88.33", "1.2.840.10008.5.1.4.1.1.481.3")
@@ -133,6 +134,7 @@ def _build_set(folder: Path) -> None:
     ko.ContinuityOfContent = "SEPARATE"; ko.ContentDate, ko.ContentTime = "20240131", "120000"
     ko.CurrentRequestedProcedureEvidenceSequence = evidence()
     ko.ContentSequence = [image_item(u) for u in CT_UIDS]
+    ko.PersonIdentificationCodeSequence = [_code("EMP-0815", "Mustermann, Max", "99HR")]   # D: a dummy sequence
     ko.save_as(folder / "ko.dcm", enforce_file_format=True)
 
     sr = _base(SR, f"{ROOT}.8.1", f"{ROOT}.8", "SR", 6)
@@ -158,6 +160,7 @@ def _build_set(folder: Path) -> None:
     contour.NumberOfContourPoints = 1; contour.ContourData = [1.0, 1.0, 1.0]
     roi_contour = Dataset(); roi_contour.ReferencedROINumber = 1; roi_contour.ContourSequence = [contour]
     rt.ROIContourSequence = [roi_contour]
+    rt.InstitutionCodeSequence = [_code("HOSP-4711", "St. Elsewhere Hospital", "99LOCAL")]   # X/Z/D, Type unknown: D
     rt.save_as(folder / "rtstruct.dcm", enforce_file_format=True)
 
 
@@ -237,6 +240,35 @@ def test_reference_objects_keep_their_reference_sequences(reference_set):
     for kind in ("KO", "SR"):
         evidence = found[kind].CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence[0]
         assert [r.ReferencedSOPInstanceUID for r in evidence.ReferencedSOPSequence] == [remap_uid(KEY, u) for u in CT_UIDS]
+
+
+def test_dummy_sequences_keep_no_original_value(reference_set):
+    "D on a code sequence: dummy items; the original code values and meanings appear nowhere in the output bytes."
+    for recipe in ("basic", "pseudonymize"):
+        dst = reference_set / f"out_{recipe}"
+        if not dst.exists(): pytest.fail("run test_every_reference_resolves_in_the_output first (same module)")
+        outputs = {str(pydicom.dcmread(p, stop_before_pixels=True).Modality): p for p in dst.rglob("*.dcm")}
+        for modality, keyword in (("KO", "PersonIdentificationCodeSequence"), ("RTSTRUCT", "InstitutionCodeSequence")):
+            item = pydicom.dcmread(outputs[modality])[keyword][0]
+            assert (item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning) == ("ANONYMIZED",) * 3, (recipe, keyword)
+        data = b"".join(p.read_bytes() for p in dst.rglob("*.dcm")).lower()
+        for original in (b"emp-0815", b"99hr", b"hosp-4711", b"99local", b"elsewhere", b"mustermann"):
+            assert original not in data, (recipe, original)
+
+
+def test_fast_and_full_paths_write_the_same_bytes(reference_set, tmp_path):
+    "The raw-header/streaming paths and the full pydicom path agree on sequences, dummies and references."
+    taken = set()
+    for recipe, key in (("basic", KEY), ("pseudonymize", KEY)):
+        for path in sorted((reference_set / "in").glob("*.dcm")):
+            out = []
+            for fast in (True, False):
+                staging = tmp_path / f"{recipe}-{path.stem}-{fast}"; staging.mkdir()
+                r = process_file(0, str(path), path.name, str(staging), Deidentifier(recipe, key), fast=fast)
+                assert r.status == "written", (path.name, r.reason)
+                out.append(((staging / "00000000.dcm").read_bytes(), r.audit)); taken.add(r.path)
+            assert out[0] == out[1], (recipe, path.name)
+    assert taken & {"raw", "stream"}, taken
 
 
 def test_pydicom_rt_files_keep_their_references(tmp_path):
