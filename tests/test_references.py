@@ -7,7 +7,11 @@ Every reference that pointed to an instance of the input set (ReferencedSOPInsta
 the series/study UIDs that reference sequences carry) must point to the remapped instance in the output,
 at the same place.
 """
+import json
 import os
+import re
+import shutil
+import subprocess
 import warnings
 from pathlib import Path
 
@@ -285,6 +289,32 @@ def test_pydicom_rt_files_keep_their_references(tmp_path):
         assert before and set(after) == set(before), f.source
         for path, uid in before.items():
             assert after[path] == remap_uid(KEY, uid), (f.source, path)
+
+
+def _dciodvfy_errors(path: Path) -> set[str]:
+    "dciodvfy's error messages, without values (which de-identification changes)."
+    proc = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True)
+    return {re.sub(r"<[^>]*>|\"[^\"]*\"|\d+", "#", line.split(" - ", 1)[-1])
+            for line in (proc.stdout + proc.stderr).splitlines() if line.startswith("Error")}
+
+
+def test_sequence_changes_add_no_dciodvfy_errors(reference_set, tmp_path):
+    "Removed, emptied, dummy and kept sequences leave valid objects: the reference set and pydicom's RT plan."
+    assert shutil.which("dciodvfy"), "dicom3tools' dciodvfy is required (apt-get install dicom3tools)"
+    for recipe in ("basic", "pseudonymize"):
+        dst = reference_set / f"out_{recipe}"
+        if not dst.exists(): pytest.fail("run test_every_reference_resolves_in_the_output first (same module)")
+        for f in json.loads((reference_set / f"{recipe}.json").read_text())["files"]:
+            new = _dciodvfy_errors(dst / f["output"]) - _dciodvfy_errors(reference_set / "in" / f["source"])
+            assert not new, (recipe, f["source"], new)
+    src = tmp_path / "in"; src.mkdir()
+    (src / "rtplan.dcm").write_bytes(Path(get_testdata_file("rtplan.dcm")).read_bytes())
+    result = run("basic", src, tmp_path / "out", workers=1, progress=False, report=tmp_path / "r.json", audit=tmp_path / "a.jsonl")
+    new = _dciodvfy_errors(tmp_path / "out" / result.files[0].output) - _dciodvfy_errors(src / "rtplan.dcm")
+    # Text scrubbing of a CS value (RTPlanRelationship 'PREDECESSOR' -> '***DECESSOR') is issue 14 section 1, not
+    # sequences: drop this exception once scrubbing leaves code strings alone.
+    new = {e for e in new if "Character invalid for this VR = '*'" not in e and "invalid data values" not in e}
+    assert not new, new
 
 
 @pytest.fixture(scope="module")
