@@ -1,5 +1,7 @@
 """Build src/pseudicom/data/iod_attribute_types.csv from highdicom 0.28.2's bundled PS3.3 extraction
-(highdicom/_standard/*.json, generated from innolitics/dicom-standard). Run: pip download --no-deps highdicom==0.28.2 -d W && unzip W/*.whl -d W; python tools/build_iod_attribute_types.py W src/pseudicom/data/iod_attribute_types.csv"""
+(highdicom/_standard/*.json, generated from innolitics/dicom-standard), and iod_nested_attribute_types.csv beside it
+(attributes inside sequence items). Run: pip download --no-deps highdicom==0.28.2 -d W && unzip W/*.whl -d W;
+python tools/build_iod_attribute_types.py W src/pseudicom/data/iod_attribute_types.csv"""
 import csv, json, sys
 from pathlib import Path
 from pydicom.datadict import tag_for_keyword
@@ -41,3 +43,25 @@ with out.open("w", encoding="utf-8", newline="") as f:
     w = csv.DictWriter(f, ["sop_class_uid", "iod", "tag", "type", "module", "module_usage", "note"], lineterminator="\n")
     w.writeheader(); w.writerows(result)
 print(len(combined), "combined-code tags;", len(result), "rows")
+
+# Attributes inside sequence items: the type in the item description of the enclosing sequence path (the
+# keywords of the sequences from the top level down), strictest over every module and macro of the
+# extraction, whatever the IOD (the item descriptions of one path barely differ between IODs). For the
+# combined-code tags every path; for plain-X tags only the paths where an item requires them (Type 1/2,
+# e.g. Requested Procedure ID in an SR's Referenced Request Sequence), where removal would break the item.
+plain_x = {r["tag"] for r in rows if r["basic"] == "X"}
+nested: dict[tuple[str, str], set[str]] = {}
+for m, attrs in mods.items():
+    for a in attrs:
+        tag = tag_for_keyword(a["keyword"])
+        if not a["path"] or tag is None or f"{tag:08X}" not in combined | plain_x or a["type"] not in RANK: continue
+        nested.setdefault((".".join(a["path"]), f"{tag:08X}"), set()).add(a["type"])
+nested = {k: v for k, v in nested.items() if k[1] in combined or v & {"1", "1C", "2", "2C"}}
+nested_out = out.with_name("iod_nested_attribute_types.csv")
+with nested_out.open("w", encoding="utf-8", newline="") as f:
+    w = csv.DictWriter(f, ["path", "tag", "type", "types_seen"], lineterminator="\n")
+    w.writeheader()
+    for (path, t), types in sorted(nested.items()):
+        ranked = sorted(types, key=RANK.get)
+        w.writerow(dict(path=path, tag=t, type=ranked[0], types_seen=" ".join(ranked)))
+print(len(nested), "nested (path, tag) rows")

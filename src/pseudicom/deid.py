@@ -54,7 +54,8 @@ class DeidOutcome:
 _TEXT_VRS = {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UR", "UT", "UI"}
 _DUMMY = {"AE": "ANONYMOUS", "AS": "000D", "CS": "ANONYMIZED", "DA": "19000101", "DS": "0", "DT": "19000101000000",
           "IS": "0", "LO": "ANONYMIZED", "LT": "ANONYMIZED", "PN": "ANONYMIZED", "SH": "ANONYMIZED",
-          "ST": "ANONYMIZED", "TM": "000000", "UC": "ANONYMIZED", "UR": "", "UT": "ANONYMIZED"}
+          "ST": "ANONYMIZED", "TM": "000000", "UC": "ANONYMIZED", "UR": "ANONYMIZED", "UT": "ANONYMIZED"}
+_DUMMY_BYTES = {"OB": b"\0\0", "OW": b"\0\0", "UN": b"\0\0", "OF": b"\0" * 4, "OL": b"\0" * 4, "OD": b"\0" * 8, "OV": b"\0" * 8}
 
 def dummy_value(
     vr: str,  # the element's VR
@@ -62,7 +63,7 @@ def dummy_value(
     "A dummy value for VR `vr` (PS3.15 action D)."
     if vr in _DUMMY: return _DUMMY[vr]
     if vr in ("US", "SS", "UL", "SL", "FL", "FD", "SV", "UV", "AT"): return 0
-    return b""
+    return _DUMMY_BYTES.get(vr, b"")   # D is a non-zero-length value, for bytes too
 
 # %% ../../nbs/05_deid.ipynb #0eb9cc80
 def shift_date(
@@ -203,6 +204,8 @@ class Deidentifier:
         self.clean_sr = ProfileOption.CLEAN_STRUCTURED_CONTENT in self.options
         self._actions: dict[tuple[int, str | None], tuple[Any, str]] = {}
         self._changing: dict[int, bool] = {}   # tag -> the table changes it (whatever the IOD)
+        self._typed_tags = frozenset(int(r.tag, 16) for r in self.table.rows   # combined codes: the Type decides
+                                     if "/" in r.basic and "x" not in r.tag)
 
     # -- filters -------------------------------------------------------------------------
     def decide(self, ds: Dataset) -> tuple[str, str]:
@@ -278,27 +281,33 @@ class Deidentifier:
                 continue
             if in_sr and tag in _SR_VALUE_TAGS and tag not in self.overrides:
                 self._sr_value(ds, elem, path, ctx); continue
-            hit = actions.get((tag, sop))   # what `_action` gives, without asking `ds` for its SOP class again
-            action, rule = hit if hit is not None else self._action(ds, elem, top_level=not prefix)
+            # a combined code inside an item: the Type in the item description of its sequence path decides
+            key = (tag, _sequence_path(prefix)) if prefix and tag in self._typed_tags else (tag, sop)
+            hit = actions.get(key)   # what `_action` gives, without asking `ds` for its SOP class again
+            action, rule = hit if hit is not None else self._action(ds, elem, top_level=not prefix, key=key)
             if action is Action.KEEP and not clean and elem.VR != "SQ" and (rule or elem.VR not in _RESIDUAL_VRS):
                 continue   # kept by the table, or unlisted and not text or a date: `_apply` would do nothing
             path = f"{prefix}{elem.keyword or tag_str(tag)}"
             self._apply(ds, elem, action, rule, path, ctx, in_sr or tag == _CONTENT_SEQUENCE, clean)
 
-    def _action(self, ds: Dataset, elem: DataElement, top_level: bool = True) -> tuple[Any, str]:
-        "The action for one element and the rule that chose it (cached per tag and SOP class: the table does not change)."
+    def _action(self, ds: Dataset, elem: DataElement, top_level: bool = True, key: tuple | None = None) -> tuple[Any, str]:
+        "The action for one element and the rule that chose it (cached per tag and SOP class or sequence path: the table does not change)."
         tag = int(elem.tag)
-        sop = str(ds.SOPClassUID) if self.attribute_type is not None and top_level and "SOPClassUID" in ds else None
-        hit = self._actions.get((tag, sop))
+        if key is None:
+            key = (tag, str(ds.SOPClassUID) if self.attribute_type is not None and top_level and "SOPClassUID" in ds else None)
+        hit = self._actions.get(key)
         if hit is None:
-            hit = self._actions[(tag, sop)] = self._find_action(ds, tag, top_level)
+            path = key[1] if isinstance(key[1], tuple) else ()
+            hit = self._actions[key] = self._find_action(ds, tag, top_level, path)
         return hit
 
-    def _find_action(self, ds: Dataset, tag: int, top_level: bool) -> tuple[Any, str]:
+    def _find_action(self, ds: Dataset, tag: int, top_level: bool, path: tuple[str, ...] = ()) -> tuple[Any, str]:
         if tag in self.overrides:
             return self.overrides[tag], f"recipe attributes.{keyword_for_tag(tag) or tag_str(tag)}"
         attribute_type = None
-        if self.attribute_type is not None and top_level and "SOPClassUID" in ds:  # IOD types describe the top level only
+        if self.attribute_type is not None and path:   # inside an item: the type in its sequence's item description
+            attribute_type = self.attribute_type("", tag, path)
+        elif self.attribute_type is not None and top_level and "SOPClassUID" in ds:  # the IOD's type
             attribute_type = self.attribute_type(str(ds.SOPClassUID), tag)
         action = self.table.get(tag, attribute_type)
         if action is not None:
@@ -315,21 +324,19 @@ class Deidentifier:
         if isinstance(action, dict):  # {set: value}
             elem.value = action["set"]; self._log(ctx, path, tag, "set", rule); return
         name = action.value if isinstance(action, Action) else action
-        if name in ("X", "remove") and "[" in path and elem.VR != "SQ" and isinstance(action, Action):
-            # Inside sequence items the table cannot say which macro makes an attribute Type 2;
-            # an empty value is as private as removal and keeps such items conformant.
-            name, rule = "Z", rule + " (emptied, not removed, inside a sequence item)"
-        if name in ("X", "remove"):
+        if elem.VR == "SQ" and isinstance(action, Action) and tag in self._typed_tags:
+            name, rule = _sequence_choice(elem, self.table.row(tag).basic, name, rule)
+        if name == "X" and isinstance(action, Action) and "[" in path and self.attribute_type is not None:
+            name, rule = _required_in_item(self.attribute_type("", tag, _sequence_path(path[:path.rfind(".") + 1])), rule)
+        if name in ("X", "remove"):   # at every depth, unless the item requires the attribute (`_required_in_item`)
             del ds[tag]; self._log(ctx, path, tag, "remove", rule); return
         if elem.VR == "SQ":
-            if name == "Z" and isinstance(action, Action) and "/" in (self.table.row(tag).basic if self.table.row(tag) else ""):
-                # X/Z on a sequence with the module unknown: an empty sequence breaks Type 3 sequences and
-                # removal breaks Type 2 ones; keeping the items, each cleaned by the table (UIDs replaced),
-                # is as private and valid in both.
-                name, rule = "D", rule + " (sequence kept, items cleaned: valid whether Type 2 or 3)"
             if name in ("Z", "empty"):
-                elem.value = Sequence([]); self._log(ctx, path, tag, "empty", rule); return
-            # K, C, D, U on a sequence: keep the structure, process every item with the same rules
+                elem.value = Sequence([])
+                self._log(ctx, path, tag, "empty", rule); return
+            if name in ("D", "dummy") and tag != _CONTENT_SEQUENCE:   # SR content has its own rules (`_sr_value`)
+                self._dummy_items(elem, path, ctx, rule); return
+            # K, C, U on a sequence: keep the structure, process every item with the same rules
             for i, item in enumerate(elem.value):
                 self._dataset(item, f"{path}[{i}].", ctx, in_sr, clean or name in ("C", "clean"))
             return
@@ -361,6 +368,25 @@ class Deidentifier:
         raise DicomValueError(f"{tag_str(tag)} {elem.keyword}: unknown action {name!r}.")
 
     # -- actions -------------------------------------------------------------------------------
+    def _dummy_items(self, elem: DataElement, path: str, ctx: _Context, rule: str) -> None:
+        "Action D on a sequence: in its items, at any depth, every value that can identify becomes a dummy (same multiplicity)."
+        rule += " (inside a dummy sequence)"
+        for i, item in enumerate(elem.value):
+            for e in list(item):
+                tag, where = int(e.tag), f"{path}[{i}].{e.keyword or tag_str(int(e.tag))}"
+                if tag >> 16 & 1:
+                    del item[tag]; self._log(ctx, where, tag, "remove", rule + ": private")
+                elif e.VR == "SQ" and _only_references(e.value):   # a reference in it keeps pointing at the remapped instance
+                    for j, sub in enumerate(e.value): self._dataset(sub, f"{where}[{j}].", ctx, in_sr=False)
+                elif e.VR == "SQ":
+                    self._dummy_items(e, where, ctx, rule)
+                elif e.VR == "UI":   # instance UIDs replaced as by U; the UIDs the table keeps (SOP classes) stay
+                    if self.table.get(tag) not in (None, Action.KEEP): self._replace_uid(e, where, ctx, rule)
+                elif e.VR not in _DUMMY_KEEPS:
+                    n = len(e.value) if isinstance(e.value, (list, pydicom.multival.MultiValue)) else 1
+                    e.value = dummy_value(e.VR) if n < 2 else [dummy_value(e.VR)] * n
+                    self._log(ctx, where, tag, "dummy", rule)
+
     def _log(self, ctx: _Context, path: str, tag: int, action: str, rule: str) -> None:
         names = _TAG_NAMES.get(tag)
         if names is None: names = _TAG_NAMES[tag] = (tag_str(tag), keyword_for_tag(tag) or "")
@@ -525,6 +551,7 @@ class Deidentifier:
         done = getattr(ds, "_pseudicom_extra_options", set())
         return opts | set(done)
 
+_DUMMY_KEEPS = frozenset({"CS", "IS", "DS", "US", "SS", "UL", "SL", "FL", "FD", "SV", "UV", "AT", "OF", "OD", "OL", "OV"})  # codes and numbers
 _RESIDUAL_TEXT = frozenset({"LO", "SH", "ST", "LT", "UT", "UC", "PN", "AE", "CS"})
 _RESIDUAL_VRS = _RESIDUAL_TEXT | {"DA", "DT", "TM"}   # what the safety net looks at
 _NOT_TEXT = frozenset({"SQ", "UI", "OB", "OW", "UN", "US", "SS", "UL", "SL", "FL", "FD", "AT", "OF", "OD"})
@@ -547,3 +574,38 @@ def _condition_matches(value: Any, allowed: Any) -> bool:
     allowed_list = allowed if isinstance(allowed, list) else [allowed]
     values = list(value) if isinstance(value, (list, pydicom.multival.MultiValue)) else [value]
     return any(str(v).strip() == str(a).strip() for v in values for a in allowed_list)
+
+# %% ../../nbs/05_deid.ipynb #b7d40f19
+@functools.lru_cache(maxsize=1024)
+def _sequence_path(prefix: str) -> tuple[str, ...]:
+    "The keywords of the enclosing sequences of an item path: 'BeamSequence[0].ControlPointSequence[2].' -> ('BeamSequence', 'ControlPointSequence')."
+    return tuple(part.split("[")[0] for part in prefix.split("].")[:-1])
+
+def _only_references(items) -> bool:
+    "True when the items hold nothing but UIDs, referenced frame/segment numbers and sequences of the same (and there is an item)."
+    for item in items:
+        for e in item:
+            if e.VR == "UI" or (e.VR in ("IS", "US", "UL", "AT") and (e.keyword or "").startswith("Referenced")): continue
+            if e.VR == "SQ" and _only_references(e.value): continue
+            return False
+    return len(items) > 0
+
+def _sequence_choice(
+    elem: DataElement,  # a sequence whose Table E.1-1 row has a combined code
+    code: str,          # the row's Basic Profile code, e.g. "X/Z/U*"
+    name: str,          # the action the table resolved by Type: "X", "Z", "D", "U", "K" or "C"
+    rule: str,          # the rule text for the audit
+) -> tuple[str, str]:   # the action to take and its rule
+    "A sequence of references is kept with its UIDs replaced where the code allows U* or the items are only references; otherwise the table's choice."
+    if name in ("X", "Z", "D") and ("U*" in code or _only_references(elem.value)):
+        return "U", rule.rsplit(" -> ", 1)[0] + " -> replace_uid (a sequence of references: kept, the UIDs in its items replaced)"
+    return name, rule
+
+def _required_in_item(
+    attribute_type: str | None,  # the attribute's Type in the item description of its sequence (None: not required)
+    rule: str,                   # the rule text of the table's X
+) -> tuple[str, str]:            # the action to take and its rule
+    "X inside a sequence item removes, unless the item requires the attribute: then empty (Type 2) or dummy (Type 1)."
+    if attribute_type in ("2", "2C"): return "Z", rule + f" (emptied, not removed: Type {attribute_type} in this sequence's items)"
+    if attribute_type in ("1", "1C"): return "D", rule + f" (dummy, not removed: Type {attribute_type} in this sequence's items)"
+    return "X", rule

@@ -18,9 +18,10 @@ from types import MappingProxyType
 from .errors import DicomValueError, RecipeError, did_you_mean
 
 # %% auto #0
-__all__ = ['TABLE_FILE', 'TABLE_EDITION', 'TABLE_SOURCE', 'PRIVATE_ACTION', 'IOD_TYPES_FILE', 'CODING_SCHEME_DESIGNATOR',
-           'BASIC_PROFILE_CODE', 'OPTION_CODES', 'ProfileOption', 'Action', 'ProfileRow', 'table', 'parse_options',
-           'resolve_code', 'row_action', 'ActionTable', 'compile_actions', 'attribute_type', 'method_codes']
+__all__ = ['TABLE_FILE', 'TABLE_EDITION', 'TABLE_SOURCE', 'PRIVATE_ACTION', 'IOD_TYPES_FILE', 'NESTED_TYPES_FILE',
+           'CODING_SCHEME_DESIGNATOR', 'BASIC_PROFILE_CODE', 'OPTION_CODES', 'ProfileOption', 'Action', 'ProfileRow',
+           'table', 'parse_options', 'resolve_code', 'row_action', 'ActionTable', 'compile_actions', 'attribute_type',
+           'method_codes']
 
 # %% ../../nbs/02_profile.ipynb #ca2a7a8e
 TABLE_FILE = "ps3_15_table_e1_1.csv"  # in pseudicom/data
@@ -233,6 +234,7 @@ def compile_actions(
 
 # %% ../../nbs/02_profile.ipynb #d698ee6d
 IOD_TYPES_FILE = "iod_attribute_types.csv"  # in pseudicom/data
+NESTED_TYPES_FILE = "iod_nested_attribute_types.csv"  # in pseudicom/data: attributes inside sequence items
 
 @functools.cache
 def _iod_types() -> MappingProxyType:
@@ -244,11 +246,20 @@ def _iod_types() -> MappingProxyType:
             out.setdefault(r["sop_class_uid"], {})[int(r["tag"], 16)] = r["type"]
     return MappingProxyType({k: MappingProxyType(v) for k, v in out.items()})
 
+@functools.cache
+def _nested_types() -> MappingProxyType:
+    "{(sequence path, tag): type} read once from the package's CSV file."
+    ref = importlib.resources.files("pseudicom") / "data" / NESTED_TYPES_FILE
+    with ref.open("r", encoding="utf-8", newline="") as f:
+        return MappingProxyType({(r["path"], int(r["tag"], 16)): r["type"] for r in csv.DictReader(f)})
+
 def attribute_type(
-    sop_class_uid: str,  # the object's SOP Class UID, e.g. "1.2.840.10008.5.1.4.1.1.2" (CT Image Storage)
-    tag: int,            # a top-level DICOM tag as an integer
-) -> str | None:         # "1", "1C", "2", "2C" or "3"; None when the IOD or the tag is not in the table
-    "The type of top-level attribute `tag` in the IOD of `sop_class_uid` (strictest over its modules), or None."
+    sop_class_uid: str,         # the object's SOP Class UID, e.g. "1.2.840.10008.5.1.4.1.1.2" (CT Image Storage)
+    tag: int,                   # a DICOM tag as an integer
+    path: tuple[str, ...] = (), # keywords of the enclosing sequences, top level first; () for a top-level attribute
+) -> str | None:                # "1", "1C", "2", "2C" or "3"; None when the IOD, path or tag is not in the tables
+    "The type of attribute `tag` in the IOD of `sop_class_uid` (top level) or in the item of sequence `path` (strictest), or None."
+    if path: return _nested_types().get((".".join(path), tag))
     types = _iod_types().get(str(sop_class_uid).strip().rstrip("\x00"))
     return None if types is None else types.get(tag)
 
