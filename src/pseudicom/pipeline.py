@@ -20,6 +20,7 @@ import struct
 import sys
 import threading
 import time
+import warnings
 from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, Executor, ProcessPoolExecutor, wait
 from contextlib import contextmanager
@@ -36,7 +37,7 @@ import pseudicom
 from .deid import Deidentifier, identifying_strings
 from .errors import BurnedInAnnotationError, PseudicomError, QuarantineError, UnsafeOutputError
 from .io import (FileLayout, _check_complete, atomic_write_bytes, atomic_write_parts, check_separate, dataset_bytes,
-                          read_dataset, read_header, walk_files, write_parts)
+                          _describes_image, is_dicomdir, pixel_excess, read_dataset, read_header, walk_files, write_parts)
 from .keys import Crosswalk, Key
 from .profile import ProfileOption
 from .rawheader import (_HH, _UNDEFINED, Decline, RawDataset, assemble, element_at, element_chunks, meta_bytes, meta_values,
@@ -44,7 +45,8 @@ from .rawheader import (_HH, _UNDEFINED, Decline, RawDataset, assemble, element_
 from .recipe import Recipe, load_recipe
 
 # %% auto #0
-__all__ = ['FileResult', 'RunResult', 'output_path', 'mirror_leak', 'raw_headers', 'FileTimeout', 'process_file', 'run']
+__all__ = ['FileResult', 'RunResult', 'output_path', 'mirror_leak', 'raw_headers', 'FileTimeout', 'process_file', 'same_instance',
+           'run']
 
 # %% ../../nbs/08_pipeline.ipynb #11be58a2
 @dataclass
@@ -66,6 +68,8 @@ class FileResult:
     actions: dict = field(default_factory=dict, repr=False)  # (keyword or tag, action) -> count, for `action_counts`
     deface: str = ""               # what the face step did to this file's series ("" when deface is off or not CT/MR)
     staged: str = field(default="", repr=False)   # where the worker left the output for the main process to place
+    notes: list[str] = field(default_factory=list)  # what the user should know about a file that was handled (no pixels, padding dropped, pydicom warnings)
+    instance: str = field(default="", repr=False)   # the output's (de-identified) SOPInstanceUID: two inputs of one instance meet here
 
 @dataclass
 class RunResult:
@@ -136,7 +140,7 @@ class RunResult:
                 "deface": self.deface_notes,
                 "files": [{"index": f.index, "source": f.source, "status": f.status, "output": f.output,
                            "reason": f.reason, "blake3": f.digest, "changes": f.changes or len(f.audit), "pixel_boxes": f.pixel_boxes,
-                           **({"deface": f.deface} if f.deface else {})}
+                           **({"deface": f.deface} if f.deface else {}), **({"notes": f.notes} if f.notes else {})}
                           for f in self.files]}
 
 # %% ../../nbs/08_pipeline.ipynb #6800d362
@@ -189,6 +193,28 @@ def mirror_leak(
                         f"{what}; mirroring it would leak identity into the output tree. Use layout 'hierarchy' or "
                         "'flat', or rename the input folders and files before mirroring.")
     return None
+
+# %% ../../nbs/08_pipeline.ipynb #8243c06b
+_DICOMDIR_REASON = ("DICOMDIR: a directory of the files on a medium, not an instance; its records hold patient names "
+                    "and IDs, so it is not copied. Run with --dicomdir (dicomdir=True) to write a new one over the output.")
+
+def _read_at(path: str, offset: int, n: int) -> bytes:
+    "`n` bytes of the file at `path` from `offset`."
+    with open(path, "rb", buffering=0) as f:
+        return os.pread(f.fileno(), n, offset)
+
+def _instance_notes(ds: Dataset, layout: FileLayout) -> list[str]:
+    "What the report should say about a file that is written as it is found: no pixels, zero padding, over-long pixel data."
+    notes = []
+    if layout.zero_tail:
+        notes.append(f"{layout.zero_tail} zero bytes after the data set were dropped (padding; zeros carry no data)")
+    excess = pixel_excess(ds, layout.pixel_length)
+    if excess:
+        notes.append(f"(7FE0,0010) PixelData holds {excess} bytes more than the image needs, all zero; copied as they are")
+    if layout.pixel_start is None and not layout.float_pixels and _describes_image(ds):
+        notes.append("no PixelData: the instance describes an image but carries no pixels; its header was de-identified and "
+                     "written without pixels (no burned-in text to check). If the file was cut short, re-copy it.")
+    return notes
 
 # %% ../../nbs/08_pipeline.ipynb #a3923449
 _DICOMDIR = "1.2.840.10008.1.3.10"
@@ -316,6 +342,16 @@ def process_file(
 ) -> FileResult:             # what happened
     "De-identify one file into the staging folder; never raises for bad input."
     deid = deidentifier or _Worker.deidentifier
+    with warnings.catch_warnings(record=True) as caught:   # pydicom's warnings go to the file's report, never to the terminal
+        warnings.simplefilter("always")
+        result = _process_file(index, path, source, staging, deid, fast, timeout, series)
+    for w in caught:
+        note = f"warning: {w.message}"
+        if note not in result.notes: result.notes.append(note)
+    return result
+
+def _process_file(index: int, path: str, source: str, staging: str, deid: Deidentifier, fast: bool, timeout: float | None,
+                  series: tuple | None) -> FileResult:
     result = FileResult(index, source, "failed")
     try:
         with _time_limit(timeout):
@@ -331,14 +367,25 @@ def process_file(
         result.status, result.reason = "failed", (f"{source}: took longer than the per-file time limit of {timeout:g} s and was "
                                                   "stopped; the file may be damaged or hostile. Inspect it, or raise the limit (--timeout).")
     except QuarantineError as e:
-        result.status, result.reason = "quarantined", str(e)
+        result.status, result.reason = "quarantined", _named(source, str(e))
     except PseudicomError as e:
-        result.status, result.reason = "failed", str(e)
+        result.status, result.reason = "failed", _named(source, str(e))
+    except _PixelDecodeError as e:   # pixels that no installed decoder reads cannot be checked for burned-in text
+        result.status, result.reason = "quarantined", (f"{source}: its pixel data cannot be decoded ({e.__cause__ or e}), so "
+                                                       "it cannot be checked or cleaned for burned-in text; it is held back. "
+                                                       "Install the decoder its transfer syntax needs (pylibjpeg, GDCM), or review it.")
     except Exception as e:  # a bug or a damaged file that slipped through: report, never crash the batch
         result.status, result.reason = "failed", (f"{source}: unexpected {type(e).__name__}: {e}. "
                                                   "Please report this with the file's structure (not its content).")
     result.output, result.audit, result.crosswalk, result.digest, result.path = None, [], {}, None, ""
     return result
+
+class _PixelDecodeError(Exception):
+    "Pixel data that no installed decoder reads (raised from the decoder's error)."
+
+def _named(source: str, message: str) -> str:
+    "`message`, starting with the name of the file it is about (as the report lists it)."
+    return message if message.startswith(f"{source}:") else f"{source}: {message}"
 
 def _process(index: int, path: str, source: str, staging: str, deid: Deidentifier, fast: bool, result: FileResult,
              series: tuple | None = None, raw: bool = False) -> FileResult:
@@ -352,14 +399,15 @@ def _process(index: int, path: str, source: str, staging: str, deid: Deidentifie
         if memo is not None:
             original = {t: bytes(e.buf[e.start:e.end]) for t, e in ds._e.items()}
             form = (layout.transfer_syntax, ds.codec, ds.preamble, tuple(ds.file_meta._e))
-        _check_complete(ds, pixel_length=layout.pixel_length)   # what read_header checks after parsing
+        _check_complete(ds, pixel_length=layout.pixel_length,   # what read_header checks after parsing
+                        pixel_tail=lambda n: _read_at(path, layout.pixel_end - n, n))
     else:
         ds, layout = read_header(path, display_name=source)
     result.size = layout.size
-    if ds.file_meta.get("MediaStorageSOPClassUID") == _DICOMDIR:
-        result.status, result.reason = "excluded", ("DICOMDIR: its directory records hold patient names and IDs; "
-                                                    "make a new DICOMDIR from the output if you need one.")
+    if is_dicomdir(ds):
+        result.status, result.reason = "excluded", _DICOMDIR_REASON
         return result
+    result.notes += _instance_notes(ds, layout)
     decision, reason = deid.decide(ds)
     if decision != "include":
         result.status, result.reason = {"exclude": "excluded", "quarantine": "quarantined"}[decision], reason
@@ -375,13 +423,22 @@ def _process(index: int, path: str, source: str, staging: str, deid: Deidentifie
     if raw and not stream: raise Decline("pixels to change or look at")
     defaced = False
     if series is not None and series[1]:
-        ds, what = _Worker.defacer(deid).slice(series[1], path, lambda p: read_dataset(p))
+        try:
+            ds, what = _Worker.defacer(deid).slice(series[1], path, lambda p: read_dataset(p))
+        except PseudicomError as e:   # the series is read whole: the file at fault may be another slice, named in `e`
+            if str(e).startswith(path): raise PseudicomError(f"{source}:{str(e)[len(path) + 1:]}") from None
+            raise PseudicomError(f"{source}: its head series cannot be defaced: {e}") from None
         result.deface, defaced = what.reason if not what.applied else f"defaced: {series[0]}", what.applied
     elif series is not None:
         result.deface = series[0]
     if not stream and "PixelData" not in ds and layout.pixel_start is not None:
         ds = read_dataset(path, display_name=source)   # the full path: the whole dataset in memory
-    boxes = _clean_pixels(ds, deid)
+    try:
+        boxes = _clean_pixels(ds, deid)
+    except PseudicomError:
+        raise
+    except (RuntimeError, NotImplementedError, ValueError) as e:   # what pydicom's pixel decoders raise
+        raise _PixelDecodeError(str(e)) from e
     if defaced:
         ds._pseudicom_extra_options = set(getattr(ds, "_pseudicom_extra_options", set())) | {ProfileOption.CLEAN_RECOGNIZABLE_VISUAL_FEATURES}
         ds.RecognizableVisualFeatures = "NO"
@@ -391,6 +448,7 @@ def _process(index: int, path: str, source: str, staging: str, deid: Deidentifie
         result.status, result.reason = outcome.status, outcome.reason
         return result
     rel = output_path(ds, layout_name, source)
+    result.instance = str(ds.get("SOPInstanceUID") or "")
     target = Path(staging) / f"{index:08d}.dcm"
     if raw:
         chunks = element_chunks(ds)
@@ -596,7 +654,7 @@ class _SeriesMemo:
         parts = [(source_file, p[1], p[2]) if isinstance(p, tuple) else p for p in parts]   # the file is open already
         result.staged = os.path.join(staging, f"{index:08d}.dcm")
         result.digest = write_parts(result.staged, parts)   # staging: the main process renames it into place
-        result.status, result.output, result.pixel_boxes = "written", rel, []
+        result.status, result.output, result.pixel_boxes, result.instance = "written", rel, [], uid
         records = [r for t in sorted(audit) for r in audit[t]] + meta_audit
         if records == tpl.records:   # the usual case: the same changes as the template's, only the output differs
             if tpl.pieces is None:
@@ -716,6 +774,40 @@ def _clean_pixels(ds: pydicom.Dataset, deid: Deidentifier) -> list[dict]:
     ds._pseudicom_extra_options = done
     return boxes
 
+# %% ../../nbs/08_pipeline.ipynb #91c65492
+_ENCODING_ONLY = frozenset((0x00280004, 0x00280006, 0x7FE00010, 0xFFFCFFFC))   # how pixels are encoded, and padding
+
+def _decoded_bytes(ds: Dataset) -> bytes:
+    "The data set's values as implicit VR little endian bytes (less group lengths, padding and pixel encoding)."
+    keep = Dataset()
+    for elem in ds:
+        if int(elem.tag) not in _ENCODING_ONLY and elem.tag.element != 0: keep.add(elem)
+    fp = DicomBytesIO()
+    fp.is_little_endian, fp.is_implicit_VR = True, True
+    write_dataset(fp, keep, parent_encoding=ds.get("SpecificCharacterSet", "iso8859"))
+    return fp.getvalue()
+
+def same_instance(
+    path_a: str | os.PathLike,  # a DICOM file
+    path_b: str | os.PathLike,  # another one with the same SOPInstanceUID
+) -> str | None:                # None when they hold the same instance, else what differs
+    "None when two files hold the same instance: the same values once decoded, and pixels that decode to the same array."
+    import numpy as np
+    try:
+        a, b = read_dataset(path_a), read_dataset(path_b)
+        if _decoded_bytes(a) != _decoded_bytes(b): return "their header values differ"
+    except Exception as e:   # unreadable now, or values pydicom cannot encode: not shown to be the same
+        return f"they could not be compared ({type(e).__name__})"
+    if ("PixelData" in a) != ("PixelData" in b): return "one has pixel data and the other has none"
+    if "PixelData" not in a: return None
+    try:
+        pixels_a, pixels_b = a.pixel_array, b.pixel_array
+    except Exception as e:
+        return f"their pixels could not be decoded to compare ({type(e).__name__})"
+    if pixels_a.shape != pixels_b.shape or not np.array_equal(pixels_a, pixels_b):
+        return "their decoded pixels differ (a lossy copy is a new instance and needs a new SOPInstanceUID)"
+    return None
+
 # %% ../../nbs/08_pipeline.ipynb #250f6597
 _MARKER = ".pseudicom-run.json"
 _STAGING = ".pseudicom-staging"
@@ -802,7 +894,7 @@ class _Journal:
         self._audit.write(text)
         rec = {"source": f.source, "size": f.size, "mtime_ns": mtime_ns, "status": f.status, "output": f.output,
                "reason": f.reason, "blake3": f.digest, "pixel_boxes": f.pixel_boxes, "path": f.path, "changes": f.changes,
-               "audit_at": [self._audit_size, len(text)]}
+               "audit_at": [self._audit_size, len(text)], "instance": f.instance, "notes": f.notes}
         self._audit_size += len(text)
         self._pending.append(json.dumps(rec).encode() + b"\n")
         if len(self._pending) >= 64 or time.monotonic() - self._last_sync > 0.2: self.sync()
@@ -950,9 +1042,11 @@ def run(
                                    _actions_of(rec["audit"]))
                     result.resumed += 1
                     if f.output: taken[f.output] = f.source
+                    if rec.get("instance"): taken[f"uid:{rec['instance']}"] = f.source
+                    f.notes, f.instance = rec.get("notes", []), rec.get("instance", "")
                 else:
                     if f.audit: _pack(f)
-                    _place(f, dst, taken, made)
+                    _place(f, dst, taken, made, listing.root)
                     journal.append(f, mtimes[f.index])
                 audit_fh.write(f.audit_lines)
                 actions.add(f.actions)
@@ -1009,18 +1103,33 @@ def _note_of(plan, ds, headers) -> str:
     uid = str(ds.get("SeriesInstanceUID", ""))
     return plan.notes.get(f"series-{uids.index(uid) + 1}", "not defaced") if uid in uids else "not defaced: no SeriesInstanceUID"
 
-def _place(f: FileResult, dst: Path, taken: dict[str, str], made: set | None = None) -> None:
-    "Move a staged output (`f.staged`) to its final name; a duplicate output path fails the later input. `made`: folders known to exist."
+def _place(f: FileResult, dst: Path, taken: dict[str, str], made: set | None = None, root: Path | None = None) -> None:
+    """Move a staged output (`f.staged`) to its final name. A later input of an instance already written is excluded
+    as its duplicate (same content, see `same_instance`; `root`: the source folder) or fails as a conflict. `made`: folders known to exist."""
     if f.status != "written": return
     staged = f.staged
-    if f.output in taken:
+    uid_key = f"uid:{f.instance}" if f.instance else None
+    clash = f.output if f.output in taken else uid_key if uid_key in taken else None
+    if clash is not None:
         Path(staged).unlink(missing_ok=True)
-        f.status, f.reason = "failed", (f"{f.source}: same output path as {taken[f.output]} (a duplicate instance: same "
-                                        "SOPInstanceUID, or the same name in mirror layout); only the first was written. "
-                                        "Remove duplicates from the input.")
+        other = taken[clash]
+        differs = "the same output path"
+        if root is not None and uid_key in taken:
+            with warnings.catch_warnings(record=True) as caught:   # what pydicom says while comparing goes to the report
+                warnings.simplefilter("always")
+                differs = same_instance(root / other, root / f.source)
+            f.notes += [n for n in dict.fromkeys(f"warning: {w.message}" for w in caught) if n not in f.notes]
+        if differs is None:
+            f.status, f.reason = "excluded", (f"duplicate of {other}: the same instance (same SOPInstanceUID, header values "
+                                              "and decoded pixels), e.g. in another transfer syntax; only that one was written.")
+        else:
+            f.status, f.reason = "failed", (f"{f.source}: same SOPInstanceUID (or output path) as {other}, but {differs}; only "
+                                            f"{other} was written. Two different objects must not share a UID: keep the right "
+                                            "one, or give the other a new SOPInstanceUID.")
         f.output, f.audit, f.digest, f.path, f.audit_lines, f.actions, f.changes = None, [], None, "", b"", {}, 0
         return
     taken[f.output] = f.source
+    if uid_key: taken[uid_key] = f.source
     target = os.path.join(dst, f.output)
     folder = os.path.dirname(target)
     if made is None or folder not in made:
