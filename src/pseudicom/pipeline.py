@@ -169,30 +169,67 @@ def output_path(
     return "/".join([_safe_part(ds.get("PatientID"), "patient"), _safe_part(ds.get("StudyInstanceUID"), "study"),
                      _safe_part(ds.get("SeriesInstanceUID"), "series"), name])
 
-def _norm(text: str) -> str:
-    return re.sub(r"[^0-9a-z]", "", text.casefold())
+_MIRROR_KEYWORDS = ("PatientID", "OtherPatientIDs", "IssuerOfPatientID", "AccessionNumber", "StudyID", "RequestedProcedureID",
+                    "ScheduledProcedureStepID", "PerformedProcedureStepID", "PlacerOrderNumberImagingServiceRequest",
+                    "FillerOrderNumberImagingServiceRequest", "MedicalRecordLocator", "DeviceSerialNumber", "StationName",
+                    "InstitutionName", "InstitutionAddress", "InstitutionalDepartmentName", "PatientAddress",
+                    "PatientTelephoneNumbers", "ReferringPhysicianAddress", "ReferringPhysicianTelephoneNumbers")
+_MIRROR_TAGS = {pydicom.datadict.tag_for_keyword(k): k for k in _MIRROR_KEYWORDS}
+
+def _tokens(text: str) -> list[str]:
+    "The words and numbers of `text`, case folded: runs of letters or of digits (punctuation, spaces and '^' separate)."
+    return re.findall(r"[^\W\d_]+|\d+", text.casefold())
+
+def _mirror_needles(ds: pydicom.Dataset) -> dict[str, str]:
+    "The file's person names (and their parts), IDs, dates, institution values and original UIDs: joined tokens -> what it is."
+    needles: dict[str, str] = {}
+    def add(text: str, what: str) -> None:
+        joined = "".join(_tokens(text))
+        if len(joined) >= 3: needles.setdefault(joined, what)
+    for elem in ds.iterall():
+        values = elem.value if isinstance(elem.value, (list, pydicom.multival.MultiValue)) else [elem.value]
+        for v in (str(v) for v in values if v not in (None, "")):
+            if elem.VR == "PN":
+                for group in v.split("="):   # alphabetic, ideographic, phonetic groups; the whole name and each part
+                    add(group, "person name")
+                    for part in re.split(r"[\^ ]", group): add(part, "person name")
+            elif int(elem.tag) in _MIRROR_TAGS:
+                add(v, _MIRROR_TAGS[int(elem.tag)])
+            elif elem.VR in ("DA", "DT") and len(v) >= 8 and v[:8].isdigit():
+                for spelled in (v[:8], v[6:8] + v[4:6] + v[:4], v[4:6] + v[6:8] + v[:4]): add(spelled, "date")   # YMD, DMY, MDY
+            elif elem.VR == "UI" and elem.keyword not in ("SOPClassUID", "TransferSyntaxUID", "ReferencedSOPClassUID") \
+                    and not v.startswith("1.2.840.10008."):
+                add(v, "original UID")
+    return needles
+
+def _at_tokens(needle: str, tokens: list[str]) -> bool:
+    "True when `needle` is one token of `tokens` or several consecutive ones joined (never a part of a token)."
+    for i in range(len(tokens)):
+        joined = ""
+        for token in tokens[i:]:
+            joined += token
+            if joined == needle: return True
+            if len(joined) >= len(needle): break
+    return False
 
 def mirror_leak(
     ds: pydicom.Dataset,          # the ORIGINAL header of the file
-    deid: Deidentifier,           # the compiled recipe (knows which elements identify)
+    deid: Deidentifier,           # the compiled recipe (not consulted: names, IDs, dates and places are checked whatever it keeps)
     source: str,                  # the input path relative to the source folder
 ) -> str | None:                  # why the path leaks identity, or None
     "The reason `source` would leak `ds`'s own identifiers into a mirrored output tree, or None."
-    needles = {_norm(s): "identifying value" for s in identifying_strings(deid.identifying_values(ds))}
-    for elem in ds.iterall():
-        if elem.VR == "UI" and elem.value and elem.keyword not in ("SOPClassUID", "TransferSyntaxUID", "ReferencedSOPClassUID"):
-            for v in (elem.value if isinstance(elem.value, (list, pydicom.multival.MultiValue)) else [elem.value]):
-                if v and not str(v).startswith("1.2.840.10008."): needles.setdefault(_norm(str(v)), "original UID")
+    needles = _mirror_needles(ds)
     parts = source.split("/")
     for i, part in enumerate(parts):
         stem = part.rsplit(".", 1)[0] if i == len(parts) - 1 and "." in part else part
-        text = _norm(stem)
-        for needle, what in sorted(needles.items(), key=lambda kv: -len(kv[0])):
-            if len(needle) >= 3 and needle in text:
+        tokens = _tokens(stem)
+        for needle, what in sorted(needles.items(), key=lambda kv: (-len(kv[0]), kv[0])):
+            if _at_tokens(needle, tokens):
                 return (f"layout 'mirror': path component {i + 1} of {len(parts)} ({part!r}) contains this file's "
                         f"{what}; mirroring it would leak identity into the output tree. Use layout 'hierarchy' or "
                         "'flat', or rename the input folders and files before mirroring.")
     return None
+
 
 # %% ../../nbs/08_pipeline.ipynb #8243c06b
 _DICOMDIR_REASON = ("DICOMDIR: a directory of the files on a medium, not an instance; its records hold patient names "
@@ -782,6 +819,10 @@ def _decoded_bytes(ds: Dataset) -> bytes:
     keep = Dataset()
     for elem in ds:
         if int(elem.tag) not in _ENCODING_ONLY and elem.tag.element != 0: keep.add(elem)
+    for elem in keep.iterall():   # sequences and items of defined or undefined length hold the same values: one form
+        if elem.VR == "SQ":
+            elem.is_undefined_length = True
+            for item in elem.value: item.is_undefined_length_sequence_item = True
     fp = DicomBytesIO()
     fp.is_little_endian, fp.is_implicit_VR = True, True
     write_dataset(fp, keep, parent_encoding=ds.get("SpecificCharacterSet", "iso8859"))
