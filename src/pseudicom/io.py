@@ -159,8 +159,12 @@ def _check_complete(ds: Dataset, pixel_length: int | None = None, float_pixels: 
     ts = ds.file_meta.get("TransferSyntaxUID", pydicom.uid.ExplicitVRLittleEndian)
     for kw, tag in (("SOPClassUID", "(0008,0016)"), ("SOPInstanceUID", "(0008,0018)")):
         if not ds.get(kw):
-            raise DicomReadError(f"{tag} {kw} is missing or empty; every DICOM instance needs it. "
-                                 "The file is truncated or not a composite instance; pseudicom cannot place it safely.")
+            meta = ds.file_meta.get(f"MediaStorage{kw}")
+            hint = (f" The file meta names {pydicom.uid.UID(str(meta)).name if kw == 'SOPClassUID' else 'an instance UID'} "
+                    f"(MediaStorage{kw}): if it is right, add {kw} to the data set and run again." if meta else "")
+            raise DicomReadError(f"not a DICOM instance: {tag} {kw} is missing or empty, and every stored instance needs it "
+                                 "(a lookup table, a fragment or a test data set has none; a truncated file may lose it); "
+                                 f"pseudicom cannot place it safely.{hint}")
     has_pixels = pixel_length is not None or float_pixels or any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"))
     if not has_pixels and _describes_image(ds):   # a header-only instance still holds the UIDs that place it (Type 1 everywhere)
         missing = [f"{tag_str(pydicom.datadict.tag_for_keyword(k))} {k}" for k in ("StudyInstanceUID", "SeriesInstanceUID") if not ds.get(k)]

@@ -16,6 +16,7 @@ import secrets
 import shutil
 import signal
 import socket
+import tempfile
 import struct
 import sys
 import threading
@@ -46,7 +47,7 @@ from .recipe import Recipe, load_recipe
 
 # %% auto #0
 __all__ = ['FileResult', 'RunResult', 'output_path', 'mirror_leak', 'raw_headers', 'FileTimeout', 'process_file', 'same_instance',
-           'run']
+           'run', 'write_dicomdir']
 
 # %% ../../nbs/08_pipeline.ipynb #11be58a2
 @dataclass
@@ -89,6 +90,7 @@ class RunResult:
     workers: str = ""                # what ran the files: "1 process", "2 processes", "dask (4 threads)"
     resumed: int = 0                 # outputs of an earlier run that were verified and kept
     deface_notes: dict = field(default_factory=dict)  # series -> why it was (not) defaced, when the recipe asks for it
+    dicomdir_path: str | None = None  # the DICOMDIR written over the output (run with dicomdir=True)
     _actions: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -137,7 +139,7 @@ class RunResult:
                 "note": "Operator record: names input files, which may carry identifiers. Keep it with the source data; it does not travel with the output.",
                 "counts": self.counts, "ok": self.ok, "seconds": round(self.seconds, 3), "workers": self.workers,
                 "resumed": self.resumed, "input_bytes": sum(f.size for f in self.files), "action_counts": self.action_counts,
-                "deface": self.deface_notes,
+                "deface": self.deface_notes, **({"dicomdir": self.dicomdir_path} if self.dicomdir_path else {}),
                 "files": [{"index": f.index, "source": f.source, "status": f.status, "output": f.output,
                            "reason": f.reason, "blake3": f.digest, "changes": f.changes or len(f.audit), "pixel_boxes": f.pixel_boxes,
                            **({"deface": f.deface} if f.deface else {}), **({"notes": f.notes} if f.notes else {})}
@@ -248,7 +250,7 @@ def _instance_notes(ds: Dataset, layout: FileLayout) -> list[str]:
     excess = pixel_excess(ds, layout.pixel_length)
     if excess:
         notes.append(f"(7FE0,0010) PixelData holds {excess} bytes more than the image needs, all zero; copied as they are")
-    if layout.pixel_start is None and not layout.float_pixels and _describes_image(ds):
+    if _PIXEL_DATA not in layout.top_tags and not layout.float_pixels and _describes_image(ds):   # (deflated: tags of the inflated data set)
         notes.append("no PixelData: the instance describes an image but carries no pixels; its header was de-identified and "
                      "written without pixels (no burned-in text to check). If the file was cut short, re-copy it.")
     return notes
@@ -1008,6 +1010,7 @@ def run(
     timeout: float | None = 600.0,           # per-file time limit in seconds (None: none)
     fast: bool = True,                       # stream files whose pixels the recipe leaves alone
     chunk_size: int | None = None,           # files per task (default: from the number of files and workers)
+    dicomdir: bool = False,                  # write a new DICOMDIR over the output (laid out as a File-set; see `write_dicomdir`)
 ) -> RunResult:                              # the record of the run
     "De-identify every file under `src` into `dst` with `recipe` and `key`; resumes an interrupted run of the same arguments."
     started = time.perf_counter()
@@ -1107,6 +1110,10 @@ def run(
         audit_tmp.unlink(missing_ok=True)
         if not journal._fh.closed: journal.close()   # an interrupted run keeps the records of what it placed
     shutil.rmtree(dst / _STAGING, ignore_errors=True)
+    if dicomdir:
+        with warnings.catch_warnings(record=True):   # pydicom's remarks on the outputs were reported with each file
+            warnings.simplefilter("always")
+            result.dicomdir_path = str(write_dicomdir(dst, result.files))
     result._actions = actions.result()
     if cw is not None:
         result.crosswalk_path = str(cw.write(crosswalk_path, output_root=dst, passphrase=crosswalk_passphrase))
@@ -1377,3 +1384,58 @@ def _execute(tasks: list, recipe: Recipe, key: Key, staging: str, dst: str, work
     finally:
         for fut in inflight: fut.cancel()
         if own: executor.shutdown(wait=True, cancel_futures=True)
+
+# %% ../../nbs/08_pipeline.ipynb #8534387c
+def _directory_leaf(ds: Dataset):
+    "The PATIENT / STUDY / SERIES / instance records of a de-identified header (empty where the profile emptied them)."
+    from pydicom import fileset
+    levels = [("PATIENT", ("PatientID", "PatientName")),
+              ("STUDY", ("StudyInstanceUID", "StudyDate", "StudyTime", "StudyDescription", "StudyID", "AccessionNumber")),
+              ("SERIES", ("Modality", "SeriesInstanceUID", "SeriesNumber"))]
+    parent = None
+    for kind, keywords in levels:
+        record = Dataset()
+        record.DirectoryRecordType = kind
+        for kw in keywords: setattr(record, kw, ds.get(kw, "") if ds.get(kw) is not None else "")
+        node = fileset.RecordNode(record)
+        if parent is not None: node.parent = parent
+        parent = node
+    kind = fileset._four_level_record_type(ds)   # IMAGE, SR DOCUMENT, RT DOSE... (KeyError/ValueError: none for this class)
+    try:
+        record = fileset.DIRECTORY_RECORDERS[kind](ds)
+    except (ValueError, KeyError, AttributeError):   # a Type 1 key of the record that the profile emptied: the record without it
+        record = Dataset()
+        if "InstanceNumber" in ds: record.InstanceNumber = ds.InstanceNumber
+    record.DirectoryRecordType = kind
+    record.ReferencedSOPClassUIDInFile, record.ReferencedSOPInstanceUIDInFile = ds.SOPClassUID, ds.SOPInstanceUID
+    leaf = fileset.RecordNode(record)
+    leaf.parent = parent
+    return leaf
+
+def write_dicomdir(
+    dst: str | os.PathLike,      # the output folder of a run
+    files: list[FileResult],     # the run's results (written ones are moved; `output` and `notes` are updated)
+) -> Path:                       # the DICOMDIR written
+    "Write a new DICOMDIR over the written files of a run (records from their de-identified headers), laying them out as a File-set."
+    from pydicom.fileset import FileSet
+    dst = Path(dst)
+    (dst / "DICOMDIR").unlink(missing_ok=True)
+    fs, added = FileSet(), {}
+    for f in sorted((f for f in files if f.status == "written"), key=lambda f: f.output):
+        ds = pydicom.dcmread(dst / f.output, stop_before_pixels=True)   # the staged copy needs no pixels: the file itself is moved
+        try:
+            instance = fs.add_custom(ds, _directory_leaf(ds))
+        except (ValueError, KeyError, AttributeError) as e:
+            f.notes.append(f"not in the DICOMDIR: pydicom has no directory record for it ({e}); it stays at {f.output}")
+            continue
+        added[instance.SOPInstanceUID] = f
+    with tempfile.TemporaryDirectory(dir=dst) as parked:   # park the files, so no File-set name lands on a file still to move
+        for uid, f in added.items(): os.replace(dst / f.output, Path(parked) / f"{f.index:08d}.dcm")
+        fs.write(dst)   # DICOMDIR, and header-only copies at the File-set's paths
+        for instance in fs:
+            f = added[instance.SOPInstanceUID]
+            os.replace(Path(parked) / f"{f.index:08d}.dcm", dst / instance.FileID)   # the written bytes, unchanged
+            f.output = Path(instance.FileID).as_posix()
+    for folder in sorted({p for p in dst.rglob("*") if p.is_dir()}, key=lambda p: -len(p.parts)):
+        if not any(folder.iterdir()): folder.rmdir()   # the layout's folders, now empty
+    return dst / "DICOMDIR"
