@@ -268,3 +268,24 @@ def test_real_files(realdata, tmp_path):
     assert alone.status == "written" and "128 bytes more than the image needs, all zero" in alone.notes[0], alone
     assert by["pydicom-data/693_UNCR.dcm"].status == "failed" and "header values differ" in by["pydicom-data/693_UNCR.dcm"].reason
     assert {f.status for f in result.files} == {"written", "excluded", "failed"}
+
+
+def test_a_damaged_slice_is_named_in_its_own_result_and_its_series(tmp_path):
+    "In a defaced series, the failure of one slice names that slice; the other slices say their series could not be defaced, and why."
+    from pseudicom.recipe import load_recipe
+    from pseudicom.synth_head import head_series
+    src = tmp_path / "in"
+    series = head_series(src / "head", kind="CT", matrix=40, pixel_spacing=6.0, slice_thickness=8.0)
+    Path(series["masks"]).unlink()
+    files = sorted(Path(p) for p in series["files"])
+    damaged = files[3]
+    raw = damaged.read_bytes(); damaged.write_bytes(raw[:-100])   # cut inside PixelData
+    recipe = load_recipe("basic"); recipe.deface = {"enabled": True, "margin_mm": 5.0}
+    result = run(recipe, src, tmp_path / "out", key=KEY, workers=1, progress=False)
+    bad = damaged.relative_to(src).as_posix()
+    for f in result.files:
+        assert f.reason.startswith(f"{f.source}: "), f.reason
+        if f.source == bad:
+            assert f.status == "failed" and "truncated" in f.reason and str(src) not in f.reason, f.reason
+        else:   # a sound slice whose series cannot be defaced is held back, not failed
+            assert f.status == "quarantined" and "its head series cannot be defaced" in f.reason and damaged.name in f.reason, f.reason

@@ -466,7 +466,7 @@ def _process(index: int, path: str, source: str, staging: str, deid: Deidentifie
             ds, what = _Worker.defacer(deid).slice(series[1], path, lambda p: read_dataset(p))
         except PseudicomError as e:   # the series is read whole: the file at fault may be another slice, named in `e`
             if str(e).startswith(path): raise PseudicomError(f"{source}:{str(e)[len(path) + 1:]}") from None
-            raise PseudicomError(f"{source}: its head series cannot be defaced: {e}") from None
+            raise QuarantineError(f"{source}: its head series cannot be defaced, so it is held back: {e}") from None
         result.deface, defaced = what.reason if not what.applied else f"defaced: {series[0]}", what.applied
     elif series is not None:
         result.deface = series[0]
