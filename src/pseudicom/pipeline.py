@@ -1131,11 +1131,13 @@ def _plan_deface(tasks: list, result: RunResult) -> list:
     "Find head CT/MR series from the headers (one quick read each) and attach each slice's series to its task."
     from pseudicom.deface import plan_deface
     headers = []
-    for index, path, rel, expect, _ in tasks:
-        try:
-            headers.append((path, pydicom.dcmread(path, stop_before_pixels=True)))
-        except Exception:
-            pass   # an unreadable file fails later with its own clear reason
+    with warnings.catch_warnings():   # pydicom's warnings about a file reach its report when the file itself is processed
+        warnings.simplefilter("ignore")
+        for index, path, rel, expect, _ in tasks:
+            try:
+                headers.append((path, pydicom.dcmread(path, stop_before_pixels=True)))
+            except Exception:
+                pass   # an unreadable file fails later with its own clear reason
     plan = plan_deface(headers)
     result.deface_notes = dict(plan.notes)
     notes_by_path = {}
@@ -1300,8 +1302,10 @@ def _verify(dst: Path, expect: tuple) -> bool:
 def _crosswalk_of(path: str, source: str, deid: Deidentifier) -> dict:
     "The crosswalk entries of a file kept from an earlier run (header only; nothing is written)."
     try:
-        ds, _ = read_header(path, display_name=source)
-        return deid.deidentify(ds).crosswalk
+        with warnings.catch_warnings():   # reported with the file when it was processed
+            warnings.simplefilter("ignore")
+            ds, _ = read_header(path, display_name=source)
+            return deid.deidentify(ds).crosswalk
     except PseudicomError:
         return {}
 
