@@ -127,6 +127,8 @@ class RunResult:
                  f"{c['inputs']} inputs: {c['written']} written, {c['excluded']} excluded, {c['quarantined']} quarantined, {c['failed']} failed "
                  f"in {self.seconds:.1f} s ({rate}; {self.workers}; {streamed} streamed, {self.resumed} kept from an earlier run)"]
         for name, note in self.deface_notes.items(): lines.append(f"  face step, {name}: {note}")
+        noted = sum(bool(f.notes) for f in self.files)
+        if noted: lines.append(f"  {noted} files carry notes (no pixels, padding dropped, pydicom warnings...): see the report")
         for f in self.files:
             if f.status in ("failed", "quarantined"): lines.append(f"  {f.status}: {f.source}: {f.reason}")
         return "\n".join(lines)
