@@ -200,3 +200,26 @@ def test_item1_interrupts_end_within_seconds_and_rerun_resumes(signum, code, tri
         again = subprocess.run(fast, capture_output=True, text=True, timeout=300)
         assert again.returncode == 0, again.stderr
         assert _tree(out) == clean, f"{signum} at attempt {attempt}: the rerun differs from an uninterrupted run"
+
+
+# -- item 6: two runs into one DST at once -------------------------------------------------------------------
+
+def test_item6_a_second_run_into_the_same_dst_is_refused_while_the_first_goes_on(many, tmp_path):
+    import subprocess
+    import sys
+    import time
+    root, key, clean = many
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "pseudicom.cli", "deid", str(root / "in"), str(out), "--recipe", "pseudonymize",
+           "--key-file", str(key), "--workers", "2", "--no-fast-path", "--quiet"]
+    first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (out / ".pseudicom-staging").exists() and time.monotonic() < deadline:   # the first run is writing
+        time.sleep(0.02)
+    second = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert first.wait(timeout=300) == 0, first.stderr.read()
+    assert second.returncode == 2, second.stderr
+    assert "another pseudicom run is writing into this output folder" in second.stderr and "Traceback" not in second.stderr
+    assert _tree(out) == clean   # the first run was not disturbed
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)   # and the lock is gone with it
+    assert again.returncode == 0, again.stderr

@@ -76,7 +76,10 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--crosswalk-passphrase-env", metavar="VAR", help="encrypt the crosswalk with the passphrase in this environment variable")
     d.add_argument("--deface", action="store_true", help="remove facial features from head CT/MR series (overrides the recipe)")
     d.add_argument("--deface-margin", type=float, metavar="MM", help="safety margin of the face region in mm (default: the recipe's, 5)")
-    d.add_argument("--quiet", action="store_true", help="no progress bar and no per-file lines")
+    d.add_argument("--dicomdir", action="store_true", help="write a new DICOMDIR over the output, from de-identified values only "
+                   "(the output is laid out as a File-set: PT000000/ST000000/SE000000/IM000000)")
+    d.add_argument("--quiet", action="store_true", help="no progress bar and no per-file lines (pydicom's warnings always go to "
+                   "each file's notes in the report, never to the terminal)")
 
     v = sub.add_parser("verify", help="search DST for identifying data from SRC; exit 1 if any is found",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -227,14 +230,16 @@ def _cmd_deid(args) -> int:
     try:
         result = run(recipe, args.src, args.dst, key=_load_key(args), workers=args.workers, executor=client, report=args.report,
                      audit=args.audit, crosswalk=args.crosswalk, progress=False if args.quiet else None, layout=args.layout,
-                     timeout=args.timeout or None, fast=args.fast, crosswalk_passphrase=passphrase, follow_links=args.follow_links)
+                     timeout=args.timeout or None, fast=args.fast, crosswalk_passphrase=passphrase, follow_links=args.follow_links,
+                     dicomdir=args.dicomdir)
     finally:
         if client is not None: client.close()
     print(result.summary() if not args.quiet else result.summary().splitlines()[1])
     from pseudicom.record import RunRecord
     record_json, record_html = RunRecord(result, recipe=recipe, workers=args.workers).write()
     print(f"report: {result.report_path}\naudit log: {result.audit_path}\nrecord: {record_html}"
-          + (f"\ncrosswalk: {result.crosswalk_path}" if result.crosswalk_path else ""))
+          + (f"\ncrosswalk: {result.crosswalk_path}" if result.crosswalk_path else "")
+          + (f"\nDICOMDIR: {result.dicomdir_path}" if result.dicomdir_path else ""))
     return EXIT_OK if result.ok else EXIT_FAILURES
 
 def _env(var: str) -> str:

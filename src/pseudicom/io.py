@@ -16,18 +16,20 @@ import struct
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import blake3
 import pydicom
 from pydicom.dataset import Dataset, FileDataset
 from pydicom.errors import InvalidDicomError
 
-from .errors import DicomReadError, UnsafeOutputError, tag_str
+from .errors import DicomReadError, QuarantineError, UnsafeOutputError, tag_str
 
 # %% auto #0
-__all__ = ['FileProblem', 'FileListing', 'walk_files', 'read_dataset', 'read_bytes', 'FileLayout', 'check_structure',
-           'read_header', 'atomic_write_bytes', 'atomic_write_parts', 'write_parts', 'dataset_bytes', 'write_dataset',
-           'check_separate']
+__all__ = ['DICOMDIR_CLASS', 'FileProblem', 'FileListing', 'walk_files', 'read_dataset', 'read_bytes', 'HiddenBytesError',
+           'is_dicomdir', 'pixel_excess', 'FileLayout', 'check_structure', 'read_header', 'atomic_write_bytes',
+           'atomic_write_parts', 'write_parts', 'dataset_bytes', 'write_dataset', 'check_separate', 'OutputLock',
+           'lock_output']
 
 # %% ../../nbs/01_io.ipynb #7de6013b
 @dataclass(frozen=True)
@@ -159,13 +161,15 @@ def read_bytes(
             "after checking it; pseudicom does not guess.")
     try:
         layout = check_structure(raw)
+        if layout.zero_tail: raw = raw[:layout.data_end]   # trailing zero padding is no data: parsers must not see it
         ds = pydicom.dcmread(_io.BytesIO(raw), stop_before_pixels=stop_before_pixels)
         _check_complete(ds, pixel_length=layout.pixel_length if stop_before_pixels else None,
-                        float_pixels=stop_before_pixels and layout.float_pixels)
+                        float_pixels=stop_before_pixels and layout.float_pixels,
+                        pixel_tail=lambda n: raw[layout.pixel_end - n:layout.pixel_end])
         _check_agree(ds, layout, "before_pixels" if stop_before_pixels else "all")
         _check_values(ds)
     except DicomReadError as e:
-        raise DicomReadError(f"{name}: {e}") from None
+        raise type(e)(f"{name}: {e}") from None   # the same kind of error, naming the file
     except Exception as e:  # pydicom raises many types on damaged data; name the file and the cause
         raise DicomReadError(f"{name}: damaged DICOM file ({type(e).__name__}: {e}). "
                              "Re-export or re-copy the file; pseudicom does not guess.") from None
@@ -173,18 +177,37 @@ def read_bytes(
 
 _IMAGE_PIXEL = ("Rows", "Columns", "BitsAllocated", "BitsStored", "PixelRepresentation", "SamplesPerPixel", "PhotometricInterpretation")
 
-def _check_complete(ds: Dataset, pixel_length: int | None = None, float_pixels: bool = False) -> None:
-    "Raise if the instance lacks its UIDs, an image lacks pixel data, or native pixel data is short (`pixel_length`: when PixelData was not read)."
+DICOMDIR_CLASS = "1.2.840.10008.1.3.10"   # Media Storage Directory Storage
+
+class HiddenBytesError(DicomReadError, QuarantineError):
+    "A readable instance whose bytes could hide data where no reader looks (PixelData longer than the image, not zero)."
+
+def is_dicomdir(ds: Dataset) -> bool:
+    "True for a DICOMDIR (a directory of the files on a medium, not an instance): by its file meta class or its records."
+    meta = getattr(ds, "file_meta", None) or Dataset()
+    return meta.get("MediaStorageSOPClassUID") == DICOMDIR_CLASS or 0x00041220 in ds   # (0004,1220) DirectoryRecordSequence
+
+def _check_complete(ds: Dataset, pixel_length: int | None = None, float_pixels: bool = False,
+                    pixel_tail: Callable[[int], bytes] | None = None) -> None:
+    """Raise if the instance lacks its UIDs, an image's pixels lack their Image Pixel module, or native pixel data is
+    short or longer than the image with bytes that are not zero. `pixel_length`: when PixelData was not read, its
+    length, and `pixel_tail(n)` gives its last `n` bytes. A DICOMDIR is not an instance and is not checked."""
+    if is_dicomdir(ds): return
     ts = ds.file_meta.get("TransferSyntaxUID", pydicom.uid.ExplicitVRLittleEndian)
     for kw, tag in (("SOPClassUID", "(0008,0016)"), ("SOPInstanceUID", "(0008,0018)")):
         if not ds.get(kw):
-            raise DicomReadError(f"{tag} {kw} is missing or empty; every DICOM instance needs it. "
-                                 "The file is truncated or not a composite instance; pseudicom cannot place it safely.")
+            meta = ds.file_meta.get(f"MediaStorage{kw}")
+            hint = (f" The file meta names {pydicom.uid.UID(str(meta)).name if kw == 'SOPClassUID' else 'an instance UID'} "
+                    f"(MediaStorage{kw}): if it is right, add {kw} to the data set and run again." if meta else "")
+            raise DicomReadError(f"not a DICOM instance: {tag} {kw} is missing or empty, and every stored instance needs it "
+                                 "(a lookup table, a fragment or a test data set has none; a truncated file may lose it); "
+                                 f"pseudicom cannot place it safely.{hint}")
     has_pixels = pixel_length is not None or float_pixels or any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"))
-    sop_name = pydicom.uid.UID(ds.SOPClassUID).name
-    if not has_pixels and (all(k in ds for k in ("Rows", "Columns", "BitsAllocated")) or "Image Storage" in sop_name):
-        raise DicomReadError("the file describes an image (Rows, Columns, BitsAllocated) but ends before "
-                             "(7FE0,0010) PixelData; it is truncated. Re-export or re-copy the complete file.")
+    if not has_pixels and _describes_image(ds):   # a header-only instance still holds the UIDs that place it (Type 1 everywhere)
+        missing = [f"{tag_str(pydicom.datadict.tag_for_keyword(k))} {k}" for k in ("StudyInstanceUID", "SeriesInstanceUID") if not ds.get(k)]
+        if missing:
+            raise DicomReadError(f"the file describes an image but ends before (7FE0,0010) PixelData, and {' and '.join(missing)} "
+                                 "are missing; it is truncated. Re-export or re-copy the complete file.")
     if pixel_length is not None or "PixelData" in ds:
         missing = [f"{tag_str(pydicom.datadict.tag_for_keyword(k))} {k}" for k in _IMAGE_PIXEL if k not in ds]
         if missing:
@@ -196,9 +219,29 @@ def _check_complete(ds: Dataset, pixel_length: int | None = None, float_pixels: 
         raise DicomReadError(f"(7FE0,0010) PixelData holds {actual} bytes but Rows x Columns x frames x samples "
                              f"needs {expected}; the file is truncated or the image attributes are wrong.")
     if expected and actual > expected + 1:  # one byte of padding to even length is allowed
-        raise DicomReadError(f"(7FE0,0010) PixelData holds {actual - expected} bytes more than Rows x Columns x frames x "
-                             "samples needs; bytes beyond the image could hide data and are never passed on. "
-                             "Fix the image attributes or re-export the file.")
+        if pixel_length is None: extra = ds.PixelData[expected:]
+        elif pixel_tail is not None: extra = pixel_tail(actual - expected)
+        else: return   # the caller reads and checks the extra bytes itself
+        if extra.count(0) != len(extra):
+            raise HiddenBytesError(f"(7FE0,0010) PixelData holds {actual - expected} bytes more than Rows x Columns x frames x "
+                                   "samples needs, and they are not all zero: bytes beyond the image could hide data and "
+                                   "are never passed on. Fix the image attributes or re-export the file.")
+
+def _describes_image(ds: Dataset) -> bool:
+    "True when the header describes an image: Rows, Columns and BitsAllocated, or an Image Storage SOP class."
+    sop = ds.get("SOPClassUID")
+    return all(k in ds for k in ("Rows", "Columns", "BitsAllocated")) or (sop is not None and "Image Storage" in pydicom.uid.UID(str(sop)).name)
+
+def pixel_excess(
+    ds: Dataset,                     # the header (Rows, Columns, BitsAllocated, ...)
+    pixel_length: int | None = None, # PixelData's length when it was not read
+) -> int:                            # bytes of native PixelData beyond the image and its one pad byte (0: none)
+    "How many bytes native PixelData holds beyond what the image needs (after `_check_complete`, they are zero)."
+    ts = ds.file_meta.get("TransferSyntaxUID", pydicom.uid.ExplicitVRLittleEndian) if hasattr(ds, "file_meta") else None
+    if ts is not None and pydicom.uid.UID(ts).is_compressed: return 0
+    actual = len(ds.PixelData) if pixel_length is None and "PixelData" in ds else pixel_length
+    expected = _native_pixel_bytes(ds)
+    return actual - expected if actual is not None and expected and actual > expected + 1 else 0
 
 def _check_agree(ds: Dataset, layout: FileLayout, read: str) -> None:
     "Raise unless pydicom found the same top-level elements as `check_structure` (a damaged length or VR can make them disagree)."
@@ -249,6 +292,12 @@ class FileLayout:
     float_pixels: bool = False       # (7FE0,0008) or (7FE0,0009) float pixel data at top level
     pixel_encapsulated: bool = False # PixelData has undefined length (encapsulated fragments)
     top_tags: tuple[int, ...] = ()   # the top-level element tags in file order (what a parser must also find)
+    zero_tail: int = 0               # zero bytes after the last element (padding that parsers would read as (0000,0000)); dropped
+
+    @property
+    def data_end(self) -> int:
+        "Offset just past the last element: where the data set ends (the size, less trailing zeros)."
+        return self.size - self.zero_tail
 
     @property
     def pixel_length(self) -> int | None:
@@ -290,15 +339,16 @@ def check_structure(
         return FileLayout(len(raw), str(ts), pos, top_tags=tuple(top["tags"]))
     top = {"tags": []}
     _walk(raw, pos, len(raw), implicit=ts.is_implicit_VR, little=ts.is_little_endian, until=None, top=top)
+    zeros = len(raw) - top.get("zeros", len(raw))
     if _PIXEL_DATA not in top:
-        return FileLayout(len(raw), str(ts), pos, float_pixels=bool(top.get("float")), top_tags=tuple(top["tags"]))
+        return FileLayout(len(raw), str(ts), pos, float_pixels=bool(top.get("float")), top_tags=tuple(top["tags"]), zero_tail=zeros)
     start, end, header, vr, length = top[_PIXEL_DATA]
     if length == _UNDEFINED:
         raw_ok = vr in (b"OB", b"OW") and raw[end - 8:end] == _SEQ_DELIMITER and raw[start + 6:start + 8] == b"\0\0"
     else:
         raw_ok = length % 2 == 0 and (vr is None or (vr in (b"OB", b"OW") and raw[start + 6:start + 8] == b"\0\0"))
     return FileLayout(len(raw), str(ts), pos, start, end, header, raw_ok, bool(top.get("float")), length == _UNDEFINED,
-                      tuple(top["tags"]))
+                      tuple(top["tags"]), zeros)
 
 def _walk(buf: bytes, pos: int, end: int, implicit: bool, little: bool, until: int | None,
           meta_only: bool = False, depth: int = 0, top: dict | None = None) -> int:
@@ -306,6 +356,9 @@ def _walk(buf: bytes, pos: int, end: int, implicit: bool, little: bool, until: i
     if depth > 64: raise DicomReadError("sequences nested more than 64 levels deep; refusing to process.")
     e = "<" if little else ">"
     while pos < end:
+        if top is not None and depth == 0 and not any(buf[pos:pos + 4]) and _all_zero(buf, pos, end):
+            top["zeros"] = pos   # zeros to the end: padding (a tag (0000,0000) of length 0, again and again), not elements
+            return pos
         if pos + 8 > end: raise DicomReadError(f"truncated: {end - pos} stray bytes at offset {pos}, less than an element header.")
         start = pos
         group, elem = struct.unpack_from(e + "HH", buf, pos)
@@ -345,6 +398,13 @@ def _walk(buf: bytes, pos: int, end: int, implicit: bool, little: bool, until: i
         raise DicomReadError(f"truncated: a sequence or item is never closed ({tag_str(until)} missing at end of file).")
     return pos
 
+def _all_zero(buf: bytes | mmap.mmap, pos: int, end: int) -> bool:
+    "True when buf[pos:end] holds only zero bytes (read a megabyte at a time)."
+    for at in range(pos, end, 1 << 20):
+        chunk = buf[at:min(at + (1 << 20), end)]
+        if chunk.count(0) != len(chunk): return False
+    return True
+
 def _meta_transfer_syntax(raw: bytes, end: int) -> pydicom.uid.UID:
     "The (0002,0010) TransferSyntaxUID of the file meta in raw[132:end]."
     pos = 132
@@ -382,22 +442,23 @@ def read_header(
             try:
                 layout = check_structure(mm)
             except DicomReadError as e:
-                raise DicomReadError(f"{name}: {e}") from None
+                raise type(e)(f"{name}: {e}") from None   # the same kind of error, naming the file
             if not layout.streamable:  # deflated, big endian, or unusual pixel data: the whole dataset, PixelData included
                 return read_bytes(mm[:], name), layout
             try:
-                head_end = layout.pixel_start if layout.pixel_start is not None else size
+                head_end = layout.pixel_start if layout.pixel_start is not None else layout.data_end
                 ds = pydicom.dcmread(_io.BytesIO(mm[:head_end]))
-                if layout.pixel_end is not None and layout.pixel_end < size:
+                if layout.pixel_end is not None and layout.pixel_end < layout.data_end:
                     ts = pydicom.uid.UID(layout.transfer_syntax)
-                    tail = pydicom.filereader.read_dataset(_io.BytesIO(mm[layout.pixel_end:]), ts.is_implicit_VR, True,
+                    tail = pydicom.filereader.read_dataset(_io.BytesIO(mm[layout.pixel_end:layout.data_end]), ts.is_implicit_VR, True,
                                                            parent_encoding=ds.get("SpecificCharacterSet", "iso8859"))
                     for elem in tail: ds.add(elem)
-                _check_complete(ds, pixel_length=layout.pixel_length, float_pixels=layout.float_pixels)
+                _check_complete(ds, pixel_length=layout.pixel_length, float_pixels=layout.float_pixels,
+                                pixel_tail=lambda n: mm[layout.pixel_end - n:layout.pixel_end])
                 _check_agree(ds, layout, "no_pixel_data")
                 _check_values(ds)
             except DicomReadError as e:
-                raise DicomReadError(f"{name}: {e}") from None
+                raise type(e)(f"{name}: {e}") from None   # the same kind of error, naming the file
             except Exception as e:
                 raise DicomReadError(f"{name}: damaged DICOM file ({type(e).__name__}: {e}). "
                                      "Re-export or re-copy the file; pseudicom does not guess.") from None
@@ -502,3 +563,34 @@ def check_separate(
                                 "it would be scanned as input. Choose a folder outside the input.")
     if s.is_relative_to(t):
         raise UnsafeOutputError(f"{dst}: the input {src} is inside the output folder; choose an output folder outside the input.")
+
+# %% ../../nbs/01_io.ipynb #d07d630a
+class OutputLock:
+    "An exclusive lock on an output folder, held while a run writes into it (release it, or let the process end)."
+    def __init__(self, fd: int, path: Path): self.fd, self.path = fd, path
+
+    def release(self) -> None:
+        "Let the next run in."
+        if self.fd >= 0:
+            os.close(self.fd)   # closing the file drops the flock
+            self.fd = -1
+
+def lock_output(
+    dst: str | os.PathLike,  # the output folder (it need not exist yet)
+) -> OutputLock:             # held until `release()` or the end of the process
+    "Lock `dst` against a second run: the lock file is `DST.lock` beside it; raise `UnsafeOutputError` if another run holds it."
+    import fcntl
+    dst = Path(dst)
+    path = dst.parent / f"{dst.name}.lock"
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise UnsafeOutputError(f"{dst}: cannot create the lock file {path} ({e.strerror}); check that the folder beside "
+                                "the output is writable.") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise UnsafeOutputError(f"{dst}: another pseudicom run is writing into this output folder right now (it holds "
+                                f"{path.name}). Wait for it to finish, or give this run another output folder.") from None
+    return OutputLock(fd, path)

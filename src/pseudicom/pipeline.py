@@ -16,6 +16,7 @@ import secrets
 import shutil
 import signal
 import socket
+import tempfile
 import struct
 import sys
 import threading
@@ -36,8 +37,8 @@ from pydicom.filewriter import write_dataset
 import pseudicom
 from .deid import Deidentifier, identifying_strings
 from .errors import BurnedInAnnotationError, PseudicomError, PseudicomWarning, QuarantineError, UnsafeOutputError
-from .io import (FileLayout, _check_complete, atomic_write_bytes, atomic_write_parts, check_separate, dataset_bytes,
-                          read_dataset, read_header, walk_files, write_parts)
+from .io import (FileLayout, _check_complete, lock_output, atomic_write_bytes, atomic_write_parts, check_separate, dataset_bytes,
+                          _describes_image, is_dicomdir, pixel_excess, read_dataset, read_header, walk_files, write_parts)
 from .keys import Crosswalk, Key
 from .profile import ProfileOption
 from .rawheader import (_HH, _UNDEFINED, Decline, RawDataset, assemble, element_at, element_chunks, meta_bytes, meta_values,
@@ -45,7 +46,8 @@ from .rawheader import (_HH, _UNDEFINED, Decline, RawDataset, assemble, element_
 from .recipe import Recipe, changed_builtin, kept_identifiers, load_recipe
 
 # %% auto #0
-__all__ = ['FileResult', 'RunResult', 'output_path', 'mirror_leak', 'raw_headers', 'FileTimeout', 'process_file', 'run']
+__all__ = ['FileResult', 'RunResult', 'output_path', 'mirror_leak', 'raw_headers', 'FileTimeout', 'process_file', 'same_instance',
+           'run', 'write_dicomdir']
 
 # %% ../../nbs/08_pipeline.ipynb #11be58a2
 @dataclass
@@ -67,6 +69,8 @@ class FileResult:
     actions: dict = field(default_factory=dict, repr=False)  # (keyword or tag, action) -> count, for `action_counts`
     deface: str = ""               # what the face step did to this file's series ("" when deface is off or not CT/MR)
     staged: str = field(default="", repr=False)   # where the worker left the output for the main process to place
+    notes: list[str] = field(default_factory=list)  # what the user should know about a file that was handled (no pixels, padding dropped, pydicom warnings)
+    instance: str = field(default="", repr=False)   # the output's (de-identified) SOPInstanceUID: two inputs of one instance meet here
 
 @dataclass
 class RunResult:
@@ -87,6 +91,7 @@ class RunResult:
     resumed: int = 0                 # outputs of an earlier run that were verified and kept
     deface_notes: dict = field(default_factory=dict)  # series -> why it was (not) defaced, when the recipe asks for it
     kept_identifiers: list[str] = field(default_factory=list)  # attributes the profile changes and the recipe keeps
+    dicomdir_path: str | None = None  # the DICOMDIR written over the output (run with dicomdir=True)
     _actions: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -125,6 +130,8 @@ class RunResult:
         if self.kept_identifiers:
             lines.append(f"  the recipe keeps identifying attributes: {', '.join(self.kept_identifiers)}")
         for name, note in self.deface_notes.items(): lines.append(f"  face step, {name}: {note}")
+        noted = sum(bool(f.notes) for f in self.files)
+        if noted: lines.append(f"  {noted} files carry notes (no pixels, padding dropped, pydicom warnings...): see the report")
         for f in self.files:
             if f.status in ("failed", "quarantined"): lines.append(f"  {f.status}: {f.source}: {f.reason}")
         return "\n".join(lines)
@@ -137,10 +144,10 @@ class RunResult:
                 "note": "Operator record: names input files, which may carry identifiers. Keep it with the source data; it does not travel with the output.",
                 "counts": self.counts, "ok": self.ok, "seconds": round(self.seconds, 3), "workers": self.workers,
                 "resumed": self.resumed, "input_bytes": sum(f.size for f in self.files), "action_counts": self.action_counts,
-                "deface": self.deface_notes,
+                "deface": self.deface_notes, **({"dicomdir": self.dicomdir_path} if self.dicomdir_path else {}),
                 "files": [{"index": f.index, "source": f.source, "status": f.status, "output": f.output,
                            "reason": f.reason, "blake3": f.digest, "changes": f.changes or len(f.audit), "pixel_boxes": f.pixel_boxes,
-                           **({"deface": f.deface} if f.deface else {})}
+                           **({"deface": f.deface} if f.deface else {}), **({"notes": f.notes} if f.notes else {})}
                           for f in self.files]}
 
 # %% ../../nbs/08_pipeline.ipynb #6800d362
@@ -169,30 +176,89 @@ def output_path(
     return "/".join([_safe_part(ds.get("PatientID"), "patient"), _safe_part(ds.get("StudyInstanceUID"), "study"),
                      _safe_part(ds.get("SeriesInstanceUID"), "series"), name])
 
-def _norm(text: str) -> str:
-    return re.sub(r"[^0-9a-z]", "", text.casefold())
+_MIRROR_KEYWORDS = ("PatientID", "OtherPatientIDs", "IssuerOfPatientID", "AccessionNumber", "StudyID", "RequestedProcedureID",
+                    "ScheduledProcedureStepID", "PerformedProcedureStepID", "PlacerOrderNumberImagingServiceRequest",
+                    "FillerOrderNumberImagingServiceRequest", "MedicalRecordLocator", "DeviceSerialNumber", "StationName",
+                    "InstitutionName", "InstitutionAddress", "InstitutionalDepartmentName", "PatientAddress",
+                    "PatientTelephoneNumbers", "ReferringPhysicianAddress", "ReferringPhysicianTelephoneNumbers")
+_MIRROR_TAGS = {pydicom.datadict.tag_for_keyword(k): k for k in _MIRROR_KEYWORDS}
+
+def _tokens(text: str) -> list[str]:
+    "The words and numbers of `text`, case folded: runs of letters or of digits (punctuation, spaces and '^' separate)."
+    return re.findall(r"[^\W\d_]+|\d+", text.casefold())
+
+def _mirror_needles(ds: pydicom.Dataset) -> dict[str, str]:
+    "The file's person names (and their parts), IDs, dates, institution values and original UIDs: joined tokens -> what it is."
+    needles: dict[str, str] = {}
+    def add(text: str, what: str) -> None:
+        joined = "".join(_tokens(text))
+        if len(joined) >= 3: needles.setdefault(joined, what)
+    for elem in ds.iterall():
+        values = elem.value if isinstance(elem.value, (list, pydicom.multival.MultiValue)) else [elem.value]
+        for v in (str(v) for v in values if v not in (None, "")):
+            if elem.VR == "PN":
+                for group in v.split("="):   # alphabetic, ideographic, phonetic groups; the whole name and each part
+                    add(group, "person name")
+                    for part in re.split(r"[\^ ]", group): add(part, "person name")
+            elif int(elem.tag) in _MIRROR_TAGS:
+                add(v, _MIRROR_TAGS[int(elem.tag)])
+            elif elem.VR in ("DA", "DT") and len(v) >= 8 and v[:8].isdigit():
+                for spelled in (v[:8], v[6:8] + v[4:6] + v[:4], v[4:6] + v[6:8] + v[:4]): add(spelled, "date")   # YMD, DMY, MDY
+            elif elem.VR == "UI" and elem.keyword not in ("SOPClassUID", "TransferSyntaxUID", "ReferencedSOPClassUID") \
+                    and not v.startswith("1.2.840.10008."):
+                add(v, "original UID")
+    return needles
+
+def _at_tokens(needle: str, tokens: list[str]) -> bool:
+    "True when `needle` is one token of `tokens` or several consecutive ones joined (never a part of a token)."
+    for i in range(len(tokens)):
+        joined = ""
+        for token in tokens[i:]:
+            joined += token
+            if joined == needle: return True
+            if len(joined) >= len(needle): break
+    return False
 
 def mirror_leak(
     ds: pydicom.Dataset,          # the ORIGINAL header of the file
-    deid: Deidentifier,           # the compiled recipe (knows which elements identify)
+    deid: Deidentifier,           # the compiled recipe (not consulted: names, IDs, dates and places are checked whatever it keeps)
     source: str,                  # the input path relative to the source folder
 ) -> str | None:                  # why the path leaks identity, or None
     "The reason `source` would leak `ds`'s own identifiers into a mirrored output tree, or None."
-    needles = {_norm(s): "identifying value" for s in identifying_strings(deid.identifying_values(ds))}
-    for elem in ds.iterall():
-        if elem.VR == "UI" and elem.value and elem.keyword not in ("SOPClassUID", "TransferSyntaxUID", "ReferencedSOPClassUID"):
-            for v in (elem.value if isinstance(elem.value, (list, pydicom.multival.MultiValue)) else [elem.value]):
-                if v and not str(v).startswith("1.2.840.10008."): needles.setdefault(_norm(str(v)), "original UID")
+    needles = _mirror_needles(ds)
     parts = source.split("/")
     for i, part in enumerate(parts):
         stem = part.rsplit(".", 1)[0] if i == len(parts) - 1 and "." in part else part
-        text = _norm(stem)
-        for needle, what in sorted(needles.items(), key=lambda kv: -len(kv[0])):
-            if len(needle) >= 3 and needle in text:
+        tokens = _tokens(stem)
+        for needle, what in sorted(needles.items(), key=lambda kv: (-len(kv[0]), kv[0])):
+            if _at_tokens(needle, tokens):
                 return (f"layout 'mirror': path component {i + 1} of {len(parts)} ({part!r}) contains this file's "
                         f"{what}; mirroring it would leak identity into the output tree. Use layout 'hierarchy' or "
                         "'flat', or rename the input folders and files before mirroring.")
     return None
+
+
+# %% ../../nbs/08_pipeline.ipynb #8243c06b
+_DICOMDIR_REASON = ("DICOMDIR: a directory of the files on a medium, not an instance; its records hold patient names "
+                    "and IDs, so it is not copied. Run with --dicomdir (dicomdir=True) to write a new one over the output.")
+
+def _read_at(path: str, offset: int, n: int) -> bytes:
+    "`n` bytes of the file at `path` from `offset`."
+    with open(path, "rb", buffering=0) as f:
+        return os.pread(f.fileno(), n, offset)
+
+def _instance_notes(ds: Dataset, layout: FileLayout) -> list[str]:
+    "What the report should say about a file that is written as it is found: no pixels, zero padding, over-long pixel data."
+    notes = []
+    if layout.zero_tail:
+        notes.append(f"{layout.zero_tail} zero bytes after the data set were dropped (padding; zeros carry no data)")
+    excess = pixel_excess(ds, layout.pixel_length)
+    if excess:
+        notes.append(f"(7FE0,0010) PixelData holds {excess} bytes more than the image needs, all zero; copied as they are")
+    if _PIXEL_DATA not in layout.top_tags and not layout.float_pixels and _describes_image(ds):   # (deflated: tags of the inflated data set)
+        notes.append("no PixelData: the instance describes an image but carries no pixels; its header was de-identified and "
+                     "written without pixels (no burned-in text to check). If the file was cut short, re-copy it.")
+    return notes
 
 # %% ../../nbs/08_pipeline.ipynb #a3923449
 _DICOMDIR = "1.2.840.10008.1.3.10"
@@ -320,6 +386,16 @@ def process_file(
 ) -> FileResult:             # what happened
     "De-identify one file into the staging folder; never raises for bad input."
     deid = deidentifier or _Worker.deidentifier
+    with warnings.catch_warnings(record=True) as caught:   # pydicom's warnings go to the file's report, never to the terminal
+        warnings.simplefilter("always")
+        result = _process_file(index, path, source, staging, deid, fast, timeout, series)
+    for w in caught:
+        note = f"warning: {w.message}"
+        if note not in result.notes: result.notes.append(note)
+    return result
+
+def _process_file(index: int, path: str, source: str, staging: str, deid: Deidentifier, fast: bool, timeout: float | None,
+                  series: tuple | None) -> FileResult:
     result = FileResult(index, source, "failed")
     try:
         with _time_limit(timeout):
@@ -335,14 +411,25 @@ def process_file(
         result.status, result.reason = "failed", (f"{source}: took longer than the per-file time limit of {timeout:g} s and was "
                                                   "stopped; the file may be damaged or hostile. Inspect it, or raise the limit (--timeout).")
     except QuarantineError as e:
-        result.status, result.reason = "quarantined", str(e)
+        result.status, result.reason = "quarantined", _named(source, str(e))
     except PseudicomError as e:
-        result.status, result.reason = "failed", str(e)
+        result.status, result.reason = "failed", _named(source, str(e))
+    except _PixelDecodeError as e:   # pixels that no installed decoder reads cannot be checked for burned-in text
+        result.status, result.reason = "quarantined", (f"{source}: its pixel data cannot be decoded ({e.__cause__ or e}), so "
+                                                       "it cannot be checked or cleaned for burned-in text; it is held back. "
+                                                       "Install the decoder its transfer syntax needs (pylibjpeg, GDCM), or review it.")
     except Exception as e:  # a bug or a damaged file that slipped through: report, never crash the batch
         result.status, result.reason = "failed", (f"{source}: unexpected {type(e).__name__}: {e}. "
                                                   "Please report this with the file's structure (not its content).")
     result.output, result.audit, result.crosswalk, result.digest, result.path = None, [], {}, None, ""
     return result
+
+class _PixelDecodeError(Exception):
+    "Pixel data that no installed decoder reads (raised from the decoder's error)."
+
+def _named(source: str, message: str) -> str:
+    "`message`, starting with the name of the file it is about (as the report lists it)."
+    return message if message.startswith(f"{source}:") else f"{source}: {message}"
 
 def _process(index: int, path: str, source: str, staging: str, deid: Deidentifier, fast: bool, result: FileResult,
              series: tuple | None = None, raw: bool = False) -> FileResult:
@@ -356,14 +443,15 @@ def _process(index: int, path: str, source: str, staging: str, deid: Deidentifie
         if memo is not None:
             original = {t: bytes(e.buf[e.start:e.end]) for t, e in ds._e.items()}
             form = (layout.transfer_syntax, ds.codec, ds.preamble, tuple(ds.file_meta._e))
-        _check_complete(ds, pixel_length=layout.pixel_length)   # what read_header checks after parsing
+        _check_complete(ds, pixel_length=layout.pixel_length,   # what read_header checks after parsing
+                        pixel_tail=lambda n: _read_at(path, layout.pixel_end - n, n))
     else:
         ds, layout = read_header(path, display_name=source)
     result.size = layout.size
-    if ds.file_meta.get("MediaStorageSOPClassUID") == _DICOMDIR:
-        result.status, result.reason = "excluded", ("DICOMDIR: its directory records hold patient names and IDs; "
-                                                    "make a new DICOMDIR from the output if you need one.")
+    if is_dicomdir(ds):
+        result.status, result.reason = "excluded", _DICOMDIR_REASON
         return result
+    result.notes += _instance_notes(ds, layout)
     decision, reason = deid.decide(ds)
     if decision != "include":
         result.status, result.reason = {"exclude": "excluded", "quarantine": "quarantined"}[decision], reason
@@ -379,13 +467,22 @@ def _process(index: int, path: str, source: str, staging: str, deid: Deidentifie
     if raw and not stream: raise Decline("pixels to change or look at")
     defaced = False
     if series is not None and series[1]:
-        ds, what = _Worker.defacer(deid).slice(series[1], path, lambda p: read_dataset(p))
+        try:
+            ds, what = _Worker.defacer(deid).slice(series[1], path, lambda p: read_dataset(p))
+        except PseudicomError as e:   # the series is read whole: the file at fault may be another slice, named in `e`
+            if str(e).startswith(path): raise PseudicomError(f"{source}:{str(e)[len(path) + 1:]}") from None
+            raise QuarantineError(f"{source}: its head series cannot be defaced, so it is held back: {e}") from None
         result.deface, defaced = what.reason if not what.applied else f"defaced: {series[0]}", what.applied
     elif series is not None:
         result.deface = series[0]
     if not stream and "PixelData" not in ds and layout.pixel_start is not None:
         ds = read_dataset(path, display_name=source)   # the full path: the whole dataset in memory
-    boxes = _clean_pixels(ds, deid)
+    try:
+        boxes = _clean_pixels(ds, deid)
+    except PseudicomError:
+        raise
+    except (RuntimeError, NotImplementedError, ValueError) as e:   # what pydicom's pixel decoders raise
+        raise _PixelDecodeError(str(e)) from e
     if defaced:
         ds._pseudicom_extra_options = set(getattr(ds, "_pseudicom_extra_options", set())) | {ProfileOption.CLEAN_RECOGNIZABLE_VISUAL_FEATURES}
         ds.RecognizableVisualFeatures = "NO"
@@ -395,6 +492,7 @@ def _process(index: int, path: str, source: str, staging: str, deid: Deidentifie
         result.status, result.reason = outcome.status, outcome.reason
         return result
     rel = output_path(ds, layout_name, source)
+    result.instance = str(ds.get("SOPInstanceUID") or "")
     target = Path(staging) / f"{index:08d}.dcm"
     if raw:
         chunks = element_chunks(ds)
@@ -600,7 +698,7 @@ class _SeriesMemo:
         parts = [(source_file, p[1], p[2]) if isinstance(p, tuple) else p for p in parts]   # the file is open already
         result.staged = os.path.join(staging, f"{index:08d}.dcm")
         result.digest = write_parts(result.staged, parts)   # staging: the main process renames it into place
-        result.status, result.output, result.pixel_boxes = "written", rel, []
+        result.status, result.output, result.pixel_boxes, result.instance = "written", rel, [], uid
         records = [r for t in sorted(audit) for r in audit[t]] + meta_audit
         if records == tpl.records:   # the usual case: the same changes as the template's, only the output differs
             if tpl.pieces is None:
@@ -720,6 +818,44 @@ def _clean_pixels(ds: pydicom.Dataset, deid: Deidentifier) -> list[dict]:
     ds._pseudicom_extra_options = done
     return boxes
 
+# %% ../../nbs/08_pipeline.ipynb #91c65492
+_ENCODING_ONLY = frozenset((0x00280004, 0x00280006, 0x7FE00010, 0xFFFCFFFC))   # how pixels are encoded, and padding
+
+def _decoded_bytes(ds: Dataset) -> bytes:
+    "The data set's values as implicit VR little endian bytes (less group lengths, padding and pixel encoding)."
+    keep = Dataset()
+    for elem in ds:
+        if int(elem.tag) not in _ENCODING_ONLY and elem.tag.element != 0: keep.add(elem)
+    for elem in keep.iterall():   # sequences and items of defined or undefined length hold the same values: one form
+        if elem.VR == "SQ":
+            elem.is_undefined_length = True
+            for item in elem.value: item.is_undefined_length_sequence_item = True
+    fp = DicomBytesIO()
+    fp.is_little_endian, fp.is_implicit_VR = True, True
+    write_dataset(fp, keep, parent_encoding=ds.get("SpecificCharacterSet", "iso8859"))
+    return fp.getvalue()
+
+def same_instance(
+    path_a: str | os.PathLike,  # a DICOM file
+    path_b: str | os.PathLike,  # another one with the same SOPInstanceUID
+) -> str | None:                # None when they hold the same instance, else what differs
+    "None when two files hold the same instance: the same values once decoded, and pixels that decode to the same array."
+    import numpy as np
+    try:
+        a, b = read_dataset(path_a), read_dataset(path_b)
+        if _decoded_bytes(a) != _decoded_bytes(b): return "their header values differ"
+    except Exception as e:   # unreadable now, or values pydicom cannot encode: not shown to be the same
+        return f"they could not be compared ({type(e).__name__})"
+    if ("PixelData" in a) != ("PixelData" in b): return "one has pixel data and the other has none"
+    if "PixelData" not in a: return None
+    try:
+        pixels_a, pixels_b = a.pixel_array, b.pixel_array
+    except Exception as e:
+        return f"their pixels could not be decoded to compare ({type(e).__name__})"
+    if pixels_a.shape != pixels_b.shape or not np.array_equal(pixels_a, pixels_b):
+        return "their decoded pixels differ (a lossy copy is a new instance and needs a new SOPInstanceUID)"
+    return None
+
 # %% ../../nbs/08_pipeline.ipynb #250f6597
 _MARKER = ".pseudicom-run.json"
 _STAGING = ".pseudicom-staging"
@@ -813,7 +949,7 @@ class _Journal:
         self._audit.write(text)
         rec = {"source": f.source, "size": f.size, "mtime_ns": mtime_ns, "status": f.status, "output": f.output,
                "reason": f.reason, "blake3": f.digest, "pixel_boxes": f.pixel_boxes, "path": f.path, "changes": f.changes,
-               "audit_at": [self._audit_size, len(text)]}
+               "audit_at": [self._audit_size, len(text)], "instance": f.instance, "notes": f.notes}
         self._audit_size += len(text)
         self._pending.append(json.dumps(rec).encode() + b"\n")
         if len(self._pending) >= 64 or time.monotonic() - self._last_sync > 0.2: self.sync()
@@ -887,6 +1023,7 @@ def run(
     fast: bool = True,                       # stream files whose pixels the recipe leaves alone
     chunk_size: int | None = None,           # files per task (default: from the number of files and workers)
     follow_links: bool = False,              # follow directory links that lead out of src (never those into dst)
+    dicomdir: bool = False,                  # write a new DICOMDIR over the output (laid out as a File-set; see `write_dicomdir`)
 ) -> RunResult:                              # the record of the run
     "De-identify every file under `src` into `dst` with `recipe` and `key`; resumes an interrupted run of the same arguments."
     started = time.perf_counter()
@@ -919,93 +1056,104 @@ def run(
     for what, p in (("report", report or _beside(dst, ".report.json")), ("audit log", audit or _beside(dst, ".audit.jsonl")),
                     ("journal", _beside(dst, ".journal.jsonl")), ("crosswalk", crosswalk_path)):
         if p is not None: _check_outside_input(Path(p), src, what)
-    _check_destination(dst, recipe, key, key_mode)
-    listing = walk_files(src, follow_links=follow_links, avoid=(dst,))
-    dst.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(dst / _STAGING, ignore_errors=True)   # stale staging of an interrupted run
-    staging = dst / _STAGING / f"run-{secrets.token_hex(6)}"   # per run, so a straggler of an old run cannot collide
-    staging.mkdir(parents=True)
-    _spread(staging)   # each worker's own folder in a block group of its own (ext4)
-    atomic_write_bytes(dst / _MARKER, (json.dumps({"recipe_name": recipe.name, "recipe_hash": recipe.hash,
-                                                   "key_fingerprint": key.fingerprint, "pseudicom": pseudicom.__version__}, indent=1) + "\n").encode())
-    journal = _Journal(_beside(dst, ".journal.jsonl"), {"journal": 3, "recipe_hash": recipe.hash, "key_fingerprint": key.fingerprint,
-                                                        "layout": recipe.output.get("layout", "hierarchy"), "src": str(src.resolve())})
-    journal.open()
-    result = RunResult(recipe.name, recipe.hash, key.fingerprint, key_mode, str(src), str(dst), [], kept_identifiers=kept)
-    result.report_path = str(Path(report) if report else _beside(dst, ".report.json"))
-    result.audit_path = str(Path(audit) if audit else _beside(dst, ".audit.jsonl"))
-    result.journal_path = str(journal.path)
-    tasks, mtimes, sizes = [], [], []
-    prefix = str(listing.root).rstrip(os.sep) + os.sep
-    for i, p in enumerate(listing.files):
-        path = str(p)
-        rel = path[len(prefix):] if path.startswith(prefix) and os.sep == "/" else p.relative_to(listing.root).as_posix()
-        try:
-            st = os.stat(path); size, mtime = st.st_size, st.st_mtime_ns
-        except OSError:
-            size, mtime = -1, -1
-        prior = journal.index.get(rel, (0, None))[1] if key_mode == "given" else None
-        expect = (prior["status"], prior["output"], prior["blake3"]) if _reusable(prior, size, mtime) else None
-        tasks.append((i, path, rel, expect, None)); mtimes.append(mtime); sizes.append(size)
-    if recipe.deface.get("enabled"):
-        tasks = _plan_deface(tasks, result)
-    cw = Crosswalk() if crosswalk_path else None
-    audit_tmp = Path(result.audit_path).with_name(f".{Path(result.audit_path).name}.partial")
-    show = _interactive() if progress is None else progress
-    if show:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=len(tasks), unit="file", desc="de-identifying", smoothing=0.1)
-    else:
-        bar = _NoBar()
-    taken: dict[str, str] = {}
-    made: set = set()
-    actions = _Tally()
-    stream = None
+    lock = lock_output(dst)   # one run at a time into dst: a second would delete this one's staging folder
     try:
-        with open(audit_tmp, "wb") as audit_fh:
-            stream = _execute(tasks, recipe, key, str(staging), str(dst), workers, executor, fast, timeout,
-                              chunk_size, want_crosswalk=cw is not None, result=result, sizes=sizes)
-            for f in stream:
-                if f.status == "verified":
-                    cross = f.crosswalk
-                    rec = journal.record(f.source)
-                    f = FileResult(f.index, f.source, rec["status"], rec["output"], rec["reason"], [], cross, rec["blake3"],
-                                   rec["pixel_boxes"], rec["changes"], rec["size"], rec["path"], rec["audit"],
-                                   _actions_of(rec["audit"]))
-                    result.resumed += 1
-                    if f.output: taken[f.output] = f.source
-                else:
-                    if f.audit: _pack(f)
-                    _place(f, dst, taken, made)
-                    journal.append(f, mtimes[f.index])
-                audit_fh.write(f.audit_lines)
-                actions.add(f.actions)
-                if cw is not None: cw.update(f.crosswalk)
-                f.audit_lines, f.actions, f.crosswalk = b"", {}, {}
-                result.files.append(f)
-                bar.update()
-        offset = len(tasks)
-        for j, problem in enumerate(listing.problems):
-            result.files.append(FileResult(offset + j, problem.path.relative_to(listing.root).as_posix()
-                                           if problem.path.is_relative_to(listing.root) else str(problem.path), problem.status,
-                                           reason=f"{problem.path.name}: {problem.reason}"))
-        journal.close()
-        os.replace(audit_tmp, result.audit_path)
+        _check_destination(dst, recipe, key, key_mode)
+        listing = walk_files(src, follow_links=follow_links, avoid=(dst,))
+        dst.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(dst / _STAGING, ignore_errors=True)   # stale staging of an interrupted run
+        staging = dst / _STAGING / f"run-{secrets.token_hex(6)}"   # per run, so a straggler of an old run cannot collide
+        staging.mkdir(parents=True)
+        _spread(staging)   # each worker's own folder in a block group of its own (ext4)
+        atomic_write_bytes(dst / _MARKER, (json.dumps({"recipe_name": recipe.name, "recipe_hash": recipe.hash,
+                                                       "key_fingerprint": key.fingerprint, "pseudicom": pseudicom.__version__}, indent=1) + "\n").encode())
+        journal = _Journal(_beside(dst, ".journal.jsonl"), {"journal": 3, "recipe_hash": recipe.hash, "key_fingerprint": key.fingerprint,
+                                                            "layout": recipe.output.get("layout", "hierarchy"), "src": str(src.resolve())})
+        journal.open()
+        result = RunResult(recipe.name, recipe.hash, key.fingerprint, key_mode, str(src), str(dst), [], kept_identifiers=kept)
+        result.report_path = str(Path(report) if report else _beside(dst, ".report.json"))
+        result.audit_path = str(Path(audit) if audit else _beside(dst, ".audit.jsonl"))
+        result.journal_path = str(journal.path)
+        tasks, mtimes, sizes = [], [], []
+        prefix = str(listing.root).rstrip(os.sep) + os.sep
+        for i, p in enumerate(listing.files):
+            path = str(p)
+            rel = path[len(prefix):] if path.startswith(prefix) and os.sep == "/" else p.relative_to(listing.root).as_posix()
+            try:
+                st = os.stat(path); size, mtime = st.st_size, st.st_mtime_ns
+            except OSError:
+                size, mtime = -1, -1
+            prior = journal.index.get(rel, (0, None))[1] if key_mode == "given" else None
+            expect = (prior["status"], prior["output"], prior["blake3"]) if _reusable(prior, size, mtime) else None
+            tasks.append((i, path, rel, expect, None)); mtimes.append(mtime); sizes.append(size)
+        if recipe.deface.get("enabled"):
+            tasks = _plan_deface(tasks, result)
+        cw = Crosswalk() if crosswalk_path else None
+        audit_tmp = Path(result.audit_path).with_name(f".{Path(result.audit_path).name}.partial")
+        show = _interactive() if progress is None else progress
+        if show:
+            from tqdm.auto import tqdm
+            bar = tqdm(total=len(tasks), unit="file", desc="de-identifying", smoothing=0.1)
+        else:
+            bar = _NoBar()
+        taken: dict[str, str] = {}
+        made: set = set()
+        actions = _Tally()
+        stream = None
+        try:
+            with open(audit_tmp, "wb") as audit_fh:
+                stream = _execute(tasks, recipe, key, str(staging), str(dst), workers, executor, fast, timeout,
+                                  chunk_size, want_crosswalk=cw is not None, result=result, sizes=sizes)
+                for f in stream:
+                    if f.status == "verified":
+                        cross = f.crosswalk
+                        rec = journal.record(f.source)
+                        f = FileResult(f.index, f.source, rec["status"], rec["output"], rec["reason"], [], cross, rec["blake3"],
+                                       rec["pixel_boxes"], rec["changes"], rec["size"], rec["path"], rec["audit"],
+                                       _actions_of(rec["audit"]))
+                        result.resumed += 1
+                        if f.output: taken[f.output] = f.source
+                        if rec.get("instance"): taken[f"uid:{rec['instance']}"] = f.source
+                        f.notes, f.instance = rec.get("notes", []), rec.get("instance", "")
+                    else:
+                        if f.audit: _pack(f)
+                        _place(f, dst, taken, made, listing.root)
+                        journal.append(f, mtimes[f.index])
+                    audit_fh.write(f.audit_lines)
+                    actions.add(f.actions)
+                    if cw is not None: cw.update(f.crosswalk)
+                    f.audit_lines, f.actions, f.crosswalk = b"", {}, {}
+                    result.files.append(f)
+                    bar.update()
+            offset = len(tasks)
+            for j, problem in enumerate(listing.problems):
+                result.files.append(FileResult(offset + j, problem.path.relative_to(listing.root).as_posix()
+                                               if problem.path.is_relative_to(listing.root) else str(problem.path), problem.status,
+                                               reason=f"{problem.path.name}: {problem.reason}"))
+            journal.close()
+            os.replace(audit_tmp, result.audit_path)
+        finally:
+            if stream is not None: stream.close()   # now, not when the traceback is gone: an interrupted run stops its workers here
+            bar.close()
+            audit_tmp.unlink(missing_ok=True)
+            if not journal._fh.closed: journal.close()   # an interrupted run keeps the records of what it placed
+            if sys.exc_info()[0] is not None and executor is None:   # our own workers are stopped: nothing writes to staging any more
+                shutil.rmtree(dst / _STAGING, ignore_errors=True)
+        shutil.rmtree(dst / _STAGING, ignore_errors=True)
+        if dicomdir:
+            with warnings.catch_warnings(record=True):   # pydicom's remarks on the outputs were reported with each file
+                warnings.simplefilter("always")
+                result.dicomdir_path = str(write_dicomdir(dst, result.files))
+        result._actions = actions.result()
+        if cw is not None:
+            result.crosswalk_path = str(cw.write(crosswalk_path, output_root=dst, passphrase=crosswalk_passphrase))
+        result.seconds = time.perf_counter() - started
+        atomic_write_bytes(result.report_path, _report_json(result.to_dict()).encode())
+        return result
     finally:
-        if stream is not None: stream.close()   # now, not when the traceback is gone: an interrupted run stops its workers here
-        bar.close()
-        audit_tmp.unlink(missing_ok=True)
-        if not journal._fh.closed: journal.close()   # an interrupted run keeps the records of what it placed
-        if sys.exc_info()[0] is not None and executor is None:   # our own workers are stopped: nothing writes to staging any more
-            shutil.rmtree(dst / _STAGING, ignore_errors=True)
-    shutil.rmtree(dst / _STAGING, ignore_errors=True)
-    result._actions = actions.result()
-    if cw is not None:
-        result.crosswalk_path = str(cw.write(crosswalk_path, output_root=dst, passphrase=crosswalk_passphrase))
-    result.seconds = time.perf_counter() - started
-    atomic_write_bytes(result.report_path, _report_json(result.to_dict()).encode())
-    return result
+        lock.release()
 
+# %% ../../nbs/08_pipeline.ipynb #198eb329
 def _report_json(report: dict) -> str:
     "The report as JSON: one line per key and per file (readable, and written by the C encoder even for 100,000 files)."
     head = [f" {json.dumps(k)}: {json.dumps(v)}" for k, v in report.items() if k != "files"]
@@ -1016,11 +1164,13 @@ def _plan_deface(tasks: list, result: RunResult) -> list:
     "Find head CT/MR series from the headers (one quick read each) and attach each slice's series to its task."
     from pseudicom.deface import plan_deface
     headers = []
-    for index, path, rel, expect, _ in tasks:
-        try:
-            headers.append((path, pydicom.dcmread(path, stop_before_pixels=True)))
-        except Exception:
-            pass   # an unreadable file fails later with its own clear reason
+    with warnings.catch_warnings():   # pydicom's warnings about a file reach its report when the file itself is processed
+        warnings.simplefilter("ignore")
+        for index, path, rel, expect, _ in tasks:
+            try:
+                headers.append((path, pydicom.dcmread(path, stop_before_pixels=True)))
+            except Exception:
+                pass   # an unreadable file fails later with its own clear reason
     plan = plan_deface(headers)
     result.deface_notes = dict(plan.notes)
     notes_by_path = {}
@@ -1036,18 +1186,33 @@ def _note_of(plan, ds, headers) -> str:
     uid = str(ds.get("SeriesInstanceUID", ""))
     return plan.notes.get(f"series-{uids.index(uid) + 1}", "not defaced") if uid in uids else "not defaced: no SeriesInstanceUID"
 
-def _place(f: FileResult, dst: Path, taken: dict[str, str], made: set | None = None) -> None:
-    "Move a staged output (`f.staged`) to its final name; a duplicate output path fails the later input. `made`: folders known to exist."
+def _place(f: FileResult, dst: Path, taken: dict[str, str], made: set | None = None, root: Path | None = None) -> None:
+    """Move a staged output (`f.staged`) to its final name. A later input of an instance already written is excluded
+    as its duplicate (same content, see `same_instance`; `root`: the source folder) or fails as a conflict. `made`: folders known to exist."""
     if f.status != "written": return
     staged = f.staged
-    if f.output in taken:
+    uid_key = f"uid:{f.instance}" if f.instance else None
+    clash = f.output if f.output in taken else uid_key if uid_key in taken else None
+    if clash is not None:
         Path(staged).unlink(missing_ok=True)
-        f.status, f.reason = "failed", (f"{f.source}: same output path as {taken[f.output]} (a duplicate instance: same "
-                                        "SOPInstanceUID, or the same name in mirror layout); only the first was written. "
-                                        "Remove duplicates from the input.")
+        other = taken[clash]
+        differs = "the same output path"
+        if root is not None and uid_key in taken:
+            with warnings.catch_warnings(record=True) as caught:   # what pydicom says while comparing goes to the report
+                warnings.simplefilter("always")
+                differs = same_instance(root / other, root / f.source)
+            f.notes += [n for n in dict.fromkeys(f"warning: {w.message}" for w in caught) if n not in f.notes]
+        if differs is None:
+            f.status, f.reason = "excluded", (f"duplicate of {other}: the same instance (same SOPInstanceUID, header values "
+                                              "and decoded pixels), e.g. in another transfer syntax; only that one was written.")
+        else:
+            f.status, f.reason = "failed", (f"{f.source}: same SOPInstanceUID (or output path) as {other}, but {differs}; only "
+                                            f"{other} was written. Two different objects must not share a UID: keep the right "
+                                            "one, or give the other a new SOPInstanceUID.")
         f.output, f.audit, f.digest, f.path, f.audit_lines, f.actions, f.changes = None, [], None, "", b"", {}, 0
         return
     taken[f.output] = f.source
+    if uid_key: taken[uid_key] = f.source
     target = os.path.join(dst, f.output)
     folder = os.path.dirname(target)
     if made is None or folder not in made:
@@ -1170,8 +1335,10 @@ def _verify(dst: Path, expect: tuple) -> bool:
 def _crosswalk_of(path: str, source: str, deid: Deidentifier) -> dict:
     "The crosswalk entries of a file kept from an earlier run (header only; nothing is written)."
     try:
-        ds, _ = read_header(path, display_name=source)
-        return deid.deidentify(ds).crosswalk
+        with warnings.catch_warnings():   # reported with the file when it was processed
+            warnings.simplefilter("ignore")
+            ds, _ = read_header(path, display_name=source)
+            return deid.deidentify(ds).crosswalk
     except PseudicomError:
         return {}
 
@@ -1277,3 +1444,58 @@ def _stop_workers(executor: ProcessPoolExecutor) -> None:
     writer = getattr(getattr(executor, "_result_queue", None), "_writer", None)
     if writer is not None:
         writer.close()
+
+# %% ../../nbs/08_pipeline.ipynb #8534387c
+def _directory_leaf(ds: Dataset):
+    "The PATIENT / STUDY / SERIES / instance records of a de-identified header (empty where the profile emptied them)."
+    from pydicom import fileset
+    levels = [("PATIENT", ("PatientID", "PatientName")),
+              ("STUDY", ("StudyInstanceUID", "StudyDate", "StudyTime", "StudyDescription", "StudyID", "AccessionNumber")),
+              ("SERIES", ("Modality", "SeriesInstanceUID", "SeriesNumber"))]
+    parent = None
+    for kind, keywords in levels:
+        record = Dataset()
+        record.DirectoryRecordType = kind
+        for kw in keywords: setattr(record, kw, ds.get(kw, "") if ds.get(kw) is not None else "")
+        node = fileset.RecordNode(record)
+        if parent is not None: node.parent = parent
+        parent = node
+    kind = fileset._four_level_record_type(ds)   # IMAGE, SR DOCUMENT, RT DOSE... (KeyError/ValueError: none for this class)
+    try:
+        record = fileset.DIRECTORY_RECORDERS[kind](ds)
+    except (ValueError, KeyError, AttributeError):   # a Type 1 key of the record that the profile emptied: the record without it
+        record = Dataset()
+        if "InstanceNumber" in ds: record.InstanceNumber = ds.InstanceNumber
+    record.DirectoryRecordType = kind
+    record.ReferencedSOPClassUIDInFile, record.ReferencedSOPInstanceUIDInFile = ds.SOPClassUID, ds.SOPInstanceUID
+    leaf = fileset.RecordNode(record)
+    leaf.parent = parent
+    return leaf
+
+def write_dicomdir(
+    dst: str | os.PathLike,      # the output folder of a run
+    files: list[FileResult],     # the run's results (written ones are moved; `output` and `notes` are updated)
+) -> Path:                       # the DICOMDIR written
+    "Write a new DICOMDIR over the written files of a run (records from their de-identified headers), laying them out as a File-set."
+    from pydicom.fileset import FileSet
+    dst = Path(dst)
+    (dst / "DICOMDIR").unlink(missing_ok=True)
+    fs, added = FileSet(), {}
+    for f in sorted((f for f in files if f.status == "written"), key=lambda f: f.output):
+        ds = pydicom.dcmread(dst / f.output, stop_before_pixels=True)   # the staged copy needs no pixels: the file itself is moved
+        try:
+            instance = fs.add_custom(ds, _directory_leaf(ds))
+        except (ValueError, KeyError, AttributeError) as e:
+            f.notes.append(f"not in the DICOMDIR: pydicom has no directory record for it ({e}); it stays at {f.output}")
+            continue
+        added[instance.SOPInstanceUID] = f
+    with tempfile.TemporaryDirectory(dir=dst) as parked:   # park the files, so no File-set name lands on a file still to move
+        for uid, f in added.items(): os.replace(dst / f.output, Path(parked) / f"{f.index:08d}.dcm")
+        fs.write(dst)   # DICOMDIR, and header-only copies at the File-set's paths
+        for instance in fs:
+            f = added[instance.SOPInstanceUID]
+            os.replace(Path(parked) / f"{f.index:08d}.dcm", dst / instance.FileID)   # the written bytes, unchanged
+            f.output = Path(instance.FileID).as_posix()
+    for folder in sorted({p for p in dst.rglob("*") if p.is_dir()}, key=lambda p: -len(p.parts)):
+        if not any(folder.iterdir()): folder.rmdir()   # the layout's folders, now empty
+    return dst / "DICOMDIR"
