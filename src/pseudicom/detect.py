@@ -22,7 +22,7 @@ from .errors import DicomValueError
 
 # %% auto #0
 __all__ = ['Box', 'Suggestion', 'TextScreen', 'text_screen', 'evaluate_suggestions', 'suggest_regions',
-           'identifiers_from_dataset', 'suggestions_to_rule']
+           'identifiers_from_dataset', 'suggestions_to_rule', 'screen_text']
 
 # %% ../../nbs/11_detect.ipynb #3bca5be4
 Box = tuple[int, int, int, int]  # (x0, y0, x1, y1) image pixel coordinates, x1/y1 exclusive
@@ -268,7 +268,7 @@ def _features(
     ev = {"line_height": h, "width": w, "fill": round(float(ink.mean()), 3),
           "stroke_density": round(_runs_per_row(ink) * h / w, 3),
           "contrast": round(float(contrast[sl][ink].mean()) / 255, 3),
-          "relative_contrast": round(float(rel[sl][ink].mean()), 3)}
+          "relative_contrast": round(float(rel[sl][ink].mean()), 3), "glyphs": int(ndi.label(ink)[1])}
     if sd is not None: ev["static_across_frames"] = round(float((sd[sl][ink] <= 2.5).mean()), 3)
     return (off[1] + x0, off[0] + y0, off[1] + x1, off[0] + y1), ev
 
@@ -482,3 +482,26 @@ def suggestions_to_rule(
         name = " ".join(str(when[k]) for k in ("Manufacturer", "ManufacturerModelName") if k in when)
         name = f"{name} {when.get('Columns', '?')}x{when.get('Rows', '?')} burned-in text".strip()
     return {"name": name, "boxes": [list(s.box) for s in suggestions], "when": when}
+
+# %% ../../nbs/11_detect.ipynb #b09b1132
+def screen_text(
+    image_or_ds: Dataset | np.ndarray,   # a dataset with pixel data, or an array as for `suggest_regions`
+    *,
+    frames_axis: int | None = None,      # arrays only: the frames axis if not 0 (None: inferred from the shape)
+    min_score: float = 0.5,              # keep text lines scoring at least this
+    min_glyphs: int = 3,                 # least number of separate ink pieces (letters) in a line
+    min_aspect: float = 2.0,             # least width / height of a line
+    min_relative_contrast: float = 2.0,  # least stroke contrast / local threshold
+    threshold: float = 25.0,             # least stroke contrast (0..255 grey), as for `suggest_regions`
+    pad: int = 3,                        # pixels added around each box
+) -> list[Suggestion]:                   # text lines found, best first ([] for a plain image)
+    "Text lines in an image that no header flags: `suggest_regions` held to the evidence of a line of letters."
+    frames, colour = _pixels_of(image_or_ds, frames_axis)
+    m, sd = _temporal(frames, colour)
+    if sd is not None and float((sd > 4).mean()) < 0.01: sd = None
+    lines = [(b, s, ev) for b, s, ev in _candidates(m, sd, threshold, min_score)
+             if ev["glyphs"] >= min_glyphs and ev["width"] >= min_aspect * ev["line_height"]
+             and ev["relative_contrast"] >= min_relative_contrast]
+    merged = _pad_merge(lines, pad, *m.shape)
+    out = [Suggestion(tuple(int(v) for v in b[:4]), b[4], {**b[5], "screen": True}) for b in merged]
+    return sorted(out, key=lambda s: (-s.score, s.box[1], s.box[0]))

@@ -171,11 +171,19 @@ def ultrasound_regions(
 # %% ../../nbs/10_pixels.ipynb #8f6bda1d
 _RISK_MODALITIES = frozenset({"US", "XA", "RF", "ES", "XC", "GM", "SM", "OT", "DOC", "SC", "PX", "IO"})
 _RISK_SOP_PREFIXES = ("1.2.840.10008.5.1.4.1.1.7", "1.2.840.10008.5.1.4.1.1.104.", "1.2.840.10008.5.1.4.1.1.77.")
-_RISK_IMAGE_TYPES = frozenset({"VOLUME_RENDER", "VOLUME RENDER", "VRT", "MIP", "MINIP", "SURFACE", "SSD", "3D",
-                               "SCREEN SAVE", "SCREENSHOT", "CAPTURE", "REPORT"})
+_RENDER_TYPES = frozenset({"VOLUME_RENDER", "VOLUME RENDER", "VRT", "MIP", "MINIP", "SURFACE", "SSD", "3D"})
+_SCREEN_WORDS = frozenset({"SCREEN", "SCREENSAVE", "SCREENSHOT", "CAPTURE", "SNAPSHOT", "REPORT", "DOSE"})
 
 def _sop_is_risky(uid: str) -> bool:
     return any(uid == p or uid.startswith(p + ".") or (p.endswith(".") and uid.startswith(p)) for p in _RISK_SOP_PREFIXES)
+
+def _image_types(ds: Dataset) -> list[str]:
+    it = ds.get("ImageType")
+    return [str(v).strip().upper() for v in (it if isinstance(it, (list, MultiValue)) else [it] if it else [])]
+
+def _screen_value(types: list[str]) -> str | None:
+    "The first ImageType value naming a picture of a screen (a word of `_SCREEN_WORDS`), or None."
+    return next((t for t in types if set(t.replace("_", " ").split()) & _SCREEN_WORDS), None)
 
 def pixel_text_risk(
     ds: Dataset,  # a dataset (header only is enough)
@@ -183,6 +191,10 @@ def pixel_text_risk(
     "The reason `ds`'s pixels may carry burned-in text, or None when there is no known reason."
     bia = str(ds.get("BurnedInAnnotation", "") or "").strip().upper()
     if bia == "YES": return "BurnedInAnnotation (0028,0301) is YES"
+    types = _image_types(ds)
+    screen = _screen_value(types)
+    if screen: return (f"ImageType (0008,0008) contains {screen}: a picture of a screen (e.g. a dose report), "
+                       "which shows text whatever BurnedInAnnotation says")
     if bia == "NO": return None
     modality = str(ds.get("Modality", "") or "").strip().upper()
     if modality in _RISK_MODALITIES:
@@ -190,9 +202,12 @@ def pixel_text_risk(
     sop = str(ds.get("SOPClassUID", "") or "").strip()
     if sop and _sop_is_risky(sop):
         return f"BurnedInAnnotation absent and SOP class {sop} ({UID(sop).name}) is a capture or document"
-    it = ds.get("ImageType")
-    types = [str(v).strip().upper() for v in (it if isinstance(it, (list, MultiValue)) else [it] if it else [])]
-    hits = [t for t in types if t in _RISK_IMAGE_TYPES]
+    conversion = str(ds.get("ConversionType", "") or "").strip().upper()
+    if conversion: return f"BurnedInAnnotation absent and ConversionType (0008,0064) is {conversion}: a captured or converted image"
+    if len(types) > 1 and types[1] == "SECONDARY":
+        return ("BurnedInAnnotation absent and ImageType (0008,0008) is SECONDARY: made by a workstation from other images "
+                "(reformat, screen, dose report), which often burns annotations in")
+    hits = [t for t in types if t in _RENDER_TYPES]
     if hits: return f"BurnedInAnnotation absent and ImageType contains {hits[0]} (rendered or captured image)"
     return None
 
