@@ -256,6 +256,10 @@ def _runs_per_row(ink: np.ndarray) -> float:
     rows = ink.any(1)
     return float(runs[rows].mean()) if rows.any() else 0.0
 
+def _letters(ink: np.ndarray) -> int:
+    "Separate pieces of ink at least 40 % of the line height tall: letters and digits, not specks or broken edges."
+    return sum(1 for o in ndi.find_objects(ndi.label(ink)[0]) if o[0].stop - o[0].start >= 0.4 * ink.shape[0])
+
 def _features(
     ink: np.ndarray, off: tuple[int, int], contrast: np.ndarray, rel: np.ndarray, sd: np.ndarray | None,
 ) -> tuple[Box, dict[str, Any]]:
@@ -268,7 +272,7 @@ def _features(
     ev = {"line_height": h, "width": w, "fill": round(float(ink.mean()), 3),
           "stroke_density": round(_runs_per_row(ink) * h / w, 3),
           "contrast": round(float(contrast[sl][ink].mean()) / 255, 3),
-          "relative_contrast": round(float(rel[sl][ink].mean()), 3), "glyphs": int(ndi.label(ink)[1])}
+          "relative_contrast": round(float(rel[sl][ink].mean()), 3), "letters": _letters(ink)}
     if sd is not None: ev["static_across_frames"] = round(float((sd[sl][ink] <= 2.5).mean()), 3)
     return (off[1] + x0, off[0] + y0, off[1] + x1, off[0] + y1), ev
 
@@ -489,7 +493,7 @@ def screen_text(
     *,
     frames_axis: int | None = None,      # arrays only: the frames axis if not 0 (None: inferred from the shape)
     min_score: float = 0.5,              # keep text lines scoring at least this
-    min_glyphs: int = 3,                 # least number of separate ink pieces (letters) in a line
+    min_letters: int = 3,                # least number of letters (ink pieces >= 40 % of the line height)
     min_aspect: float = 2.0,             # least width / height of a line
     min_relative_contrast: float = 2.0,  # least stroke contrast / local threshold
     threshold: float = 25.0,             # least stroke contrast (0..255 grey), as for `suggest_regions`
@@ -500,7 +504,7 @@ def screen_text(
     m, sd = _temporal(frames, colour)
     if sd is not None and float((sd > 4).mean()) < 0.01: sd = None
     lines = [(b, s, ev) for b, s, ev in _candidates(m, sd, threshold, min_score)
-             if ev["glyphs"] >= min_glyphs and ev["width"] >= min_aspect * ev["line_height"]
+             if ev["letters"] >= min_letters and ev["width"] >= min_aspect * ev["line_height"]
              and ev["relative_contrast"] >= min_relative_contrast]
     merged = _pad_merge(lines, pad, *m.shape)
     out = [Suggestion(tuple(int(v) for v in b[:4]), b[4], {**b[5], "screen": True}) for b in merged]

@@ -27,8 +27,8 @@ from pydicom.uid import (
 from .errors import DicomValueError, RecipeError, did_you_mean
 
 # %% auto #0
-__all__ = ['INSTANCE_DIGEST', 'instance_digest', 'PixelRule', 'ultrasound_regions', 'pixel_text_risk', 'RedactionReport',
-           'redact', 'mark_clean', 'remove_overlays']
+__all__ = ['INSTANCE_DIGEST', 'instance_digest', 'PixelRule', 'ultrasound_regions', 'pixel_text_risk', 'pixel_kind',
+           'risk_filter', 'RedactionReport', 'redact', 'mark_clean', 'remove_overlays']
 
 # %% ../../nbs/10_pixels.ipynb #201477e2
 _KEEP_ONLY = (None, "ultrasound_regions")
@@ -181,35 +181,56 @@ def _image_types(ds: Dataset) -> list[str]:
     it = ds.get("ImageType")
     return [str(v).strip().upper() for v in (it if isinstance(it, (list, MultiValue)) else [it] if it else [])]
 
-def _screen_value(types: list[str]) -> str | None:
-    "The first ImageType value naming a picture of a screen (a word of `_SCREEN_WORDS`), or None."
-    return next((t for t in types if set(t.replace("_", " ").split()) & _SCREEN_WORDS), None)
+def _risk(ds: Dataset) -> tuple[str, str, str] | None:
+    "(reason, keyword, value) of the first header value that makes `ds`'s pixels a text risk, or None."
+    bia = str(ds.get("BurnedInAnnotation", "") or "").strip().upper()
+    if bia == "YES": return "BurnedInAnnotation (0028,0301) is YES", "BurnedInAnnotation", "YES"
+    types = _image_types(ds)
+    screen = next((t for t in types if set(t.replace("_", " ").split()) & _SCREEN_WORDS), None)
+    if screen: return (f"ImageType (0008,0008) contains {screen}: a picture of a screen (e.g. a dose report), "
+                       "which shows text whatever BurnedInAnnotation says", "ImageType", screen)
+    if bia == "NO": return None
+    modality = str(ds.get("Modality", "") or "").strip().upper()
+    if modality in _RISK_MODALITIES:
+        return f"BurnedInAnnotation absent and Modality {modality} often carries burned-in text", "Modality", modality
+    sop = str(ds.get("SOPClassUID", "") or "").strip()
+    if sop and _sop_is_risky(sop):
+        return f"BurnedInAnnotation absent and SOP class {sop} ({UID(sop).name}) is a capture or document", "SOPClassUID", sop
+    conv = str(ds.get("ConversionType", "") or "").strip().upper()
+    if conv: return f"BurnedInAnnotation absent and ConversionType (0008,0064) is {conv}: a captured or converted image", "ConversionType", conv
+    if len(types) > 1 and types[1] == "SECONDARY":
+        return ("BurnedInAnnotation absent and ImageType (0008,0008) is SECONDARY: made by a workstation from other images "
+                "(reformat, screen, dose report), which often burns annotations in", "ImageType", "SECONDARY")
+    hits = [t for t in types if t in _RENDER_TYPES]
+    if hits: return f"BurnedInAnnotation absent and ImageType contains {hits[0]} (rendered or captured image)", "ImageType", hits[0]
+    return None
 
 def pixel_text_risk(
     ds: Dataset,  # a dataset (header only is enough)
 ) -> str | None:  # why the pixels may carry text, or None
     "The reason `ds`'s pixels may carry burned-in text, or None when there is no known reason."
-    bia = str(ds.get("BurnedInAnnotation", "") or "").strip().upper()
-    if bia == "YES": return "BurnedInAnnotation (0028,0301) is YES"
-    types = _image_types(ds)
-    screen = _screen_value(types)
-    if screen: return (f"ImageType (0008,0008) contains {screen}: a picture of a screen (e.g. a dose report), "
-                       "which shows text whatever BurnedInAnnotation says")
-    if bia == "NO": return None
-    modality = str(ds.get("Modality", "") or "").strip().upper()
-    if modality in _RISK_MODALITIES:
-        return f"BurnedInAnnotation absent and Modality {modality} often carries burned-in text"
+    r = _risk(ds)
+    return r[0] if r else None
+
+# %% ../../nbs/10_pixels.ipynb #e4a9a1ed
+def pixel_kind(
+    ds: Dataset,  # a dataset (header only is enough)
+) -> str:         # "capture" or "image"
+    "'capture' when `ds`'s pixels are a picture of a display, a screen or a document; 'image' otherwise."
+    if str(ds.get("Modality", "") or "").strip().upper() in _RISK_MODALITIES: return "capture"
     sop = str(ds.get("SOPClassUID", "") or "").strip()
-    if sop and _sop_is_risky(sop):
-        return f"BurnedInAnnotation absent and SOP class {sop} ({UID(sop).name}) is a capture or document"
-    conversion = str(ds.get("ConversionType", "") or "").strip().upper()
-    if conversion: return f"BurnedInAnnotation absent and ConversionType (0008,0064) is {conversion}: a captured or converted image"
-    if len(types) > 1 and types[1] == "SECONDARY":
-        return ("BurnedInAnnotation absent and ImageType (0008,0008) is SECONDARY: made by a workstation from other images "
-                "(reformat, screen, dose report), which often burns annotations in")
-    hits = [t for t in types if t in _RENDER_TYPES]
-    if hits: return f"BurnedInAnnotation absent and ImageType contains {hits[0]} (rendered or captured image)"
-    return None
+    if sop and _sop_is_risky(sop): return "capture"
+    if str(ds.get("ConversionType", "") or "").strip(): return "capture"
+    types = _image_types(ds)
+    return "capture" if any(set(t.replace("_", " ").split()) & _SCREEN_WORDS for t in types) else "image"
+
+# %% ../../nbs/10_pixels.ipynb #9cd779b2
+def risk_filter(
+    ds: Dataset,  # a dataset that `pixel_text_risk` flags
+) -> dict[str, str] | None:  # {keyword: value} for a recipe filter's `when`, or None when `ds` is no risk
+    "The recipe filter condition (`when`) that selects the files flagged for the same reason as `ds`."
+    r = _risk(ds)
+    return {r[1]: r[2]} if r else None
 
 # %% ../../nbs/10_pixels.ipynb #b08eb61a
 def _as_rgb(fill: int | tuple[int, ...]) -> tuple[int, int, int]:
