@@ -224,3 +224,17 @@ def test_no_real_ct_or_mr_image_is_screened_as_text():
         if detect.screen_text(ds): flagged.append(item["path"])
     assert seen >= 80, seen
     assert flagged == [], flagged
+
+
+def test_pixels_that_cannot_be_decoded_are_quarantined_under_detect_and_written_without(tmp_path):
+    "An image that cannot be screened is not written under detect (with the reason); the header-only mode streams it."
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    ds.PixelData = encapsulate([b"\xff\x4f\xff\x51" + b"\x00" * 62])   # a JPEG 2000 codestream that ends after its header
+    ds["PixelData"].VR, ds["PixelData"].is_undefined_length = "OB", True
+    ds.file_meta.TransferSyntaxUID = JPEG2000Lossless
+    (tmp_path / "in").mkdir(); ds.save_as(tmp_path / "in" / "broken.dcm", enforce_file_format=True)
+    f = _deid(tmp_path / "in", tmp_path / "out")["broken.dcm"]
+    assert f["status"] == "written", f
+    f = _deid(tmp_path / "in", tmp_path / "out2", "--burned-in", "detect")["broken.dcm"]
+    assert f["status"] == "quarantined" and "could not decode the pixels" in f["reason"], f
+    assert "run without --burned-in detect" in f["reason"], f

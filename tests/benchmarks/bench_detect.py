@@ -51,7 +51,7 @@ def build_real(work: Path, realdata: Path, limit: int | None) -> Path:
     manifest = realdata / "manifest.json"
     if not manifest.exists():
         raise SystemExit(f"no real-world corpus at {realdata}: run `python tools/realdata.py` (or pass --real DIR)")
-    items = json.loads(manifest.read_text())["files"]
+    items = list({item["path"]: item for item in json.loads(manifest.read_text())["files"]}.values())   # each path once
     items = items[:limit] if limit else items
     real = work / f"real{len(items)}"
     shutil.rmtree(real, ignore_errors=True)
