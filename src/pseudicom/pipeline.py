@@ -717,7 +717,7 @@ def _held_back(ds: Dataset, risk: str, recipe_name: str) -> str:
     cond = ", ".join(f"{k}: '{v}'" for k, v in when.items())
     return (f"pixels may carry burned-in text ({risk}) and no pixel rule of recipe '{recipe_name}' covers this file. "
             "Run with --burned-in detect to find and redact the text; or add a pixel rule with boxes for files like "
-            "this one (`pseudicom.detect.suggestions_to_rule`, or the region marker widget); or, if such images are "
+            "this one (`pseudicom.detect.suggestions_to_rule`, or `pseudicom.widgets.marker.RegionMarker` in Jupyter); or, if such images are "
             f"not needed, exclude them with a recipe filter: `filters: [{{action: exclude, when: {{{cond}}}}}]`.")
 
 def _detect_text(ds: Dataset, recipe: Recipe, risk: str | None, done: set) -> list[dict]:
