@@ -223,22 +223,31 @@ def _temporal(frames: np.ndarray, colour: bool, max_frames: int = 16) -> tuple[n
     return sub.mean(0), sub.std(0)
 
 # %% ../../nbs/11_detect.ipynb #bfa77b9f
+def _median(a: np.ndarray, size: int) -> np.ndarray:
+    "`ndi.median_filter(a, size, mode='nearest')`, the same values, ~2x faster on the small grids used here."
+    from numpy.lib.stride_tricks import sliding_window_view
+    k = size * size
+    w = sliding_window_view(np.pad(a, size // 2, mode="edge"), (size, size)).reshape(*a.shape, k)
+    return np.partition(w, k // 2, axis=-1)[..., k // 2]
+
 def _background(m: np.ndarray, step: int = 4, size: int = 5) -> np.ndarray:
     "Local background level: a median over ~20 px computed on a subsampled grid."
-    med = ndi.median_filter(m[::step, ::step], size=size, mode="nearest")
+    med = _median(m[::step, ::step], size)
     return np.repeat(np.repeat(med, step, 0), step, 1)[: m.shape[0], : m.shape[1]]
 
 def _texture(x: np.ndarray, step: int = 4, size: int = 5, spread: int = 3) -> np.ndarray:
     "Local level of `x`: a ~20 px median on a subsampled grid, spread (max) over ~12 px."
-    med = ndi.grey_dilation(ndi.median_filter(x[::step, ::step], size=size, mode="nearest"), size=(spread, spread))
+    med = ndi.grey_dilation(_median(x[::step, ::step], size), size=(spread, spread))
     return np.repeat(np.repeat(med, step, 0), step, 1)[: x.shape[0], : x.shape[1]]
 
 def _ink_masks(
     m: np.ndarray, t: float, static: np.ndarray | None = None, size: int = 11,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     "Bright-ink mask, dark-ink mask, thin-stroke contrast and contrast / local threshold of grey image `m`."
-    wt = m - ndi.grey_opening(m, size=(size, size))
-    bt = ndi.grey_closing(m, size=(size, size)) - m
+    m8 = m.astype(np.uint8)
+    g = m8 if np.array_equal(m8, m) else m      # one frame: whole grey levels, and min/max filters are faster on bytes
+    wt = m - ndi.grey_opening(g, size=(size, size))
+    bt = ndi.grey_closing(g, size=(size, size)) - m
     tw, tb = np.clip(5 * _texture(wt), t, 4 * t), np.clip(5 * _texture(bt), t, 4 * t)
     if static is not None: tw, tb = np.where(static, t, tw), np.where(static, t, tb)
     bg = _background(m)
