@@ -24,3 +24,17 @@ def test_bench_pipeline_runs_every_tool(tmp_path):
     for row in rows:   # tool, corpus, in, out, ..., rc: every tool wrote every input (ours redacts the US cines by the rule)
         cols = row[34:].split()
         assert cols[1] == cols[2] and cols[-1] == "0", row
+
+
+def test_bench_detect_prints_both_modes_on_both_corpora(tmp_path):
+    "Needs the real corpus (python tools/realdata.py); a tiny part of it and 12 CT slices are enough to run every line."
+    proc = subprocess.run([sys.executable, str(BENCH / "bench_detect.py"), "--ct", "12", "--real-limit", "12", "--repeat", "1",
+                           "--workers", "1", "--work", str(tmp_path)], capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = proc.stdout
+    for corpus in ("real12", "ct12"):
+        for mode in ("header-only", "detect"):
+            assert any(l.startswith(corpus) and l.split()[1] == mode for l in out.splitlines()), f"no {corpus} {mode} row:\n{out}"
+    for line in ("real files (real12, 12 files): header-only", "CT slices (ct12, 12 files): header-only", "detect / header-only",
+                 "detect on CT slices: 12 written, 0 quarantined, 0 failed, 0 written with detected boxes"):
+        assert line in out, f"no '{line}' line:\n{out}"

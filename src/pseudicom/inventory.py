@@ -119,9 +119,9 @@ def series_flags(
 ) -> dict[str, str]:         # flag -> why (empty when nothing to look at)
     "Risk flags of one series: burned_in, document, face."
     flags: dict[str, str] = {}
-    for ds in headers:
-        risk = pixel_text_risk(ds) if ("Rows" in ds or "PixelData" in ds) else None
-        if risk: flags["burned_in"] = risk; break
+    risks = [r for r in (pixel_text_risk(ds) for ds in headers if "Rows" in ds or "PixelData" in ds) if r]
+    if risks:
+        flags["burned_in"] = risks[0] + (f" ({len(risks)} of {len(headers)} instances)" if len(risks) < len(headers) else "")
     modality = str(headers[0].get("Modality", "") or "").strip().upper() if headers else ""
     if modality in _DOCUMENT_MODALITIES:
         flags["document"] = f"Modality {modality}: {_DOCUMENT_MODALITIES[modality]}"

@@ -372,6 +372,7 @@ def _can_stream(ds: Dataset, layout: FileLayout, deid: Deidentifier) -> bool:
     if not layout.streamable or deid.recipe.deface.get("enabled"): return False
     if any(r.matches(ds) for r in _rules(deid)): return False
     if layout.pixel_start is not None and (pixels.pixel_text_risk(ds) or _overlay_in_pixel_bits(ds)): return False
+    if layout.pixel_start is not None and deid.recipe.pixels.get("burned_in") == "detect": return False  # every image is screened
     return True
 
 def process_file(
@@ -513,7 +514,7 @@ def _process(index: int, path: str, source: str, staging: str, deid: Deidentifie
 _DECISIVE = frozenset(pydicom.datadict.tag_for_keyword(k) for k in (
     "SpecificCharacterSet", "SOPClassUID", "Modality", "ImageType", "PatientName", "PatientID", "StudyInstanceUID",
     "SeriesInstanceUID", "SamplesPerPixel", "PhotometricInterpretation", "PlanarConfiguration", "NumberOfFrames", "Rows",
-    "Columns", "BitsAllocated", "BitsStored", "HighBit", "PixelRepresentation", "BurnedInAnnotation",
+    "Columns", "BitsAllocated", "BitsStored", "HighBit", "PixelRepresentation", "BurnedInAnnotation", "ConversionType",
     "PatientIdentityRemoved", "DeidentificationMethod", "DeidentificationMethodCodeSequence",
     "LongitudinalTemporalInformationModified", "RecognizableVisualFeatures"))   # decisions, and what the de-identifier sets itself
 
@@ -784,7 +785,7 @@ def _stream_parts(ds: Dataset, layout: FileLayout, path: str) -> list:
     return parts
 
 def _clean_pixels(ds: pydicom.Dataset, deid: Deidentifier) -> list[dict]:
-    "Apply pixel rules; hold back a file whose pixels may carry text that nothing covers."
+    "Apply pixel rules; hold back a file whose pixels may carry text that nothing covers; with detect, screen every image."
     from pseudicom import pixels
     recipe = deid.recipe
     done: set = set()
@@ -799,24 +800,52 @@ def _clean_pixels(ds: pydicom.Dataset, deid: Deidentifier) -> list[dict]:
         if covered:
             done.add(ProfileOption.CLEAN_PIXEL_DATA)
             pixels.mark_clean(ds)
-    if risk and not covered:
-        policy = recipe.pixels.get("burned_in", "quarantine")
-        if policy == "detect":
-            from pseudicom import detect
-            suggestions = detect.suggest_regions(ds)
-            rule = pixels.PixelRule("detected", tuple(tuple(int(v) for v in s.box) for s in suggestions), {})
-            if suggestions: pixels.redact(ds, [rule], lossy=recipe.pixels.get("lossy", "uncompressed"))
-            boxes += [{"rule": "detected", "box": [int(v) for v in s.box], "score": round(float(s.score), 3)} for s in suggestions]
-            done.add(ProfileOption.CLEAN_PIXEL_DATA)
-            pixels.mark_clean(ds)
-        else:
-            msg = (f"pixels may carry burned-in text ({risk}) and no pixel rule of recipe '{recipe.name}' covers this file. "
-                   "Add a pixel rule (see `pseudicom.detect.suggest_regions`), or run with --burned-in detect.")
-            if policy == "error": raise PseudicomError(msg)
-            raise BurnedInAnnotationError(msg)
+    policy = recipe.pixels.get("burned_in", "quarantine")
+    if policy == "detect" and not covered and "PixelData" in ds:
+        boxes += _detect_text(ds, recipe, risk, done)
+    elif risk and not covered:
+        msg = _held_back(ds, risk, recipe.name)
+        if policy == "error": raise PseudicomError(msg)
+        raise BurnedInAnnotationError(msg)
     pixels.remove_overlays(ds)
     ds._pseudicom_extra_options = done
     return boxes
+
+# %% ../../nbs/08_pipeline.ipynb #7d8d523c
+def _held_back(ds: Dataset, risk: str, recipe_name: str) -> str:
+    "The quarantine reason of a flagged file that no pixel rule covers: why, and the three ways out."
+    from pseudicom import pixels
+    when = pixels.risk_filter(ds) or {}
+    cond = ", ".join(f"{k}: '{v}'" for k, v in when.items())
+    return (f"pixels may carry burned-in text ({risk}) and no pixel rule of recipe '{recipe_name}' covers this file. "
+            "Run with --burned-in detect to find and redact the text; or add a pixel rule with boxes for files like "
+            "this one (`pseudicom.detect.suggestions_to_rule`, or `pseudicom.widgets.marker.RegionMarker` in Jupyter); or, if such images are "
+            f"not needed, exclude them with a recipe filter: `filters: [{{action: exclude, when: {{{cond}}}}}]`.")
+
+def _detect_text(ds: Dataset, recipe: Recipe, risk: str | None, done: set) -> list[dict]:
+    "`--burned-in detect`: find text (every text-like mark in a flagged capture, else lines of letters), redact it; quarantine if impossible."
+    from pseudicom import detect, pixels
+    try:
+        capture = risk is not None and pixels.pixel_kind(ds) == "capture"
+        found = detect.suggest_regions(ds) if capture else detect.screen_text(ds)
+    except Exception as e:   # a codec missing or refusing these pixels: not screened, so not written
+        raise BurnedInAnnotationError(
+            f"--burned-in detect could not decode the pixels to look for burned-in text ({type(e).__name__}: {e}). "
+            "Install a decoder for this transfer syntax (e.g. pip install pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg), "
+            "or run without --burned-in detect (files that no header flags are then written unscreened).") from None
+    if found:
+        rule = pixels.PixelRule("detected", tuple(tuple(int(v) for v in s.box) for s in found), {})
+        try:
+            pixels.redact(ds, [rule], lossy=recipe.pixels.get("lossy", "uncompressed"))
+        except Exception as e:
+            raise BurnedInAnnotationError(
+                f"--burned-in detect found {len(found)} text region(s) but could not redact them ({type(e).__name__}: {e}); "
+                "redact this file by hand or exclude it.") from None
+    if risk or found:
+        done.add(ProfileOption.CLEAN_PIXEL_DATA)
+        pixels.mark_clean(ds)
+    name = "detected" if risk else "detected (text screen)"
+    return [{"rule": name, "box": [int(v) for v in s.box], "score": round(float(s.score), 3)} for s in found]
 
 # %% ../../nbs/08_pipeline.ipynb #91c65492
 _ENCODING_ONLY = frozenset((0x00280004, 0x00280006, 0x7FE00010, 0xFFFCFFFC))   # how pixels are encoded, and padding

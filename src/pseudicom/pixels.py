@@ -27,8 +27,8 @@ from pydicom.uid import (
 from .errors import DicomValueError, RecipeError, did_you_mean
 
 # %% auto #0
-__all__ = ['INSTANCE_DIGEST', 'instance_digest', 'PixelRule', 'ultrasound_regions', 'pixel_text_risk', 'RedactionReport',
-           'redact', 'mark_clean', 'remove_overlays']
+__all__ = ['INSTANCE_DIGEST', 'instance_digest', 'PixelRule', 'ultrasound_regions', 'pixel_text_risk', 'pixel_kind',
+           'risk_filter', 'RedactionReport', 'redact', 'mark_clean', 'remove_overlays']
 
 # %% ../../nbs/10_pixels.ipynb #201477e2
 _KEEP_ONLY = (None, "ultrasound_regions")
@@ -171,30 +171,66 @@ def ultrasound_regions(
 # %% ../../nbs/10_pixels.ipynb #8f6bda1d
 _RISK_MODALITIES = frozenset({"US", "XA", "RF", "ES", "XC", "GM", "SM", "OT", "DOC", "SC", "PX", "IO"})
 _RISK_SOP_PREFIXES = ("1.2.840.10008.5.1.4.1.1.7", "1.2.840.10008.5.1.4.1.1.104.", "1.2.840.10008.5.1.4.1.1.77.")
-_RISK_IMAGE_TYPES = frozenset({"VOLUME_RENDER", "VOLUME RENDER", "VRT", "MIP", "MINIP", "SURFACE", "SSD", "3D",
-                               "SCREEN SAVE", "SCREENSHOT", "CAPTURE", "REPORT"})
+_RENDER_TYPES = frozenset({"VOLUME_RENDER", "VOLUME RENDER", "VRT", "MIP", "MINIP", "SURFACE", "SSD", "3D"})
+_SCREEN_WORDS = frozenset({"SCREEN", "SCREENSAVE", "SCREENSHOT", "CAPTURE", "SNAPSHOT", "REPORT", "DOSE"})
 
 def _sop_is_risky(uid: str) -> bool:
     return any(uid == p or uid.startswith(p + ".") or (p.endswith(".") and uid.startswith(p)) for p in _RISK_SOP_PREFIXES)
+
+def _image_types(ds: Dataset) -> list[str]:
+    it = ds.get("ImageType")
+    return [str(v).strip().upper() for v in (it if isinstance(it, (list, MultiValue)) else [it] if it else [])]
+
+def _risk(ds: Dataset) -> tuple[str, str, str] | None:
+    "(reason, keyword, value) of the first header value that makes `ds`'s pixels a text risk, or None."
+    bia = str(ds.get("BurnedInAnnotation", "") or "").strip().upper()
+    if bia == "YES": return "BurnedInAnnotation (0028,0301) is YES", "BurnedInAnnotation", "YES"
+    types = _image_types(ds)
+    screen = next((t for t in types if set(t.replace("_", " ").split()) & _SCREEN_WORDS), None)
+    if screen: return (f"ImageType (0008,0008) contains {screen}: a picture of a screen (e.g. a dose report), "
+                       "which shows text whatever BurnedInAnnotation says", "ImageType", screen)
+    if bia == "NO": return None
+    modality = str(ds.get("Modality", "") or "").strip().upper()
+    if modality in _RISK_MODALITIES:
+        return f"BurnedInAnnotation absent and Modality {modality} often carries burned-in text", "Modality", modality
+    sop = str(ds.get("SOPClassUID", "") or "").strip()
+    if sop and _sop_is_risky(sop):
+        return f"BurnedInAnnotation absent and SOP class {sop} ({UID(sop).name}) is a capture or document", "SOPClassUID", sop
+    conv = str(ds.get("ConversionType", "") or "").strip().upper()
+    if conv: return f"BurnedInAnnotation absent and ConversionType (0008,0064) is {conv}: a captured or converted image", "ConversionType", conv
+    if len(types) > 1 and types[1] == "SECONDARY":
+        return ("BurnedInAnnotation absent and ImageType (0008,0008) is SECONDARY: made by a workstation from other images "
+                "(reformat, screen, dose report), which often burns annotations in", "ImageType", "SECONDARY")
+    hits = [t for t in types if t in _RENDER_TYPES]
+    if hits: return f"BurnedInAnnotation absent and ImageType contains {hits[0]} (rendered or captured image)", "ImageType", hits[0]
+    return None
 
 def pixel_text_risk(
     ds: Dataset,  # a dataset (header only is enough)
 ) -> str | None:  # why the pixels may carry text, or None
     "The reason `ds`'s pixels may carry burned-in text, or None when there is no known reason."
-    bia = str(ds.get("BurnedInAnnotation", "") or "").strip().upper()
-    if bia == "YES": return "BurnedInAnnotation (0028,0301) is YES"
-    if bia == "NO": return None
-    modality = str(ds.get("Modality", "") or "").strip().upper()
-    if modality in _RISK_MODALITIES:
-        return f"BurnedInAnnotation absent and Modality {modality} often carries burned-in text"
+    r = _risk(ds)
+    return r[0] if r else None
+
+# %% ../../nbs/10_pixels.ipynb #e4a9a1ed
+def pixel_kind(
+    ds: Dataset,  # a dataset (header only is enough)
+) -> str:         # "capture" or "image"
+    "'capture' when `ds`'s pixels are a picture of a display, a screen or a document; 'image' otherwise."
+    if str(ds.get("Modality", "") or "").strip().upper() in _RISK_MODALITIES: return "capture"
     sop = str(ds.get("SOPClassUID", "") or "").strip()
-    if sop and _sop_is_risky(sop):
-        return f"BurnedInAnnotation absent and SOP class {sop} ({UID(sop).name}) is a capture or document"
-    it = ds.get("ImageType")
-    types = [str(v).strip().upper() for v in (it if isinstance(it, (list, MultiValue)) else [it] if it else [])]
-    hits = [t for t in types if t in _RISK_IMAGE_TYPES]
-    if hits: return f"BurnedInAnnotation absent and ImageType contains {hits[0]} (rendered or captured image)"
-    return None
+    if sop and _sop_is_risky(sop): return "capture"
+    if str(ds.get("ConversionType", "") or "").strip(): return "capture"
+    types = _image_types(ds)
+    return "capture" if any(set(t.replace("_", " ").split()) & _SCREEN_WORDS for t in types) else "image"
+
+# %% ../../nbs/10_pixels.ipynb #9cd779b2
+def risk_filter(
+    ds: Dataset,  # a dataset that `pixel_text_risk` flags
+) -> dict[str, str] | None:  # {keyword: value} for a recipe filter's `when`, or None when `ds` is no risk
+    "The recipe filter condition (`when`) that selects the files flagged for the same reason as `ds`."
+    r = _risk(ds)
+    return {r[1]: r[2]} if r else None
 
 # %% ../../nbs/10_pixels.ipynb #b08eb61a
 def _as_rgb(fill: int | tuple[int, ...]) -> tuple[int, int, int]:
