@@ -223,3 +223,72 @@ def test_item6_a_second_run_into_the_same_dst_is_refused_while_the_first_goes_on
     assert _tree(out) == clean   # the first run was not disturbed
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)   # and the lock is gone with it
     assert again.returncode == 0, again.stderr
+
+
+# -- items 4 and 5: a full or read-only output disk ------------------------------------------------------------
+
+@pytest.fixture
+def small_disk(tmp_path):
+    "A tmpfs of 2 MB, mounted for the test (CI runs as root); (mount point, resize function)."
+    import subprocess
+    where = tmp_path / "disk"
+    where.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(where)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.fail(f"cannot mount a small tmpfs here ({done.stderr.strip()}); these tests need root, as CI has")
+
+    def remount(options: str) -> None:
+        subprocess.run(["mount", "-o", f"remount,{options}", str(where)], check=True)
+    yield where, remount
+    subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def test_item4_full_disk_stops_the_batch_with_one_message_and_a_rerun_resumes(many, small_disk, tmp_path):
+    import subprocess
+    import sys
+    root, key, clean = many   # 200 files of about 33 KB: 6.6 MB, more than the 2 MB disk
+    disk, remount = small_disk
+    out = disk / "out"
+    cmd = [sys.executable, "-m", "pseudicom.cli", "deid", str(root / "in"), str(out), "--recipe", "pseudonymize",
+           "--key-file", str(key), "--workers", "2", "--quiet"]
+    full = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert full.returncode == 2, full.stderr
+    assert "no space left" in full.stderr and "MB free" in full.stderr and "run the same command again" in full.stderr
+    assert "Traceback" not in full.stderr and "unexpected" not in full.stderr and full.stderr.count("\n") <= 2, full.stderr
+    for p in out.rglob("*.dcm"):   # what was placed is whole: no half-written file
+        assert ".pseudicom-staging" not in p.parts
+        pydicom.dcmread(p).pixel_array
+    assert not any((out / ".pseudicom-staging").rglob("*")) if (out / ".pseudicom-staging").exists() else True
+    remount("size=64m")
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert _tree(out) == clean
+
+
+def test_item5_read_only_destination_is_a_message_and_exit_2(many, small_disk, tmp_path):
+    import subprocess
+    import sys
+    root, key, _ = many
+    disk, remount = small_disk
+    remount("ro")
+    done = subprocess.run([sys.executable, "-m", "pseudicom.cli", "deid", str(root / "in"), str(disk / "out"), "--recipe",
+                           "pseudonymize", "--key-file", str(key), "--quiet"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr
+    assert "read-only" in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+def test_item5_immutable_destination_folder_is_a_message_and_exit_2(many, tmp_path):
+    import subprocess
+    import sys
+    root, key, _ = many
+    out = tmp_path / "locked"
+    out.mkdir()
+    if subprocess.run(["chattr", "+i", str(out)], capture_output=True).returncode != 0:
+        pytest.fail("chattr +i is not available on this file system; the test needs ext4 (or another with the flag) under /tmp")
+    try:
+        done = subprocess.run([sys.executable, "-m", "pseudicom.cli", "deid", str(root / "in"), str(out), "--recipe",
+                               "pseudonymize", "--key-file", str(key), "--quiet"], capture_output=True, text=True, timeout=300)
+    finally:
+        subprocess.run(["chattr", "-i", str(out)], check=False)
+    assert done.returncode == 2, done.stderr
+    assert "cannot write here" in done.stderr and "immutable" in done.stderr and "Traceback" not in done.stderr, done.stderr

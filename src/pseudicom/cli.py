@@ -236,7 +236,11 @@ def _cmd_deid(args) -> int:
         if client is not None: client.close()
     print(result.summary() if not args.quiet else result.summary().splitlines()[1])
     from pseudicom.record import RunRecord
-    record_json, record_html = RunRecord(result, recipe=recipe, workers=args.workers).write()
+    try:
+        record_json, record_html = RunRecord(result, recipe=recipe, workers=args.workers).write()
+    except OSError as e:
+        raise PseudicomError(f"{e.filename or 'the run record'}: the run record could not be written ({e.strerror}); the "
+                             f"outputs and the report are complete. Free space beside {args.dst} and run again.") from None
     print(f"report: {result.report_path}\naudit log: {result.audit_path}\nrecord: {record_html}"
           + (f"\ncrosswalk: {result.crosswalk_path}" if result.crosswalk_path else "")
           + (f"\nDICOMDIR: {result.dicomdir_path}" if result.dicomdir_path else ""))

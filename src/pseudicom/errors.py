@@ -11,7 +11,8 @@ import difflib
 
 # %% auto #0
 __all__ = ['PseudicomError', 'DicomReadError', 'DicomValueError', 'RecipeError', 'KeyMaterialError', 'UnsafeOutputError',
-           'QuarantineError', 'BurnedInAnnotationError', 'PseudicomWarning', 'did_you_mean', 'tag_str']
+           'OutputWriteError', 'QuarantineError', 'BurnedInAnnotationError', 'PseudicomWarning', 'did_you_mean',
+           'tag_str']
 
 # %% ../../nbs/00_errors.ipynb #0d3c0a6b
 class PseudicomError(Exception):
@@ -31,6 +32,9 @@ class KeyMaterialError(PseudicomError, ValueError):
 
 class UnsafeOutputError(PseudicomError):
     "Writing would leak or overwrite: output inside input, original identifiers in a path, foreign output tree."
+
+class OutputWriteError(PseudicomError):
+    "The output cannot be written: its disk is full or read-only, or it may not be written to. The batch stops; a rerun resumes."
 
 class QuarantineError(PseudicomError):
     "A file must be held back (quarantined), with the reason in the message."

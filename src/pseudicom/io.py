@@ -582,11 +582,7 @@ def lock_output(
     import fcntl
     dst = Path(dst)
     path = dst.parent / f"{dst.name}.lock"
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as e:
-        raise UnsafeOutputError(f"{dst}: cannot create the lock file {path} ({e.strerror}); check that the folder beside "
-                                "the output is writable.") from None
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)   # an OSError here (read-only, full) is the caller's to word
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

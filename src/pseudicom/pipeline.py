@@ -7,7 +7,9 @@ Docs: https://pseudicom.github.io/pseudicom/pipeline.html.md"""
 # %% ../../nbs/08_pipeline.ipynb #8927f415
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import errno
 import json
 import math
 import os
@@ -36,7 +38,8 @@ from pydicom.filewriter import write_dataset
 
 import pseudicom
 from .deid import Deidentifier, identifying_strings
-from .errors import BurnedInAnnotationError, PseudicomError, PseudicomWarning, QuarantineError, UnsafeOutputError
+from .errors import (BurnedInAnnotationError, OutputWriteError, PseudicomError, PseudicomWarning, QuarantineError,
+                              UnsafeOutputError)
 from .io import (FileLayout, _check_complete, lock_output, atomic_write_bytes, atomic_write_parts, check_separate, dataset_bytes,
                           _describes_image, is_dicomdir, pixel_excess, read_dataset, read_header, walk_files, write_parts)
 from .keys import Crosswalk, Key
@@ -420,6 +423,8 @@ def _process_file(index: int, path: str, source: str, staging: str, deid: Deiden
                                                        "it cannot be checked or cleaned for burned-in text; it is held back. "
                                                        "Install the decoder its transfer syntax needs (pylibjpeg, GDCM), or review it.")
     except Exception as e:  # a bug or a damaged file that slipped through: report, never crash the batch
+        if isinstance(e, OSError) and e.errno in _NO_ROOM:
+            raise   # the output's disk is full or read-only: not this file's fault; `run` stops the batch and says so
         result.status, result.reason = "failed", (f"{source}: unexpected {type(e).__name__}: {e}. "
                                                   "Please report this with the file's structure (not its content).")
     result.output, result.audit, result.crosswalk, result.digest, result.path = None, [], {}, None, ""
@@ -913,6 +918,27 @@ def _beside(dst: Path, suffix: str) -> Path:
     "A path next to (not inside) the output folder."
     return dst.parent / f"{dst.name}{suffix}"
 
+_NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})   # the output's file system: full, over quota, read-only
+_NOT_ALLOWED = frozenset({errno.EACCES, errno.EPERM})
+
+def _cannot_write(e: OSError, dst: Path, result: RunResult | None, sizes: list[int]) -> OutputWriteError:
+    "The message for an output that cannot be written: which folder, why, how much room the rest needs, and what to do."
+    where = Path(e.filename).parent if e.filename else dst
+    again = "then run the same command again: it goes on where it stopped."
+    if e.errno == errno.EROFS:
+        return OutputWriteError(f"{where}: the file system is read-only. Give an output folder on a writable file system, {again}")
+    if e.errno in _NOT_ALLOWED:
+        return OutputWriteError(f"{where}: cannot write here ({e.strerror}). Check the folder's owner and permissions (and "
+                                f"`lsattr -d` for the immutable flag), or give another output folder, {again}")
+    probe = where
+    while not probe.exists() and probe != probe.parent: probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    done = sum(f.size for f in result.files) if result is not None else 0
+    need = max(sum(s for s in sizes if s > 0) - done, 0)
+    return OutputWriteError(f"{where}: no space left on its disk ({free / 1e6:.1f} MB free; the files not yet written need about "
+                            f"{need / 1e6:.1f} MB more, plus the report and audit log). Free some space or give another output "
+                            f"folder, {again}")
+
 def _check_outside_input(path: Path, src: Path, what: str) -> None:
     "Refuse a file the run would write inside the input folder, or over an input file: inputs are never modified."
     p, s = path.resolve(), src.resolve()
@@ -995,7 +1021,10 @@ class _Journal:
         self._last_sync = time.monotonic()
 
     def close(self) -> None:
-        self.sync(); self._fh.close(); self._audit.close()
+        try:
+            self.sync()
+        finally:
+            self._fh.close(); self._audit.close()
 
 def _interactive() -> bool:
     "True in a terminal (stderr is one) or a Jupyter notebook: where a progress bar is seen."
@@ -1085,8 +1114,9 @@ def run(
     for what, p in (("report", report or _beside(dst, ".report.json")), ("audit log", audit or _beside(dst, ".audit.jsonl")),
                     ("journal", _beside(dst, ".journal.jsonl")), ("crosswalk", crosswalk_path)):
         if p is not None: _check_outside_input(Path(p), src, what)
-    lock = lock_output(dst)   # one run at a time into dst: a second would delete this one's staging folder
+    result, sizes, lock = None, [], None
     try:
+        lock = lock_output(dst)   # one run at a time into dst: a second would delete this one's staging folder
         _check_destination(dst, recipe, key, key_mode)
         listing = walk_files(src, follow_links=follow_links, avoid=(dst,))
         dst.mkdir(parents=True, exist_ok=True)
@@ -1165,7 +1195,8 @@ def run(
             if stream is not None: stream.close()   # now, not when the traceback is gone: an interrupted run stops its workers here
             bar.close()
             audit_tmp.unlink(missing_ok=True)
-            if not journal._fh.closed: journal.close()   # an interrupted run keeps the records of what it placed
+            if not journal._fh.closed:   # an interrupted run keeps the records of what it placed, as far as it can
+                with contextlib.suppress(OSError): journal.close()   # (a full disk: the error in flight says so)
             if sys.exc_info()[0] is not None and executor is None:   # our own workers are stopped: nothing writes to staging any more
                 shutil.rmtree(dst / _STAGING, ignore_errors=True)
         shutil.rmtree(dst / _STAGING, ignore_errors=True)
@@ -1179,8 +1210,11 @@ def run(
         result.seconds = time.perf_counter() - started
         atomic_write_bytes(result.report_path, _report_json(result.to_dict()).encode())
         return result
+    except OSError as e:   # in this process, OSErrors come from writing: the output folder, its journal, report or audit log
+        if e.errno not in _NO_ROOM | _NOT_ALLOWED: raise
+        raise _cannot_write(e, dst, result, sizes) from None
     finally:
-        lock.release()
+        if lock is not None: lock.release()
 
 # %% ../../nbs/08_pipeline.ipynb #198eb329
 def _report_json(report: dict) -> str:
@@ -1446,6 +1480,7 @@ def _execute(tasks: list, recipe: Recipe, key: Key, staging: str, dst: str, work
                 try:
                     done_chunks[c] = fut.result()
                 except Exception as e:  # the worker died (killed, out of memory) or the cluster failed
+                    if isinstance(e, OSError) and e.errno in _NO_ROOM: raise   # the output's disk: the batch stops
                     done_chunks[c] = [FileResult(i, source, "failed", reason=(
                         f"{source}: the worker processing it stopped ({type(e).__name__}: {e}); the file may have exhausted "
                         "memory or crashed a decoder. Re-run to retry; run it alone to see more.")) for i, _, source, _, _ in chunks[c]]
