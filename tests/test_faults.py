@@ -292,3 +292,15 @@ def test_item5_immutable_destination_folder_is_a_message_and_exit_2(many, tmp_pa
         subprocess.run(["chattr", "-i", str(out)], check=False)
     assert done.returncode == 2, done.stderr
     assert "cannot write here" in done.stderr and "immutable" in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+# -- item 9: a file name that is not UTF-8 -------------------------------------------------------------------
+
+def test_item9_non_utf8_file_name_is_kept_exactly_in_the_report(small_src, tmp_path):
+    name = b"caf\xe9.dcm"   # Latin-1, as an old Windows share or CD gives it
+    os.rename(small_src / "0.dcm", os.fsencode(small_src) + b"/" + name)
+    assert main(["deid", str(small_src), str(tmp_path / "out"), "--recipe", "basic", "--quiet"]) == 0
+    raw = (tmp_path / "out.report.json").read_bytes()
+    assert "\ufffd".encode() not in raw   # no replacement character: the name is not lost
+    sources = [f["source"] for f in json.loads(raw)["files"]]
+    assert name in [os.fsencode(s) for s in sources]   # the JSON string gives back the exact bytes of the name
