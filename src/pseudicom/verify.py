@@ -16,6 +16,7 @@ import os
 import struct
 import re
 import time
+import warnings
 import zlib
 from collections import defaultdict
 from collections.abc import Iterable
@@ -533,8 +534,14 @@ class _Matcher:
                     try: encs[enc] = variant.encode(enc)
                     except UnicodeEncodeError: pass
                 for cs in codecs:
-                    try: encs["/".join(cs)] = pydicom.charset.encode_string(variant, list(cs))
-                    except Exception: pass
+                    if len(cs) == 1 and "2022" not in cs[0]:  # one codec: encode it here, strictly
+                        try: encs[cs[0]] = variant.encode(cs[0])
+                        except (UnicodeEncodeError, LookupError): pass
+                        continue
+                    with warnings.catch_warnings():  # pydicom warns and writes '?' for what a codec cannot encode: skip that
+                        warnings.simplefilter("error")
+                        try: encs["/".join(cs)] = pydicom.charset.encode_string(variant, list(cs))
+                        except (Exception, Warning): pass
                 for enc, b in encs.items():
                     if b is not None:
                         key = b.lower()
@@ -596,10 +603,7 @@ class _Matcher:
     def search_text(self, text: str, index: dict | None = None, rx=None) -> list[tuple[int, int, int]]:
         "(needle index, start, end) of every standalone hit in `text` (case-insensitive)."
         rx = rx or self.text_rx; index = index or self.text_index
-        out = []
-        if self.loose_rx is not None and index is self.text_index:  # IDs written with separators: '360 7600'
-            for m in self.loose_rx.finditer(text):
-                out += [(i, m.start(), m.end()) for i in self.loose_index.get(id_core(m.group()).lower(), ())]
+        out = self.search_loose(text) if index is self.text_index else []
         if rx is None: return out
         for m in rx.finditer(text):
             for i in index.get(m.group().lower(), ()):
@@ -607,6 +611,11 @@ class _Matcher:
                 if not self.needles[i].bounded or _standalone(pre.encode("latin-1", "replace"), post.encode("latin-1", "replace"), self.needles[i]):
                     out.append((i, m.start(), m.end()))
         return out
+
+    def search_loose(self, text: str) -> list[tuple[int, int, int]]:
+        "(needle index, start, end) of IDs written with separators between their characters ('PID 360 7600' for '3607600')."
+        if self.loose_rx is None: return []
+        return [(i, m.start(), m.end()) for m in self.loose_rx.finditer(text) for i in self.loose_index.get(id_core(m.group()).lower(), ())]
 
     def search_path(self, rel: str) -> list[tuple[int, int, int]]:
         "(needle index, start, end) of hits in a relative path, punctuation read as spaces."
@@ -629,6 +638,7 @@ _LONG_NEEDLE = 8
 _BYTES_VRS = {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"UN"}
 _LONG_VRS = _BYTES_VRS | {b"SQ", b"UC", b"UR", b"UT", b"SV", b"UV"}
 _UNDEF = 0xFFFFFFFF
+_BULK_TAGS = {0x7FE00010, 0x7FE00008, 0x7FE00009, 0x54001010, 0x56000010, 0x56000020, 0xFFFCFFFC}  # pixels, waveform, spectroscopy, padding
 
 @dataclass
 class _Span:
@@ -677,7 +687,7 @@ def _walk_spans(buf: bytes, pos: int, end: int, implicit: bool, e: str, prefix: 
         if start + length > end: raise ValueError(f"{path} runs past the end")
         dvr = vr.decode("latin-1") if vr is not None else _dict_vr(tag)
         binary = dvr in ("OB", "OW", "OF", "OD", "OL", "OV", "UN", "OB or OW", "US or OW")
-        bulk = binary and not group & 1 and (tag >> 16 == 0x7FE0 or dvr != "UN") and length > 64
+        bulk = tag in _BULK_TAGS or (group & 0xFF01 in (0x5000, 0x6000) and element == 0x3000)  # overlay and curve data
         out.append(_Span(start, start + length, path, bulk, binary)); pos = start + length
     return pos
 
@@ -1007,8 +1017,11 @@ def _scan_file(idx: int, rel: str, raw: bytes, ds: Dataset | None, matchers: lis
             if s is not None and s.bulk and len(m.needles[i].text) < _LONG_NEEDLE: continue  # pixels: long needles only
             where = s.path if s is not None else ("preamble" if off < 128 and _is_dicom(raw) else "element header" if spans else "file")
             raw_hit(m, i, off, enc + (", inflated dataset" if inflated else ""), where)
-    for s in spans:  # compressed streams inside binary elements (vendor protocol blobs)
+    for s in spans:  # binary elements (vendor blobs): IDs written with separators, and compressed streams inside
         if not s.blob or s.bulk: continue
+        for m in matchers:
+            for i, _, _ in m.search_loose(buf[s.start:s.end].decode("latin-1")):
+                grouped.setdefault(("value", m.needles[i].category, s.path), set()).add(m.needles[i].text.lower())
         for off, kind, body in _inflated(buf[s.start:s.end]):
             where = f"{s.path} ({kind} at byte {off})"
             for m in matchers:
