@@ -845,9 +845,9 @@ def _kept_items(ds: Dataset, items: dict[int, set[frozenset]]) -> list[str]:
 
 # %% ../../nbs/09_verify.ipynb #391a834b
 def _ocr_frames(ds: Dataset) -> Iterable[tuple[int, Any]]:
-    "Every frame of `ds` (any transfer syntax pydicom can decode) as an 8-bit grey PIL image, upscaled 3x for OCR."
+    "Every frame of `ds` (any transfer syntax pydicom can decode) as 8-bit images for OCR: grey, and its brightest pixels."
     import numpy as np
-    from PIL import Image
+    from PIL import Image, ImageOps
     arr = ds.pixel_array  # raises when no decoder can read the pixels: the caller makes that INCOMPLETE
     n = int(ds.get("NumberOfFrames", 1) or 1)
     samples = int(ds.get("SamplesPerPixel", 1))
@@ -858,7 +858,10 @@ def _ocr_frames(ds: Dataset) -> Iterable[tuple[int, Any]]:
         lo, hi = float(f.min()), float(f.max())
         g = ((f - lo) * (255.0 / (hi - lo)) if hi > lo else f * 0).astype(np.uint8)
         img = Image.fromarray(255 - g)  # dark text on light ground reads best
-        yield k, img.resize((img.width * 3, img.height * 3), Image.LANCZOS)
+        yield k, ImageOps.expand(img.resize((img.width * 3, img.height * 3), Image.LANCZOS), 24, fill=255)
+        if hi > lo:  # text drawn over anatomy is (near) the brightest value: those pixels alone, black on white
+            mask = Image.fromarray(np.where(f >= hi - (hi - lo) * 0.02, 0, 255).astype(np.uint8))
+            yield k, ImageOps.expand(mask.resize((mask.width * 3, mask.height * 3), Image.NEAREST), 24, fill=255)
 
 @functools.lru_cache(maxsize=1024)
 def _ocr_cached(png: bytes) -> str:
@@ -1043,9 +1046,10 @@ def _ocr_findings(ds: Dataset, idx: int, shown: str, matchers: list[_Matcher]) -
             words = " ".join(_ocr_text(img).split())
             joined = words.replace(" ", "")  # OCR often splits a word ("MUSTER FRAU")
             cats = sorted({m.needles[i].category for m in matchers for t in (words, joined) for i, _, _ in m.search_text(t)})
-            out += [Finding(shown, idx, f"pixels (OCR) frame {k}", cat, "ocr") for cat in cats]
+            out += [f for f in (Finding(shown, idx, f"pixels (OCR) frame {k}", cat, "ocr") for cat in cats) if f not in out]
     except ImportError as e: return out, f"OCR needs pytesseract and tesseract: {e}"
-    except Exception as e:  # no decoder for this transfer syntax, or damaged pixel data: the pixels were not read
+    except (KeyboardInterrupt, SystemExit): raise
+    except BaseException as e:  # no decoder, or damaged pixel data (some decoders panic: not an Exception): not read
         return out, f"{type(e).__name__}: {str(e)[:200]}"
     return out, ""
 
