@@ -316,6 +316,14 @@ def test_pixel_streams_long_needles_only_and_where(patients, tmp_path):
     assert _leaks(report, files, "short.dcm") == []
     long = _leaks(report, files, "long.dcm")
     assert [(f.where, f.category, f.check) for f in long] == [(f"PixelData at byte offset {at + 1}", "name", "raw")]
+    # native 16-bit pixels: digits as samples are chance (a smooth image of values 48-57); a name in UTF-16 is not
+    raw = outs[0].read_bytes(); at = len(raw) - 2000
+    (tmp_path / "digits.dcm").write_bytes(raw[:at] + "19380819".encode("utf-16-le") + raw[at + 16:])
+    (tmp_path / "utf16.dcm").write_bytes(raw[:at] + "Muellerwaesch".encode("utf-16-le") + raw[at + 26:])
+    report = verify(src, tmp_path, "pseudonymize", key=KEY)
+    files = walk_files(tmp_path).files
+    assert _leaks(report, files, "digits.dcm") == []
+    assert [(f.where, f.detail) for f in _leaks(report, files, "utf16.dcm")] == [(f"PixelData at byte offset {at}", "utf-16-le")]
     # the same short name in a header text element is found
     plant(outs[0], tmp_path / "header.dcm", "LO StudyDescription", "Zoe", "header")
     report = verify(src, tmp_path, "pseudonymize", key=KEY)

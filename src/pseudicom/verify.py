@@ -11,6 +11,7 @@ import bisect
 import datetime as _dt
 import functools
 import html
+import io as _io
 import json
 import os
 import struct
@@ -33,7 +34,7 @@ from pydicom.uid import UID_dictionary
 
 import pseudicom
 from .errors import PseudicomError, tag_str
-from .io import atomic_write_bytes, check_structure, read_bytes, walk_files
+from .io import atomic_write_bytes, check_structure, walk_files
 from .keys import Key, date_offset_days, remap_uid
 from .profile import Action, ProfileOption, compile_actions
 from .recipe import BUILTIN_RECIPES, Recipe, load_recipe, parse_attribute
@@ -118,9 +119,11 @@ def _category(keyword: str, vr: str, private: bool) -> str:
 def _searchable(text: str, category: str) -> bool:
     "Whether `text` is long and specific enough to search for."
     if text.lower() in _STOP: return False
+    if len({ch for ch in text.lower() if ch.isalnum()}) < 2: return False  # '^^^^', '11111111', 'Sssssss': filler, not identity
     if category == "uid": return bool(re.fullmatch(r"[0-9.]{8,64}", text)) and not text.startswith(_DICOM_ROOT) and text not in UID_dictionary
     digits = sum(c.isdigit() for c in text)
     if re.fullmatch(r"[\d\s.,:/+()-]+", text) and digits < 6: return False
+    if category == "private" and re.fullmatch(r"[+-]?\d*\.\d+(?:[eE][+-]?\d+)?", text): return False  # a measurement, not an identifier
     if category == "name" and re.search(r"[\u3040-\u9fff\uac00-\ud7af]", text): return len(text) >= 2  # kanji, kana, hangul
     return len(text) >= (3 if category == "name" else 4)
 
@@ -313,8 +316,8 @@ class _Collector:
         for v in values:
             v = str(v).strip()
             if not v: continue
-            if vr in ("DA", "DT"):
-                self._date(v, vr, kw, study); continue
+            if vr in ("DA", "DT") or (private and _text_dates(v)[1] == [(0, len(v))] and re.fullmatch(r"\d{8}", v)):
+                self._date(v, vr, kw, study); continue  # a private date is a date: shifted like the others
             if vr == "UI":
                 if not self.p.retain_uids and not _NOT_INSTANCE_UID.search(kw): self.add(v, "uid")
                 continue
@@ -429,17 +432,17 @@ def _is_dicom(raw: bytes) -> bool:
     "Whether `raw` claims to be a DICOM Part 10 file (the 'DICM' prefix after the preamble)."
     return len(raw) >= 132 and raw[128:132] == b"DICM"
 
-def _read_whole(raw: bytes, name: str) -> tuple[Dataset | None, str]:
-    "(dataset with every element but the pixel data, '') or (None, why not): header-only first, then the full read."
-    why = ""
-    for stop in (True, False):  # a deflated file cannot stop before its pixels: it is read whole
-        try: ds = read_bytes(raw, name, stop_before_pixels=stop)
-        except PseudicomError as e:
-            why = str(e).removeprefix(f"{name}: "); continue
-        if stop and any(t > 0x7FE00010 and t != 0xFFFCFFFC for t in check_structure(raw).top_tags):
-            continue  # elements after the pixel data (e.g. private groups 7FE1): read the whole file
-        return ds, ""
-    return None, why
+def _read_whole(raw: bytes, name: str, pixels: bool = False) -> tuple[Dataset | None, str]:
+    "(dataset with every element, the pixel data only if `pixels`; '') or (None, why not). Tolerant of what does not hide values."
+    try: layout = check_structure(raw)  # every element, item and sequence whole: nothing cut short
+    except PseudicomError as e: return None, str(e)
+    after = any(t > 0x7FE00010 and t != 0xFFFCFFFC for t in layout.top_tags)  # e.g. private groups 7FE1 after the pixels
+    try:
+        ds = pydicom.dcmread(_io.BytesIO(raw), stop_before_pixels=not (pixels or after))
+        for elem in ds.iterall(): elem.value  # decode every value now: one pydicom cannot decode is a read failure
+    except Exception as e:  # pydicom raises many types on damaged data
+        return None, f"damaged DICOM file ({type(e).__name__}: {str(e)[:200]})"
+    return ds, ""
 
 def collect_needles(
     src: str | os.PathLike,                            # folder (or file) of originals
@@ -1017,7 +1020,9 @@ def _scan_file(idx: int, rel: str, raw: bytes, ds: Dataset | None, matchers: lis
     for m in matchers:
         for i, off, enc in m.search_bytes(buf):
             s = span_at(off)
-            if s is not None and s.bulk and len(m.needles[i].text) < _LONG_NEEDLE: continue  # pixels: long needles only
+            if s is not None and s.bulk and (len(m.needles[i].text) < _LONG_NEEDLE  # pixels: long needles only,
+                                             or (enc.startswith("utf-16") and not re.search(r"[^\W\d_]", m.needles[i].text))):
+                continue  # and no digits as 16-bit samples (a smooth image of values 48-57 spells them)
             where = s.path if s is not None else ("preamble" if off < 128 and _is_dicom(raw) else "element header" if spans else "file")
             raw_hit(m, i, off, enc + (", inflated dataset" if inflated else ""), where)
     for s in spans:  # binary elements (vendor blobs): IDs written with separators, and compressed streams inside
@@ -1055,9 +1060,7 @@ def _ocr_findings(ds: Dataset, idx: int, shown: str, matchers: list[_Matcher]) -
 
 def _read_output(raw: bytes, idx: int, pixels: bool) -> tuple[Dataset | None, str]:
     "An output file parsed (header only unless `pixels`) and '', or None and why it could not be read."
-    if not pixels: return _read_whole(raw, f"output #{idx}")
-    try: return read_bytes(raw, f"output #{idx}", stop_before_pixels=False), ""
-    except PseudicomError as e: return None, str(e).removeprefix(f"output #{idx}: ")
+    return _read_whole(raw, f"output #{idx}", pixels)
 
 def _count(items: Iterable[str]) -> dict[str, int]:
     out: dict[str, int] = {}
