@@ -4,7 +4,8 @@
 
 Writes the series once (synth), de-identifies it once with `pseudonymize` and a fixed key, then times
 `verify(src, out, "pseudonymize", key=...)` `--rounds` times and prints each time and the best.
-The reference before issue 15 was 3.3 s; the issue asks to stay within 2x of it.
+The reference before issue 15 was 3.3 s; the issue asks to stay within 2x of it. Measured on the
+same (shared, 2-core) machine, best of 3: before 2.77 s wall / about 3.2 s CPU, after about 3.5-3.8 s CPU.
 """
 from __future__ import annotations
 
@@ -32,14 +33,15 @@ def main() -> None:
         (work / f".done-{args.n}").write_text("ok")
     for p in list(src.rglob("*")) + list(out.rglob("*")):
         if p.is_file(): p.read_bytes()  # warm the page cache
-    times = []
+    times, cpus = [], []
     for r in range(args.rounds):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         report = verify(src, out, "pseudonymize", key=key)
-        times.append(time.perf_counter() - t)
-        print(f"round {r + 1}: {times[-1]:.2f} s, {report.verdict}, {report.counts['outputs']} outputs, "
+        times.append(time.perf_counter() - t); cpus.append(time.process_time() - c)
+        print(f"round {r + 1}: {times[-1]:.2f} s ({cpus[-1]:.2f} s CPU), {report.verdict}, {report.counts['outputs']} outputs, "
               f"{report.counts['bytes_searched'] / 1e6:.1f} MB, {report.counts['needles']} needles", flush=True)
-    print(f"verify {args.n} files of 512x512: best {min(times):.2f} s")
+    print(f"verify {args.n} files of 512x512: best {min(times):.2f} s wall, {min(cpus):.2f} s CPU "
+          "(on a shared machine, CPU time is the steadier number)")
 
 
 if __name__ == "__main__":
