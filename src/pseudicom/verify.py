@@ -394,6 +394,7 @@ class _Collector:
             out.append(n)
         return sorted(out, key=lambda n: (-len(n.text), n.text))
 
+# %% ../../nbs/09_verify.ipynb #afeef303
 def _item_values(item: Dataset) -> frozenset:
     "One sequence item as the set of its (element path, value) pairs at every depth; empty when it holds no value of 3+ characters."
     out, longest = set(), 0
@@ -902,6 +903,7 @@ def _load_run_report(run_report: Any) -> dict | None:
     if hasattr(run_report, "to_dict"): return run_report.to_dict()
     return json.loads(Path(run_report).read_text(encoding="utf-8"))
 
+# %% ../../nbs/09_verify.ipynb #daa4ccc4
 def verify(
     src: str | os.PathLike,                            # the originals (folder or file); only read
     dst: str | os.PathLike,                            # the output tree to check; only read
@@ -975,6 +977,7 @@ def verify(
     if report is not None: result.write(report)
     return result
 
+# %% ../../nbs/09_verify.ipynb #d3cb9c2b
 def _inflated(data: bytes) -> list[tuple[int, str, bytes]]:
     "(offset, 'gzip' or 'zlib', inflated bytes) of every compressed stream that starts in `data` (at most 16 tried)."
     starts = {0} if len(data) >= 2 and data[0] == 0x78 and (data[0] << 8 | data[1]) % 31 == 0 else set()
@@ -1036,13 +1039,19 @@ def _scan_file(idx: int, rel: str, raw: bytes, ds: Dataset | None, matchers: lis
                 for i, o2, enc in m.search_bytes(body): raw_hit(m, i, s.start + off, f"{enc}, inside {kind} at byte {o2}", where)
                 for i, a, b in m.search_text(body.decode("latin-1")):
                     grouped.setdefault(("value", m.needles[i].category, where), set()).add(m.needles[i].text.lower())
-    out = [Finding(shown, idx, where, cat, check, f"{len(ids)} values" if len(ids) > 1 else
-                   ("item kept as in the original" if ids == {"item"} else ""))
-           for (check, cat, where), ids in grouped.items()]
+    offsets: dict[str, int] = {}
+    for s in spans: offsets.setdefault(s.path, s.start)
+    def detail(ids: set[str], where: str) -> str:
+        "How many values, and at which byte offset the element's value starts (in the inflated dataset if deflated)."
+        parts = ([f"{len(ids)} values"] if len(ids) > 1 else []) + (["item kept as in the original"] if ids == {"item"} else [])
+        if where in offsets: parts.append(f"at byte offset {offsets[where]}" + (" of the inflated dataset" if inflated else ""))
+        return ", ".join(parts)
+    out = [Finding(shown, idx, where, cat, check, detail(ids, where)) for (check, cat, where), ids in grouped.items()]
     out += [Finding(shown, idx, f"{where} at byte offset {off}", cat, "raw", enc + (f", {n} occurrences" if n > 1 else ""))
             for off, enc, cat, n, where in sorted(raw_first.values())]
     return out, shown
 
+# %% ../../nbs/09_verify.ipynb #439d31ee
 def _ocr_findings(ds: Dataset, idx: int, shown: str, matchers: list[_Matcher]) -> tuple[list[Finding], str]:
     "Identifying text that tesseract reads in every frame of one output; and why the pixels could not be decoded ('' if they could)."
     out = []
