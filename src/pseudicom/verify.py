@@ -673,15 +673,15 @@ def _walk_spans(buf: bytes, pos: int, end: int, implicit: bool, e: str, prefix: 
         start = pos + hdr
         is_sq = vr == b"SQ" or (vr is None and _dict_vr(tag) == "SQ") or (length == _UNDEF and tag != 0x7FE00010)
         if is_sq:
-            pos, k = start, 0
+            pos, k, inner = start, 0, implicit or vr == b"UN"  # a sequence stored as UN is implicit VR inside
             stop = end if length == _UNDEF else min(start + length, end)
             while pos + 8 <= stop:
                 itag, ilen = struct.unpack_from(e + "HH", buf, pos), struct.unpack_from(e + "L", buf, pos + 4)[0]
                 if itag == (0xFFFE, 0xE0DD): pos += 8; break
                 if itag != (0xFFFE, 0xE000): raise ValueError(f"no item at {pos}")
-                if ilen == _UNDEF: pos = _walk_spans(buf, pos + 8, stop, implicit, e, f"{path}[{k}].", out, depth + 1)
+                if ilen == _UNDEF: pos = _walk_spans(buf, pos + 8, stop, inner, e, f"{path}[{k}].", out, depth + 1)
                 else:
-                    _walk_spans(buf, pos + 8, pos + 8 + ilen, implicit, e, f"{path}[{k}].", out, depth + 1); pos += 8 + ilen
+                    _walk_spans(buf, pos + 8, pos + 8 + ilen, inner, e, f"{path}[{k}].", out, depth + 1); pos += 8 + ilen
                 k += 1
             continue
         if length == _UNDEF:  # encapsulated pixel data: fragments up to the sequence delimiter
