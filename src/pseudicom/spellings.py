@@ -107,7 +107,7 @@ def name_spellings(
     return sorted((s for s in out if len(s) >= (2 if _is_ideographic(s) else min_len)), key=lambda s: (-len(s), s))
 
 # %% ../../nbs/04a_spellings.ipynb #8b455b0b
-_ID_SEP = r"[\s\-./_:]?"
+_ID_SEP = r"[ \t\-]?"  # a space or a dash; dots would make decimals and UIDs look like IDs
 
 def id_core(value: str) -> str:
     "An ID without separators: 'PID-0001' -> 'PID0001', '360 7600' -> '3607600'."
