@@ -365,13 +365,19 @@ def test_items_of_removed_sequences_kept_as_in_the_input(tmp_path):
     dummy.FlowIdentifierSequence[0].FlowIdentifier = b"\x00\x00"
     dummy.SOPInstanceUID = uid("dummy")
     dummy.save_as(dst / "dummy.dcm")
+    partial = pydicom.dcmread(dst / "kept.dcm")  # the meaning replaced, the code itself left as it was
+    partial.InstitutionCodeSequence[0].CodeMeaning = "Dummy"
+    partial.SOPInstanceUID = uid("partial")
+    partial.save_as(dst / "partial.dcm")
     report = verify(src, dst, "basic")
     files = walk_files(dst).files
+    assert {(f.where, f.category, f.detail.split(",")[0]) for f in _leaks(report, files, "partial.dcm")} >= {
+        ("InstitutionCodeSequence[0].CodeValue", "institution", "value kept as in the original")}
     wheres = {f.where for f in _leaks(report, files, "kept.dcm") if f.detail.startswith("item kept as in the original")}
     assert wheres == {"InstitutionCodeSequence[0]", "OperatorIdentificationSequence[0]",  # D as well, holds the person's code
                       "OperatorIdentificationSequence[0].PersonIdentificationCodeSequence[0]",
                       "FlowIdentifierSequence[0]"}, wheres
-    assert not any(f.detail.startswith("item kept as in the original") for f in _leaks(report, files, "dummy.dcm"))
+    assert _leaks(report, files, "dummy.dcm") == []
 
 
 def test_verify_does_not_share_deid_blind_spots(tmp_path, monkeypatch):

@@ -256,7 +256,7 @@ class _Collector:
         self.dates: set[tuple[str, str, bool]] = set()  # (date text, original study, is a birth date)
         self.patients: dict[str, set[str]] = defaultdict(set)  # original study -> patient keys (as deid derives offsets)
         self.unscoped_dates = 0
-        self.items: dict[int, set[frozenset]] = defaultdict(set)  # sequence tag -> items of D/X/Z sequences (as values)
+        self.items: dict[int, set] = defaultdict(set)  # sequence tag -> items (frozensets) and values ((path, value)) of D/X/Z sequences
 
     def add(self, text: str, category: str, study: str | None = None, bounded: bool | None = None, loose: bool = False) -> None:
         "Add one needle; the most specific category and the widest scope win."
@@ -293,7 +293,9 @@ class _Collector:
                 drops = not kept and action in (Action.REMOVE, Action.EMPTY, "remove", "empty", "X", "Z")
                 if (not kept and not in_sr and tag != _CONTENT_SEQUENCE  # SR content: judged by its values
                         and action in (Action.REMOVE, Action.EMPTY, Action.DUMMY, "remove", "empty", "dummy", "X", "Z", "D")):
-                    self.items[tag].update(fp for fp in map(_item_values, elem.value) if fp)
+                    self.items[tag].update(fp for fp in map(_item_values, elem.value) if fp)  # whole items
+                    self.items[tag].update((h, v) for item in elem.value for h, _, v, ok in _item_pairs(item)
+                                           if ok and not self._on_purpose(int(h[-8:], 16)))  # single values
                 for item in elem.value: self._walk(item, study, removed or drops, in_sr or tag == _CONTENT_SEQUENCE)
                 continue
             values = _values(elem)
@@ -306,6 +308,12 @@ class _Collector:
                 for v in values:
                     self.kept_all.add(str(v).strip().lower())
                     if explicit: self.kept_explicit.add(str(v).strip().lower())
+
+    def _on_purpose(self, tag: int) -> bool:
+        "Whether the recipe keeps this standard element on purpose (by the table or an override): e.g. dates under full dates."
+        if (tag >> 16) & 1: return False
+        kept, explicit = self.p.keeps(Dataset(), tag)
+        return kept and explicit
 
     def _element(self, elem, values: list, study: str) -> None:
         "Needles from one identifying element."
@@ -395,19 +403,27 @@ class _Collector:
         return sorted(out, key=lambda n: (-len(n.text), n.text))
 
 # %% ../../nbs/09_verify.ipynb #afeef303
+_CODE_PARTS = {0x00080102, 0x00080103, 0x00080105, 0x00080106}  # coding scheme designator, version, mapping resource...
+
+def _item_pairs(item: Dataset, hexp: str = "", kwp: str = "") -> list[tuple[str, str, Any, bool]]:
+    "(tag path, keyword path, value, identifying on its own) of every value in a sequence item, at every depth."
+    out = []
+    for e in item:
+        h, k = f"{hexp}{int(e.tag):08x}", f"{kwp}{e.keyword or tag_str(int(e.tag))}"
+        if e.VR == "SQ":
+            for i, sub in enumerate(e.value): out += _item_pairs(sub, f"{h}[{i}].", f"{k}[{i}].")
+        elif e.value not in (None, "", b""):
+            v = e.value if isinstance(e.value, bytes) else str(e.value)
+            alone = (len(v) >= 4 and e.VR not in ("CS", "UI", "US", "SS", "UL", "SL", "FL", "FD", "IS", "DS", "TM", "AS")
+                     and int(e.tag) not in _CODE_PARTS)  # a code's scheme, a class UID, a number: no identity alone
+            out.append((h, k, v, alone))
+    return out
+
 def _item_values(item: Dataset) -> frozenset:
     "One sequence item as the set of its (element path, value) pairs at every depth; empty when it holds no value of 3+ characters."
-    out, longest = set(), 0
-    def walk(d: Dataset, prefix: str):
-        nonlocal longest
-        for e in d:
-            if e.VR == "SQ":
-                for i, sub in enumerate(e.value): walk(sub, f"{prefix}{int(e.tag):08x}[{i}].")
-            elif e.value not in (None, "", b""):
-                v = e.value if isinstance(e.value, bytes) else str(e.value)
-                longest = max(longest, len(v)); out.add((f"{prefix}{int(e.tag):08x}", v))
-    walk(item, "")
-    return frozenset(out) if longest >= 3 else frozenset()
+    pairs = _item_pairs(item)
+    return frozenset((h, v) for h, _, v, _ in pairs) if any(len(v) >= 3 for _, _, v, _ in pairs) else frozenset()
+
 
 # %% ../../nbs/09_verify.ipynb #57da9d0d
 def _as_recipe(recipe: Recipe | str | os.PathLike | None) -> Recipe:
@@ -427,7 +443,7 @@ class Originals:
     inputs: list[_Input]                   # one per readable original
     notes: list[str]                       # things to know (no values)
     unreadable: list[tuple[int, str, str]] # (input index, path relative to src, why): the verdict is INCOMPLETE
-    items: dict[int, set[frozenset]]       # sequence tag -> items of sequences the recipe removes or replaces
+    items: dict[int, set]                  # sequence tag -> items and values of sequences the recipe removes or replaces
 
 def _is_dicom(raw: bytes) -> bool:
     "Whether `raw` claims to be a DICOM Part 10 file (the 'DICM' prefix after the preamble)."
@@ -834,15 +850,18 @@ def _redact(rel: str, spans: list[tuple[int, int, str]]) -> str:
         out += [rel[last:a], f"[{cat}]"]; last = b
     return "".join(out) + rel[last:]
 
-def _kept_items(ds: Dataset, items: dict[int, set[frozenset]]) -> list[str]:
-    "Paths of sequence items in `ds` that hold exactly the values of an original item the recipe removes or replaces."
+def _kept_items(ds: Dataset, items: dict[int, set]) -> list[tuple[str, str]]:
+    "(path, what) of sequence items in `ds`, or values in them, that are as in an original item the recipe removes or replaces."
     out = []
     def walk(d: Dataset, prefix: str):
         for elem in d:
             if elem.VR != "SQ": continue
             path = f"{prefix}{elem.keyword or tag_str(int(elem.tag))}"
             for i, item in enumerate(elem.value):
-                if int(elem.tag) in items and _item_values(item) in items[int(elem.tag)]: out.append(f"{path}[{i}]")
+                known = items.get(int(elem.tag))
+                if known and _item_values(item) in known: out.append((f"{path}[{i}]", "item kept as in the original"))
+                elif known:  # a value of an original item left in place while others were replaced
+                    out.extend((f"{path}[{i}].{k}", "value kept as in the original") for h, k, v, ok in _item_pairs(item) if ok and (h, v) in known)
                 walk(item, f"{path}[{i}].")
     walk(ds, "")
     return out
@@ -992,7 +1011,7 @@ def _inflated(data: bytes) -> list[tuple[int, str, bytes]]:
     return out
 
 def _scan_file(idx: int, rel: str, raw: bytes, ds: Dataset | None, matchers: list[_Matcher],
-               items: dict[int, set[frozenset]] | None = None) -> tuple[list[Finding], str]:
+               items: dict[int, set] | None = None) -> tuple[list[Finding], str]:
     "Findings in one output file's path, parsed elements, raw bytes and compressed blobs; and its path as shown (identifying parts redacted)."
     path_hits = [(m, h) for m in matchers for h in m.search_path(rel)]
     shown = _redact(rel, [(a, b, m.needles[i].category) for m, (i, a, b) in path_hits])
@@ -1006,9 +1025,9 @@ def _scan_file(idx: int, rel: str, raw: bytes, ds: Dataset | None, matchers: lis
                 k = bisect.bisect_right(starts, a) - 1
                 grouped.setdefault(("value", m.needles[i].category, paths[k]), set()).add(m.needles[i].text.lower())
                 seen.add(m.needles[i].text.lower())
-        for where in _kept_items(ds, items or {}):  # an item of a D/X/Z sequence as it was in the original
-            kw = re.sub(r"\[\d+\]$", "", where).rsplit(".", 1)[-1]
-            grouped.setdefault(("value", _category(kw, "SQ", False), where), set()).add("item")
+        for where, what in _kept_items(ds, items or {}):  # an item (or a value in it) of a D/X/Z sequence as in the original
+            kw = (re.findall(r"(\w+)\[\d+\]", where) or [""])[-1]
+            grouped.setdefault(("value", _category(kw, "SQ", False), where), set()).add(what)
     buf, spans, inflated = _element_map(raw)
     span_starts = [s.start for s in spans]
     def span_at(off: int) -> _Span | None:
@@ -1043,7 +1062,8 @@ def _scan_file(idx: int, rel: str, raw: bytes, ds: Dataset | None, matchers: lis
     for s in spans: offsets.setdefault(s.path, s.start)
     def detail(ids: set[str], where: str) -> str:
         "How many values, and at which byte offset the element's value starts (in the inflated dataset if deflated)."
-        parts = ([f"{len(ids)} values"] if len(ids) > 1 else []) + (["item kept as in the original"] if ids == {"item"} else [])
+        kept = [x for x in ids if x.endswith("kept as in the original")]
+        parts = ([f"{len(ids)} values"] if len(ids) > 1 and not kept else []) + kept
         if where in offsets: parts.append(f"at byte offset {offsets[where]}" + (" of the inflated dataset" if inflated else ""))
         return ", ".join(parts)
     out = [Finding(shown, idx, where, cat, check, detail(ids, where)) for (check, cat, where), ids in grouped.items()]
