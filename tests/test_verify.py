@@ -523,3 +523,16 @@ def test_real_files_are_read_whole_or_listed_as_unreadable(realdata, tmp_path):
     one = tmp_path / "src"; one.mkdir(); shutil.copy(realdata / "pydicom" / "image_dfl.dcm", one / "x.dcm")
     report = verify(one, dst)
     assert report.unreadable == [] and any(f.check == "value" and "inflated" in f.detail for f in report.findings)
+
+
+def test_broken_links_make_the_verdict_incomplete(patients, tmp_path):
+    "A link in src or dst that points nowhere cannot be read: INCOMPLETE, and the report names it."
+    tmp, src, inputs, outs = patients
+    s2, d2 = tmp_path / "src", tmp_path / "dst"
+    shutil.copytree(src, s2); shutil.copytree(tmp / "out", d2)
+    (d2 / "gone.dcm").symlink_to(tmp_path / "nowhere.dcm")
+    report = verify(s2, d2, "pseudonymize", key=KEY)
+    assert report.verdict == "INCOMPLETE" and [(u["side"], u["file"]) for u in report.unreadable] == [("output", "gone.dcm")]
+    (d2 / "gone.dcm").unlink(); (s2 / "gone.dcm").symlink_to(tmp_path / "nowhere.dcm")
+    report = verify(s2, d2, "pseudonymize", key=KEY)
+    assert report.verdict == "INCOMPLETE" and [(u["side"], u["file"]) for u in report.unreadable] == [("input", "gone.dcm")]

@@ -461,6 +461,11 @@ def _read_whole(raw: bytes, name: str, pixels: bool = False) -> tuple[Dataset | 
         return None, f"damaged DICOM file ({type(e).__name__}: {str(e)[:200]})"
     return ds, ""
 
+def _rel_or_name(path: Path, root: Path) -> str:
+    "`path` relative to `root` if it is under it, else its name."
+    try: return Path(path).relative_to(root).as_posix()
+    except ValueError: return Path(path).name
+
 def collect_needles(
     src: str | os.PathLike,                            # folder (or file) of originals
     recipe: Recipe | str | os.PathLike | None = None,  # the recipe the outputs were made with (default: basic)
@@ -486,7 +491,7 @@ def collect_needles(
         inputs.append(_Input(i, str(ds.get("SOPInstanceUID", "")), study, str(ds.get("SeriesInstanceUID", "") or ""),
                              str(ds.get("PatientID", "") or ds.get("PatientName", "") or ""), _charsets(ds)))
         col.dataset(ds, study)
-    for _ in listing.problems: unreadable.append((-1, "", "an input path could not be listed (broken link or unreadable folder)"))
+    for prob in listing.problems: unreadable.append((-1, _rel_or_name(prob.path, listing.root), "could not be listed (broken link, link loop or unreadable folder)"))
     needles = col.finish()
     if col.unscoped_dates:
         notes.append(f"dates are shifted but no key was given: {col.unscoped_dates} original non-birth date spellings "
@@ -983,6 +988,10 @@ def verify(
                 found, why = _ocr_findings(ds, idx, shown, matchers)
                 findings += found
                 if why: unreadable.append({"side": "output", "index": idx, "file": shown, "why": f"pixels could not be decoded for OCR ({why})"})
+    for prob in listing.problems:  # a broken link or an unreadable folder in dst: not searched
+        rel = _rel_or_name(prob.path, listing.root)
+        unreadable.append({"side": "output", "index": -1, "file": _redact(rel, [(a, b, g_matcher.needles[k].category) for k, a, b in g_matcher.search_path(rel)]),
+                           "why": "could not be listed (broken link, link loop or unreadable folder)"})
     links = _links(out_info, inputs, policy, key, run_data)
     findings += _structure(out_info, links)
     if run_data is not None:
