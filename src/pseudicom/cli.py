@@ -21,10 +21,10 @@ import pseudicom
 from .errors import PseudicomError
 
 # %% auto #0
-__all__ = ['EXIT_OK', 'EXIT_FAILURES', 'EXIT_USAGE', 'main', 'console']
+__all__ = ['EXIT_OK', 'EXIT_FAILURES', 'EXIT_USAGE', 'EXIT_INCOMPLETE', 'main', 'console']
 
 # %% ../../nbs/30_cli.ipynb #3b4cf89c
-EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILURES, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
 
 _EPILOG = """\
 examples:
@@ -35,7 +35,8 @@ examples:
   pseudicom recipe show trial > my-trial.yaml           # start your own recipe from a built-in
   pseudicom demo                                        # all of the above in one go
 
-exit codes: 0 success, 1 some files failed / identifying data found, 2 could not run
+exit codes: 0 success, 1 some files failed / identifying data found, 2 could not run,
+            3 verify could not read every file whole (INCOMPLETE)
 """
 
 def _parser() -> argparse.ArgumentParser:
@@ -81,16 +82,18 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--quiet", action="store_true", help="no progress bar and no per-file lines (pydicom's warnings always go to "
                    "each file's notes in the report, never to the terminal)")
 
-    v = sub.add_parser("verify", help="search DST for identifying data from SRC; exit 1 if any is found",
+    v = sub.add_parser("verify", help="search DST for identifying data from SRC; exit 1 if any is found, 3 if a file could not be read",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
-                       epilog="examples:\n  pseudicom verify in out\n  pseudicom verify in out --recipe trial --key-file project.key --report verify.json\n")
+                       epilog="examples:\n  pseudicom verify in out\n  pseudicom verify in out --recipe trial --key-file project.key --report verify.json\n"
+                              "\nexit codes: 0 CLEAN (everything read, nothing found), 1 NOT CLEAN (identifying data found),\n"
+                              "            2 could not run, 3 INCOMPLETE (an input or output could not be read whole; listed)\n")
     v.add_argument("src", help="the original input folder")
     v.add_argument("dst", help="the de-identified output folder")
     v.add_argument("--recipe", default="basic", help="the recipe that was used (values it keeps on purpose are not searched)")
     _key_args(v)
     v.add_argument("--report", help="write the verification report (JSON, no values) here")
     v.add_argument("--run-report", help="the pipeline's report (DST.report.json): also check every input is accounted for")
-    v.add_argument("--ocr", action="store_true", help="also read text in output pixels with tesseract (slower)")
+    v.add_argument("--ocr", action="store_true", help="also read text in every frame of the output pixels with tesseract (slow; pixels it cannot decode make the verdict INCOMPLETE)")
 
     n = sub.add_parser("nbcheck", help="fail when saved notebooks carry identifying data in outputs or widget state",
                        epilog="examples:\n  pseudicom nbcheck analysis.ipynb\n  pseudicom nbcheck --strip notebooks/*.ipynb",
@@ -282,7 +285,7 @@ def _cmd_verify(args) -> int:
     report = verify(args.src, args.dst, recipe=load_recipe(args.recipe), key=_load_key(args), report=args.report,
                     run_report=args.run_report, ocr=args.ocr)
     print(report.summary())
-    return EXIT_OK if report.ok else EXIT_FAILURES
+    return {"CLEAN": EXIT_OK, "NOT CLEAN": EXIT_FAILURES, "INCOMPLETE": EXIT_INCOMPLETE}[report.verdict]
 
 def _cmd_synth(args) -> int:
     from pseudicom.synth import synthesize

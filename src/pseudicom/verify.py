@@ -11,10 +11,14 @@ import bisect
 import datetime as _dt
 import functools
 import html
+import io as _io
 import json
 import os
+import struct
 import re
 import time
+import warnings
+import zlib
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -29,15 +33,15 @@ from pydicom.multival import MultiValue
 from pydicom.uid import UID_dictionary
 
 import pseudicom
-from .deid import date_spellings, identifying_strings, shift_date
 from .errors import PseudicomError, tag_str
-from .io import atomic_write_bytes, read_bytes, walk_files
+from .io import atomic_write_bytes, check_structure, walk_files
 from .keys import Key, date_offset_days, remap_uid
 from .profile import Action, ProfileOption, compile_actions
 from .recipe import BUILTIN_RECIPES, Recipe, load_recipe, parse_attribute
+from .spellings import date_spellings, fold_ascii, id_core, id_pattern, name_spellings, shift_date
 
 # %% auto #0
-__all__ = ['CATEGORIES', 'CHECKS', 'Finding', 'Needle', 'text_tokens', 'collect_needles', 'VerifyReport', 'verify']
+__all__ = ['CATEGORIES', 'CHECKS', 'Finding', 'Needle', 'text_tokens', 'Originals', 'collect_needles', 'VerifyReport', 'verify']
 
 # %% ../../nbs/09_verify.ipynb #8f580402
 CATEGORIES = ("name", "id", "phone", "address", "date", "uid", "institution", "device", "text", "private")
@@ -61,6 +65,7 @@ class Needle:
     category: str                           # one of CATEGORIES
     studies: frozenset[str] | None = None   # None: search everywhere; else only outputs of these original studies
     bounded: bool = False                   # must stand alone (not inside a longer word or number)
+    loose: bool = False                     # an ID: also found with separators between its characters ('360 7600')
 
 _STOP = {"anonymized", "anonymised", "anonymous", "unknown", "none", "null", "n/a", "removed", "yes", "no", "other",
          "dr", "dr.", "med", "med.", "prof", "prof.", "mr", "mr.", "mrs", "mrs.", "ms", "ms.", "jr", "jr.", "sr", "sr.",
@@ -114,15 +119,24 @@ def _category(keyword: str, vr: str, private: bool) -> str:
 def _searchable(text: str, category: str) -> bool:
     "Whether `text` is long and specific enough to search for."
     if text.lower() in _STOP: return False
+    if len({ch for ch in text.lower() if ch.isalnum()}) < 2: return False  # '^^^^', '11111111', 'Sssssss': filler, not identity
     if category == "uid": return bool(re.fullmatch(r"[0-9.]{8,64}", text)) and not text.startswith(_DICOM_ROOT) and text not in UID_dictionary
     digits = sum(c.isdigit() for c in text)
     if re.fullmatch(r"[\d\s.,:/+()-]+", text) and digits < 6: return False
+    if category == "private" and re.fullmatch(r"[+-]?\d*\.\d+(?:[eE][+-]?\d+)?", text): return False  # a measurement, not an identifier
+    if category == "name" and re.search(r"[\u3040-\u9fff\uac00-\ud7af]", text): return len(text) >= 2  # kanji, kana, hangul
     return len(text) >= (3 if category == "name" else 4)
 
 # %% ../../nbs/09_verify.ipynb #64882c4d
 _DATE_RES = [(re.compile(r"(?<!\d)(\d{1,2})[./-](\d{1,2})[./-](\d{4}|\d{2})(?!\d)"), "dmy"),
              (re.compile(r"(?<!\d)(\d{4})[./-](\d{1,2})[./-](\d{1,2})(?!\d)"), "ymd"),
-             (re.compile(r"(?<![\d.])(\d{8})(?!\d)"), "compact")]
+             (re.compile(r"(?<![\d.])(\d{8})(?!\d)"), "compact"),
+             (re.compile(r"(?<!\d)(\d{1,2})\.?[\s-]*([A-Za-zä]{3,9})\.?[\s,-]+(\d{4})(?!\d)"), "d month y"),
+             (re.compile(r"\b([A-Za-zä]{3,9})\.?\s+(\d{1,2}),?\s+(\d{4})(?!\d)"), "month d y")]
+_MONTH = {m.lower()[:3]: i % 12 + 1 for i, m in enumerate(("January February March April May June July August September "
+                                                              "October November December Januar Februar Maerz April Mai "
+                                                              "Juni Juli August September Oktober November Dezember").split())}
+_MONTH.update({"mär": 3, "mae": 3, "okt": 10, "dez": 12})
 _PHONE_RE = re.compile(r"\+?\(?\d[\d\s()/.-]{5,}\d")
 _EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")
 _TOKEN_RE = re.compile(r"[^\s,;:()\[\]{}\"'*]+")
@@ -139,7 +153,11 @@ def _text_dates(text: str) -> tuple[set[str], list[tuple[int, int]]]:
         for m in rx.finditer(text):
             a, b, c = (m.group(1), m.group(2), m.group(3)) if kind != "compact" else (m.group(1)[:4], m.group(1)[4:6], m.group(1)[6:])
             cands = []
-            if kind == "dmy":
+            if kind.startswith(("d month", "month")):
+                day, mon = (a, b) if kind.startswith("d") else (b, a)
+                if mon.lower()[:3] not in _MONTH: continue
+                cands = [_da(int(c), _MONTH[mon.lower()[:3]], int(day))]
+            elif kind == "dmy":
                 y = int(c) if len(c) == 4 else (1900 + int(c) if int(c) > 30 else 2000 + int(c))
                 cands = [_da(y, int(b), int(a)), _da(y, int(a), int(b))]
             else:
@@ -238,8 +256,9 @@ class _Collector:
         self.dates: set[tuple[str, str, bool]] = set()  # (date text, original study, is a birth date)
         self.patients: dict[str, set[str]] = defaultdict(set)  # original study -> patient keys (as deid derives offsets)
         self.unscoped_dates = 0
+        self.items: dict[int, set] = defaultdict(set)  # sequence tag -> items (frozensets) and values ((path, value)) of D/X/Z sequences
 
-    def add(self, text: str, category: str, study: str | None = None, bounded: bool | None = None) -> None:
+    def add(self, text: str, category: str, study: str | None = None, bounded: bool | None = None, loose: bool = False) -> None:
         "Add one needle; the most specific category and the widest scope win."
         text = str(text).strip().strip("\x00").strip()
         if not _searchable(text, category): return
@@ -247,7 +266,8 @@ class _Collector:
         scope = None if study is None else frozenset([study])
         old = self.needles.get(text.lower())
         if old is None:
-            self.needles[text.lower()] = Needle(text, category, scope, bounded); return
+            self.needles[text.lower()] = Needle(text, category, scope, bounded, loose); return
+        old.loose = old.loose or loose
         if _PRIORITY[category] < _PRIORITY[old.category]: old.category = category
         if old.studies is not None: old.studies = None if scope is None else old.studies | scope
         old.bounded = old.bounded and bounded
@@ -271,6 +291,11 @@ class _Collector:
             if elem.VR == "SQ":
                 action = self.p.overrides.get(tag, self.p.table.get(tag))
                 drops = not kept and action in (Action.REMOVE, Action.EMPTY, "remove", "empty", "X", "Z")
+                if (not kept and not in_sr and tag != _CONTENT_SEQUENCE  # SR content: judged by its values
+                        and action in (Action.REMOVE, Action.EMPTY, Action.DUMMY, "remove", "empty", "dummy", "X", "Z", "D")):
+                    self.items[tag].update(fp for fp in map(_item_values, elem.value) if fp)  # whole items
+                    self.items[tag].update((h, v) for item in elem.value for h, _, v, ok in _item_pairs(item)
+                                           if ok and not self._on_purpose(int(h[-8:], 16)))  # single values
                 for item in elem.value: self._walk(item, study, removed or drops, in_sr or tag == _CONTENT_SEQUENCE)
                 continue
             values = _values(elem)
@@ -284,6 +309,12 @@ class _Collector:
                     self.kept_all.add(str(v).strip().lower())
                     if explicit: self.kept_explicit.add(str(v).strip().lower())
 
+    def _on_purpose(self, tag: int) -> bool:
+        "Whether the recipe keeps this standard element on purpose (by the table or an override): e.g. dates under full dates."
+        if (tag >> 16) & 1: return False
+        kept, explicit = self.p.keeps(Dataset(), tag)
+        return kept and explicit
+
     def _element(self, elem, values: list, study: str) -> None:
         "Needles from one identifying element."
         vr, kw, private = elem.VR, elem.keyword or "", elem.tag.is_private
@@ -293,23 +324,28 @@ class _Collector:
         for v in values:
             v = str(v).strip()
             if not v: continue
-            if vr in ("DA", "DT"):
-                self._date(v, vr, kw, study); continue
+            if vr in ("DA", "DT") or (private and _text_dates(v)[1] == [(0, len(v))] and re.fullmatch(r"\d{8}", v)):
+                self._date(v, vr, kw, study); continue  # a private date is a date: shifted like the others
             if vr == "UI":
                 if not self.p.retain_uids and not _NOT_INSTANCE_UID.search(kw): self.add(v, "uid")
                 continue
             if vr in _FREE_TEXT_VRS or _FREE_TEXT_KW.search(kw) or 0x5000 <= elem.tag.group <= 0x601E:  # overlay/curve text too
                 for tok, tcat in text_tokens(v): self._token(tok, tcat, study)
                 continue
-            for s in identifying_strings([(vr, v)]):
-                if vr == "PN" and s != v and " " not in s and s.lower() in _vocabulary(): continue  # 'Text', 'Observer'
-                self.add(s, cat, bounded=(len(s) < 6) if (vr == "PN" and s != v) else None)
+            if vr == "PN":
+                for s in name_spellings(v):
+                    if s != v and " " not in s and s.lower() in _vocabulary(): continue  # 'Text', 'Observer'
+                    self.add(s, cat, bounded=(len(s) < 6) if s != v else None)
+                continue
+            self.add(v, cat)
+            for f in fold_ascii(v): self.add(f, cat)
+            if cat == "id" and vr not in ("DS", "IS") and id_pattern(v) is not None:
+                self.add(v, cat, loose=True)
+                if id_core(v) != v: self.add(id_core(v), cat, bounded=True)
             if cat == "address":
                 for part in re.split(r"[,;\n]+", v):
                     if len(part.strip()) >= 6: self.add(part.strip(), "address")
             if cat == "phone": self.add(re.sub(r"[\s()/.-]", "", v), "phone")
-            if vr == "PN" and "^" in v:  # the rendered form without carets: "Mustermann Max"
-                self.add(" ".join(p for p in v.split("=")[0].split("^")[:2] if p), "name")
 
     def _token(self, tok: str, cat: str, study: str) -> None:
         if cat == "date": self._date_text(tok, study)
@@ -335,7 +371,7 @@ class _Collector:
                 if self.p.year_mode: new = text[:4] + "0101"
                 else:
                     try: new = shift_date(text, date_offset_days(self.p.key, patient, max_days) if patient else 0)
-                    except PseudicomError: continue
+                    except ValueError: continue
                 out[study].update(date_spellings(new))
         return out
 
@@ -352,9 +388,9 @@ class _Collector:
             if self.p.full_dates and not is_birth: continue  # full dates are kept on purpose
             for s in spellings:
                 if is_birth or not self.p.shifted_dates:
-                    self.add(s, "date", bounded=(s.isdigit() and len(s) != 8) or None)
+                    self.add(s, "date", bounded=not (s.isdigit() and len(s) == 8))
                 elif study and (self.p.key is not None or self.p.retain_uids):
-                    if s not in expected.get(study, ()): self.add(s, "date", study=study)
+                    if s not in expected.get(study, ()): self.add(s, "date", study=study, bounded=not (s.isdigit() and len(s) == 8))
                 else:
                     self.unscoped_dates += 1
         out = []
@@ -365,6 +401,29 @@ class _Collector:
             if n.category in ("text", "private") and _words(n.text) in anywhere: continue  # e.g. a private 'CT01' in 'CT01_OC0'
             out.append(n)
         return sorted(out, key=lambda n: (-len(n.text), n.text))
+
+# %% ../../nbs/09_verify.ipynb #afeef303
+_CODE_PARTS = {0x00080102, 0x00080103, 0x00080105, 0x00080106}  # coding scheme designator, version, mapping resource...
+
+def _item_pairs(item: Dataset, hexp: str = "", kwp: str = "") -> list[tuple[str, str, Any, bool]]:
+    "(tag path, keyword path, value, identifying on its own) of every value in a sequence item, at every depth."
+    out = []
+    for e in item:
+        h, k = f"{hexp}{int(e.tag):08x}", f"{kwp}{e.keyword or tag_str(int(e.tag))}"
+        if e.VR == "SQ":
+            for i, sub in enumerate(e.value): out += _item_pairs(sub, f"{h}[{i}].", f"{k}[{i}].")
+        elif e.value not in (None, "", b""):
+            v = e.value if isinstance(e.value, bytes) else str(e.value)
+            alone = (len(v) >= 4 and e.VR not in ("CS", "UI", "US", "SS", "UL", "SL", "FL", "FD", "IS", "DS", "TM", "AS")
+                     and int(e.tag) not in _CODE_PARTS)  # a code's scheme, a class UID, a number: no identity alone
+            out.append((h, k, v, alone))
+    return out
+
+def _item_values(item: Dataset) -> frozenset:
+    "One sequence item as the set of its (element path, value) pairs at every depth; empty when it holds no value of 3+ characters."
+    pairs = _item_pairs(item)
+    return frozenset((h, v) for h, _, v, _ in pairs) if any(len(v) >= 3 for _, _, v, _ in pairs) else frozenset()
+
 
 # %% ../../nbs/09_verify.ipynb #57da9d0d
 def _as_recipe(recipe: Recipe | str | os.PathLike | None) -> Recipe:
@@ -377,33 +436,67 @@ def _charsets(ds: Dataset) -> tuple[str, ...]:
     try: return tuple(pydicom.charset.convert_encodings(list(cs) if isinstance(cs, (list, MultiValue)) else [cs]))
     except Exception: return ()
 
+@dataclass
+class Originals:
+    "What verify learns from the originals: needles, what each input is, notes, what it could not read, removed items."
+    needles: list[Needle]                  # identifying strings to search for, longest first
+    inputs: list[_Input]                   # one per readable original
+    notes: list[str]                       # things to know (no values)
+    unreadable: list[tuple[int, str, str]] # (input index, path relative to src, why): the verdict is INCOMPLETE
+    items: dict[int, set]                  # sequence tag -> items and values of sequences the recipe removes or replaces
+
+def _is_dicom(raw: bytes) -> bool:
+    "Whether `raw` claims to be a DICOM Part 10 file (the 'DICM' prefix after the preamble)."
+    return len(raw) >= 132 and raw[128:132] == b"DICM"
+
+def _read_whole(raw: bytes, name: str, pixels: bool = False) -> tuple[Dataset | None, str]:
+    "(dataset with every element, the pixel data only if `pixels`; '') or (None, why not). Tolerant of what does not hide values."
+    try: layout = check_structure(raw)  # every element, item and sequence whole: nothing cut short
+    except PseudicomError as e: return None, str(e)
+    after = any(t > 0x7FE00010 and t != 0xFFFCFFFC for t in layout.top_tags)  # e.g. private groups 7FE1 after the pixels
+    try:
+        ds = pydicom.dcmread(_io.BytesIO(raw), stop_before_pixels=not (pixels or after))
+        for elem in ds.iterall(): elem.value  # decode every value now: one pydicom cannot decode is a read failure
+    except Exception as e:  # pydicom raises many types on damaged data
+        return None, f"damaged DICOM file ({type(e).__name__}: {str(e)[:200]})"
+    return ds, ""
+
+def _rel_or_name(path: Path, root: Path) -> str:
+    "`path` relative to `root` if it is under it, else its name."
+    try: return Path(path).relative_to(root).as_posix()
+    except ValueError: return Path(path).name
+
 def collect_needles(
     src: str | os.PathLike,                            # folder (or file) of originals
     recipe: Recipe | str | os.PathLike | None = None,  # the recipe the outputs were made with (default: basic)
     key: Key | None = None,                            # the key, to tie shifted dates to their output studies
-) -> tuple[list[Needle], list[_Input], list[str]]:     # needles, what each input is, notes (no values)
-    "Read every original under `src` and return the identifying strings to search for."
+) -> Originals:                                        # needles, inputs, notes and the inputs it could not read
+    "Read every original under `src` whole and return the identifying strings to search for."
     policy = _Policy(_as_recipe(recipe), key)
     col = _Collector(policy)
     listing = walk_files(src)
-    inputs, notes = [], []
+    inputs, notes, unreadable = [], [], []
     for i, path in enumerate(listing.files):
-        try:
-            raw = Path(path).read_bytes()
-            ds = read_bytes(raw, f"input #{i}", stop_before_pixels=True)
-        except (PseudicomError, OSError) as e:
-            notes.append(f"input #{i} not read ({type(e).__name__}); its values are not searched.")
+        rel = Path(path).relative_to(listing.root).as_posix()
+        try: raw = Path(path).read_bytes()
+        except OSError as e:
+            unreadable.append((i, rel, f"cannot be read ({type(e).__name__})")); continue
+        if not _is_dicom(raw):
+            notes.append(f"input #{i} is not a DICOM Part 10 file (no 'DICM' prefix): not an input of the pipeline, not searched.")
             continue
+        ds, why = _read_whole(raw, f"input #{i}")
+        if ds is None:
+            unreadable.append((i, rel, why)); continue
         study = str(ds.get("StudyInstanceUID", "") or "")
         inputs.append(_Input(i, str(ds.get("SOPInstanceUID", "")), study, str(ds.get("SeriesInstanceUID", "") or ""),
                              str(ds.get("PatientID", "") or ds.get("PatientName", "") or ""), _charsets(ds)))
         col.dataset(ds, study)
-    for _ in listing.problems: notes.append("an input path could not be listed (broken link or unreadable folder).")
+    for prob in listing.problems: unreadable.append((-1, _rel_or_name(prob.path, listing.root), "could not be listed (broken link, link loop or unreadable folder)"))
     needles = col.finish()
     if col.unscoped_dates:
         notes.append(f"dates are shifted but no key was given: {col.unscoped_dates} original non-birth date spellings "
                      "cannot be tied to their output study and were not searched. Give the key to search them.")
-    return needles, inputs, notes
+    return Originals(needles, inputs, notes, unreadable, dict(col.items))
 
 # %% ../../nbs/09_verify.ipynb #f96c0537
 def _trie_regex(words: Iterable) -> Any:
@@ -466,8 +559,14 @@ class _Matcher:
                     try: encs[enc] = variant.encode(enc)
                     except UnicodeEncodeError: pass
                 for cs in codecs:
-                    try: encs["/".join(cs)] = pydicom.charset.encode_string(variant, list(cs))
-                    except Exception: pass
+                    if len(cs) == 1 and "2022" not in cs[0]:  # one codec: encode it here, strictly
+                        try: encs[cs[0]] = variant.encode(cs[0])
+                        except (UnicodeEncodeError, LookupError): pass
+                        continue
+                    with warnings.catch_warnings():  # pydicom warns and writes '?' for what a codec cannot encode: skip that
+                        warnings.simplefilter("error")
+                        try: encs["/".join(cs)] = pydicom.charset.encode_string(variant, list(cs))
+                        except (Exception, Warning): pass
                 for enc, b in encs.items():
                     if b is not None:
                         key = b.lower()
@@ -488,6 +587,12 @@ class _Matcher:
             k = _norm_path(n.text.lower()).strip()
             if k and (n.category == "uid" or _searchable(k, n.category)): norm[k].append(i)
         self.path_index = dict(norm)
+        loose: dict[str, list[int]] = defaultdict(list)
+        for i, n in enumerate(needles):
+            if n.loose and id_pattern(n.text) is not None: loose[id_core(n.text).lower()].append(i)
+        self.loose_index = dict(loose)
+        self.loose_rx = (re.compile("|".join(f"(?:{id_pattern(needles[v[0]].text)})" for v in self.loose_index.values()), re.IGNORECASE)
+                         if loose else None)
         psrc = _trie_regex(sorted(self.path_index))
         self.path_rx = re.compile(psrc) if psrc is not None else None
 
@@ -523,14 +628,19 @@ class _Matcher:
     def search_text(self, text: str, index: dict | None = None, rx=None) -> list[tuple[int, int, int]]:
         "(needle index, start, end) of every standalone hit in `text` (case-insensitive)."
         rx = rx or self.text_rx; index = index or self.text_index
-        if rx is None: return []
-        out = []
+        out = self.search_loose(text) if index is self.text_index else []
+        if rx is None: return out
         for m in rx.finditer(text):
             for i in index.get(m.group().lower(), ()):
                 pre, post = text[m.start() - 1:m.start()], text[m.end():m.end() + 1]
                 if not self.needles[i].bounded or _standalone(pre.encode("latin-1", "replace"), post.encode("latin-1", "replace"), self.needles[i]):
                     out.append((i, m.start(), m.end()))
         return out
+
+    def search_loose(self, text: str) -> list[tuple[int, int, int]]:
+        "(needle index, start, end) of IDs written with separators between their characters ('PID 360 7600' for '3607600')."
+        if self.loose_rx is None: return []
+        return [(i, m.start(), m.end()) for m in self.loose_rx.finditer(text) for i in self.loose_index.get(id_core(m.group()).lower(), ())]
 
     def search_path(self, rel: str) -> list[tuple[int, int, int]]:
         "(needle index, start, end) of hits in a relative path, punctuation read as spaces."
@@ -548,6 +658,87 @@ def _norm_path(text: str) -> str:
     "Letters and digits kept, every other character a space (same length)."
     return "".join(c if c.isalnum() else " " for c in text)
 
+# %% ../../nbs/09_verify.ipynb #75c260de
+_LONG_NEEDLE = 8
+_BYTES_VRS = {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"UN"}
+_LONG_VRS = _BYTES_VRS | {b"SQ", b"UC", b"UR", b"UT", b"SV", b"UV"}
+_UNDEF = 0xFFFFFFFF
+_BULK_TAGS = {0x7FE00010, 0x7FE00008, 0x7FE00009, 0x54001010, 0x56000010, 0x56000020, 0xFFFCFFFC}  # pixels, waveform, spectroscopy, padding
+
+@dataclass
+class _Span:
+    "One element value in an output file's bytes."
+    start: int
+    end: int
+    path: str     # element path, as value findings name it
+    bulk: bool    # pixel data or another standard binary element: only long needles
+    blob: bool    # binary (OB/OW/UN/...) value: may hold compressed data
+
+def _dict_vr(tag: int) -> str:
+    try: return pydicom.datadict.dictionary_VR(tag)
+    except KeyError: return "UN"
+
+def _walk_spans(buf: bytes, pos: int, end: int, implicit: bool, e: str, prefix: str, out: list, depth: int = 0) -> int:
+    "Append a `_Span` per element value from `pos` to `end` or to an item delimiter; return where it stopped."
+    if depth > 64: raise ValueError("nested too deep")
+    end = min(end, len(buf))
+    while pos + 8 <= end:
+        group, element = struct.unpack_from(e + "HH", buf, pos)
+        tag = group << 16 | element
+        if tag in (0xFFFEE00D, 0xFFFEE0DD): return pos + 8
+        vr = None if implicit or group == 0xFFFE else buf[pos + 4:pos + 6]
+        if vr is None: length, hdr = struct.unpack_from(e + "L", buf, pos + 4)[0], 8
+        elif vr in _LONG_VRS: length, hdr = struct.unpack_from(e + "L", buf, pos + 8)[0], 12
+        else: length, hdr = struct.unpack_from(e + "H", buf, pos + 6)[0], 8
+        path = prefix + ((pydicom.datadict.keyword_for_tag(tag) if not group & 1 else "") or tag_str(tag))
+        start = pos + hdr
+        is_sq = vr == b"SQ" or (vr is None and _dict_vr(tag) == "SQ") or (length == _UNDEF and tag != 0x7FE00010)
+        if is_sq:
+            pos, k, inner = start, 0, implicit or vr == b"UN"  # a sequence stored as UN is implicit VR inside
+            stop = end if length == _UNDEF else min(start + length, end)
+            while pos + 8 <= stop:
+                itag, ilen = struct.unpack_from(e + "HH", buf, pos), struct.unpack_from(e + "L", buf, pos + 4)[0]
+                if itag == (0xFFFE, 0xE0DD): pos += 8; break
+                if itag != (0xFFFE, 0xE000): raise ValueError(f"no item at {pos}")
+                if ilen == _UNDEF: pos = _walk_spans(buf, pos + 8, stop, inner, e, f"{path}[{k}].", out, depth + 1)
+                else:
+                    _walk_spans(buf, pos + 8, pos + 8 + ilen, inner, e, f"{path}[{k}].", out, depth + 1); pos += 8 + ilen
+                k += 1
+            continue
+        if length == _UNDEF:  # encapsulated pixel data: fragments up to the sequence delimiter
+            stop = buf.find(b"\xfe\xff\xdd\xe0\x00\x00\x00\x00" if e == "<" else b"\xff\xfe\xe0\xdd\x00\x00\x00\x00", start, end)
+            if stop < 0: raise ValueError("encapsulated pixel data without its delimiter")
+            out.append(_Span(start, stop, path, True, True)); pos = stop + 8; continue
+        if start + length > end: raise ValueError(f"{path} runs past the end")
+        dvr = vr.decode("latin-1") if vr is not None else _dict_vr(tag)
+        binary = dvr in ("OB", "OW", "OF", "OD", "OL", "OV", "UN", "OB or OW", "US or OW")
+        bulk = tag in _BULK_TAGS or (group & 0xFF01 in (0x5000, 0x6000) and element == 0x3000)  # overlay and curve data
+        out.append(_Span(start, start + length, path, bulk, binary)); pos = start + length
+    return pos
+
+def _element_map(raw: bytes) -> tuple[bytes, list[_Span], bool]:
+    "(bytes to search, element spans sorted by start, whether the dataset was inflated); spans [] when the walk fails."
+    if not _is_dicom(raw): return raw, [], False
+    try:
+        out: list[_Span] = []
+        pos = _walk_spans(raw, 132, _next_group(raw, 132), False, "<", "file_meta.", out)  # explicit VR little endian
+        ts = pydicom.uid.UID(next((raw[s.start:s.end] for s in out if s.path == "file_meta.TransferSyntaxUID"), b"").decode("ascii", "replace").strip("\0 "))
+        buf, inflated = raw, False
+        if ts == pydicom.uid.DeflatedExplicitVRLittleEndian:
+            buf, inflated = raw[:pos] + zlib.decompress(raw[pos:], -15), True
+        implicit, e = ts == pydicom.uid.ImplicitVRLittleEndian, (">" if ts == pydicom.uid.ExplicitVRBigEndian else "<")
+        _walk_spans(buf, pos, len(buf), implicit, e, "", out)
+        return buf, out, inflated
+    except (ValueError, struct.error, zlib.error):
+        return raw, [], False
+
+def _next_group(raw: bytes, pos: int) -> int:
+    "Where the run of group 0002 elements starting at `pos` ends."
+    while pos + 8 <= len(raw) and raw[pos:pos + 2] == b"\x02\x00":
+        vr = raw[pos + 4:pos + 6]
+        pos += (12 + struct.unpack_from("<L", raw, pos + 8)[0]) if vr in _LONG_VRS else (8 + struct.unpack_from("<H", raw, pos + 6)[0])
+    return pos
+
 # %% ../../nbs/09_verify.ipynb #6949a0d3
 @dataclass
 class VerifyReport:
@@ -555,19 +746,25 @@ class VerifyReport:
     findings: list[Finding] = field(default_factory=list)  # problems: any finding makes the verdict fail
     notes: list[str] = field(default_factory=list)         # things to know that are not failures (no values)
     counts: dict[str, Any] = field(default_factory=dict)   # inputs, outputs, needles, bytes searched, ...
+    unreadable: list[dict] = field(default_factory=list)   # files verify could not read whole: {side, index, file, why}
     recipe: str = ""                                       # recipe name and short hash judged by
     dst: str = ""                                          # the output folder checked
     seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
-        "True when nothing identifying was found and every check passed."
-        return not self.findings
+        "True when every input and output was read whole, nothing identifying was found and every check passed."
+        return not self.findings and not self.unreadable
 
     @property
     def verdict(self) -> str:
-        "'CLEAN' or 'NOT CLEAN'."
-        return "CLEAN" if self.ok else "NOT CLEAN"
+        "'NOT CLEAN' (something found), else 'INCOMPLETE' (a file could not be read whole), else 'CLEAN'."
+        return "NOT CLEAN" if self.findings else "INCOMPLETE" if self.unreadable else "CLEAN"
+
+    @property
+    def exit_code(self) -> int:
+        "The CLI's exit code for this verdict: 0 CLEAN, 1 NOT CLEAN, 3 INCOMPLETE."
+        return {"CLEAN": 0, "NOT CLEAN": 1, "INCOMPLETE": 3}[self.verdict]
 
     def by_category(self) -> dict[str, int]:
         "How many findings of each category."
@@ -586,6 +783,9 @@ class VerifyReport:
         for f in self.findings[:n]:
             lines.append(f"  {f.check}: {f.category}: {f.file or '(run)'}: {f.where}" + (f" ({f.detail})" if f.detail else ""))
         if len(self.findings) > n: lines.append(f"  ... {len(self.findings) - n} more (see the JSON report)")
+        if self.unreadable: lines.append(f"  {len(self.unreadable)} files could not be read whole, so they were not (fully) searched:")
+        for u in self.unreadable[:n]: lines.append(f"  unreadable {u['side']} #{u['index']}: {u['file']}: {u['why']}")
+        if len(self.unreadable) > n: lines.append(f"  ... {len(self.unreadable) - n} more unreadable files (see the JSON report)")
         for note in self.notes[:3]: lines.append(f"  note: {note}")
         if len(self.notes) > 3: lines.append(f"  ... {len(self.notes) - 3} more notes")
         return "\n".join(lines)
@@ -594,7 +794,8 @@ class VerifyReport:
         "JSON-ready data: verdict, counts, findings and notes. No values."
         return {"pseudicom": pseudicom.__version__, "recipe": self.recipe, "dst": self.dst, "ok": self.ok,
                 "verdict": self.verdict, "seconds": round(self.seconds, 3), "counts": self.counts,
-                "by_category": self.by_category(), "findings": [asdict(f) for f in self.findings], "notes": list(self.notes)}
+                "by_category": self.by_category(), "findings": [asdict(f) for f in self.findings],
+                "unreadable": list(self.unreadable), "notes": list(self.notes)}
 
     def write(self, path: str | os.PathLike) -> Path:
         "Write the report as JSON (atomically)."
@@ -603,7 +804,7 @@ class VerifyReport:
     def _repr_html_(self, n: int = 50) -> str:
         "A summary table for notebooks (no values)."
         e = html.escape
-        colour = "#1a7f37" if self.ok else "#cf222e"
+        colour = "#1a7f37" if self.ok else "#9a6700" if not self.findings else "#cf222e"
         c = self.counts
         head = (f"<p><b style='color:{colour}'>{self.verdict}</b> &mdash; {len(self.findings)} findings; "
                 f"{c.get('outputs', 0)} output files, {c.get('needles', 0)} identifying strings from "
@@ -614,7 +815,9 @@ class VerifyReport:
         table = (f"<table><tr><th>check</th><th>category</th><th>file</th><th>where</th><th>detail</th></tr>{rows}</table>"
                  if self.findings else "")
         notes = "".join(f"<li>{e(x)}</li>" for x in self.notes)
-        return head + table + more + (f"<ul>{notes}</ul>" if notes else "")
+        unread = "".join(f"<li>{e(u['side'])} #{u['index']} <code>{e(u['file'])}</code>: {e(u['why'])}</li>" for u in self.unreadable)
+        unread = f"<p><b>Not read whole (verdict INCOMPLETE):</b></p><ul>{unread}</ul>" if unread else ""
+        return head + table + more + unread + (f"<ul>{notes}</ul>" if notes else "")
 
 # %% ../../nbs/09_verify.ipynb #398122c6
 _MARKER_FILES = {".pseudicom-run.json"}
@@ -632,7 +835,9 @@ def _element_segments(ds: Dataset) -> tuple[str, list[int], list[str]]:
                 for i, item in enumerate(elem.value): walk(item, f"{path}[{i}].")
                 continue
             v = elem.value
-            if v is None or isinstance(v, bytes) or elem.VR in ("OB", "OW", "OF", "OD", "OL", "OV"): continue
+            if isinstance(v, bytes) and (elem.VR == "UN" or (elem.VR == "OB" and elem.tag.is_private)):
+                v = _values(elem)  # private and unknown bytes that read as text
+            elif v is None or isinstance(v, bytes) or elem.VR in ("OB", "OW", "OF", "OD", "OL", "OV"): continue
             text = "\\".join(str(x) for x in v) if isinstance(v, (list, MultiValue)) else str(v)
             if not text: continue
             starts.append(pos); paths.append(path); parts.append(text)
@@ -650,29 +855,60 @@ def _redact(rel: str, spans: list[tuple[int, int, str]]) -> str:
         out += [rel[last:a], f"[{cat}]"]; last = b
     return "".join(out) + rel[last:]
 
+def _kept_items(ds: Dataset, items: dict[int, set]) -> list[tuple[str, str]]:
+    "(path, what) of sequence items in `ds`, or values in them, that are as in an original item the recipe removes or replaces."
+    out = []
+    def walk(d: Dataset, prefix: str):
+        for elem in d:
+            if elem.VR != "SQ": continue
+            path = f"{prefix}{elem.keyword or tag_str(int(elem.tag))}"
+            for i, item in enumerate(elem.value):
+                known = items.get(int(elem.tag))
+                if known and _item_values(item) in known: out.append((f"{path}[{i}]", "item kept as in the original"))
+                elif known:  # a value of an original item left in place while others were replaced
+                    out.extend((f"{path}[{i}].{k}", "value kept as in the original") for h, k, v, ok in _item_pairs(item) if ok and (h, v) in known)
+                walk(item, f"{path}[{i}].")
+    walk(ds, "")
+    return out
+
 # %% ../../nbs/09_verify.ipynb #391a834b
-def _ocr_frames(ds: Dataset) -> list[tuple[int, Any]]:
-    "First, middle and last frame of `ds` as 8-bit grey PIL images, upscaled 3x for OCR."
+def _ocr_frames(ds: Dataset) -> Iterable[tuple[int, Any]]:
+    "Every frame of `ds` (any transfer syntax pydicom can decode) as 8-bit images for OCR: grey, and its brightest pixels."
     import numpy as np
-    from PIL import Image
-    arr = ds.pixel_array
+    from PIL import Image, ImageOps
+    arr = ds.pixel_array  # raises when no decoder can read the pixels: the caller makes that INCOMPLETE
     n = int(ds.get("NumberOfFrames", 1) or 1)
     samples = int(ds.get("SamplesPerPixel", 1))
     if n == 1: arr = arr[None]
-    out = []
-    for k in sorted({0, n // 2, n - 1}):
+    for k in range(n):
         f = arr[k].astype(np.float32)
         if samples == 3: f = f.mean(axis=-1)
         lo, hi = float(f.min()), float(f.max())
         g = ((f - lo) * (255.0 / (hi - lo)) if hi > lo else f * 0).astype(np.uint8)
         img = Image.fromarray(255 - g)  # dark text on light ground reads best
-        out.append((k, img.resize((img.width * 3, img.height * 3), Image.LANCZOS)))
-    return out
+        yield k, ImageOps.expand(img.resize((img.width * 3, img.height * 3), Image.LANCZOS), 24, fill=255)
+        if hi > lo:  # text drawn over anatomy is (near) the brightest value: those pixels alone, black on white
+            mask = Image.fromarray(np.where(f >= hi - (hi - lo) * 0.02, 0, 255).astype(np.uint8))
+            yield k, ImageOps.expand(mask.resize((mask.width * 3, mask.height * 3), Image.NEAREST), 24, fill=255)
+
+@functools.lru_cache(maxsize=1024)
+def _ocr_cached(png: bytes) -> str:
+    "Text that tesseract reads in one image (as PNG bytes): one thread, fixed page mode, so the same image reads the same."
+    import io as _io
+    import pytesseract
+    from PIL import Image
+    old = os.environ.get("OMP_THREAD_LIMIT")
+    os.environ["OMP_THREAD_LIMIT"] = "1"  # tesseract's threads make results vary from run to run
+    try: return pytesseract.image_to_string(Image.open(_io.BytesIO(png)), config="--psm 11")
+    finally:
+        if old is None: os.environ.pop("OMP_THREAD_LIMIT", None)
+        else: os.environ["OMP_THREAD_LIMIT"] = old
 
 def _ocr_text(img) -> str:
-    "Text that tesseract reads in `img`."
-    import pytesseract
-    return pytesseract.image_to_string(img, config="--psm 11")
+    "Text that tesseract reads in `img` (identical frames are read once)."
+    import io as _io
+    buf = _io.BytesIO(); img.save(buf, format="PNG")
+    return _ocr_cached(buf.getvalue())
 
 # %% ../../nbs/09_verify.ipynb #8ace0c15
 def _recipe_of_run(run: dict | None, notes: list[str]) -> Recipe | None:
@@ -691,6 +927,7 @@ def _load_run_report(run_report: Any) -> dict | None:
     if hasattr(run_report, "to_dict"): return run_report.to_dict()
     return json.loads(Path(run_report).read_text(encoding="utf-8"))
 
+# %% ../../nbs/09_verify.ipynb #daa4ccc4
 def verify(
     src: str | os.PathLike,                            # the originals (folder or file); only read
     dst: str | os.PathLike,                            # the output tree to check; only read
@@ -698,20 +935,19 @@ def verify(
     key: Key | None = None,                            # the key used; ties shifted dates and UIDs to their outputs
     report: str | os.PathLike | None = None,           # write this VerifyReport as JSON here
     run_report: Any = None,                            # the pipeline's report (path, dict or RunResult): inputs accounted for
-    ocr: bool = False,                                 # also read burned-in text in output pixels with tesseract
-) -> VerifyReport:                                     # findings (never values), notes, counts and the verdict
+    ocr: bool = False,                                 # also read burned-in text in every frame of the output pixels with tesseract
+) -> VerifyReport:                                     # findings (never values), unreadable files, notes, counts and the verdict
     "Search every output under `dst` for identifying values of the originals under `src`, and check its structure."
     started = time.perf_counter()
     run_data = _load_run_report(run_report)
     pre_notes: list[str] = []
     rec = _as_recipe(recipe if recipe is not None else _recipe_of_run(run_data, pre_notes))
     policy = _Policy(rec, key)
-    needles, inputs, notes = collect_needles(src, rec, key)
-    notes = pre_notes + notes
+    orig = collect_needles(src, rec, key)
+    needles, inputs, notes = orig.needles, orig.inputs, pre_notes + orig.notes
     scoped = [i for i, n in enumerate(needles) if n.studies is not None]
-    glob_ids = [i for i, n in enumerate(needles) if n.studies is None]
-    # one matcher for the global needles and one per original study for its shifted dates
-    g_matcher = _Matcher([needles[i] for i in glob_ids], {i.charsets for i in inputs})
+    # one matcher for the global needles (every patient of the batch, searched in every output) and one per original study
+    g_matcher = _Matcher([n for n in needles if n.studies is None], {i.charsets for i in inputs})
     by_study: dict[str, list[Needle]] = defaultdict(list)
     for i in scoped:
         for s in needles[i].studies: by_study[s].append(needles[i])
@@ -720,6 +956,8 @@ def verify(
     study_out.update({s: s for s in by_study})  # an output that kept its original study UID is searched too
     study_matchers: dict[str, _Matcher] = {}
     findings: list[Finding] = []
+    unreadable = [{"side": "input", "index": i, "file": _redact(rel, [(a, b, g_matcher.needles[k].category) for k, a, b in g_matcher.search_path(rel)]),
+                   "why": why} for i, rel, why in orig.unreadable]
     listing = walk_files(dst)
     outputs = [p for p in listing.files if p.name not in _MARKER_FILES]
     out_info: dict[int, dict] = {}
@@ -727,21 +965,33 @@ def verify(
     for idx, path in enumerate(listing.files):
         if path.name in _MARKER_FILES: continue
         rel = path.relative_to(listing.root).as_posix()
-        raw = path.read_bytes(); nbytes += len(raw)
-        ds = _read_output(raw, idx, pixels=ocr)
-        if ds is None: notes.append(f"output #{idx} is not a readable DICOM file; its bytes and path were searched.")
+        try: raw = path.read_bytes()
+        except OSError as e:
+            unreadable.append({"side": "output", "index": idx, "file": _redact(rel, [(a, b, g_matcher.needles[k].category) for k, a, b in g_matcher.search_path(rel)]),
+                               "why": f"cannot be read ({type(e).__name__})"}); continue
+        nbytes += len(raw)
+        ds, why = _read_output(raw, idx, pixels=ocr) if _is_dicom(raw) else (None, "")
+        if not _is_dicom(raw): notes.append(f"output #{idx} is not a DICOM Part 10 file; its bytes and path were searched.")
         matchers = [g_matcher]
-        orig = study_out.get(str(ds.get("StudyInstanceUID", ""))) if ds is not None else None
-        if orig is not None:
-            if orig not in study_matchers: study_matchers[orig] = _Matcher(by_study[orig], {i.charsets for i in inputs})
-            matchers.append(study_matchers[orig])
-        file_findings, shown = _scan_file(idx, rel, raw, ds, matchers)
+        orig_study = study_out.get(str(ds.get("StudyInstanceUID", ""))) if ds is not None else None
+        if orig_study is not None:
+            if orig_study not in study_matchers: study_matchers[orig_study] = _Matcher(by_study[orig_study], {i.charsets for i in inputs})
+            matchers.append(study_matchers[orig_study])
+        file_findings, shown = _scan_file(idx, rel, raw, ds, matchers, orig.items)
         findings += file_findings
+        if why: unreadable.append({"side": "output", "index": idx, "file": shown, "why": why})
         if ds is not None:
             out_info[idx] = {"sop": str(ds.get("SOPInstanceUID", "")), "study": str(ds.get("StudyInstanceUID", "")),
                              "series": str(ds.get("SeriesInstanceUID", "")), "patient": str(ds.get("PatientID", "")),
                              "removed": str(ds.get("PatientIdentityRemoved", "")), "rel": rel, "shown": shown}
-            if ocr and "PixelData" in ds: findings += _ocr_findings(ds, idx, shown, matchers, notes)
+            if ocr and "PixelData" in ds:
+                found, why = _ocr_findings(ds, idx, shown, matchers)
+                findings += found
+                if why: unreadable.append({"side": "output", "index": idx, "file": shown, "why": f"pixels could not be decoded for OCR ({why})"})
+    for prob in listing.problems:  # a broken link or an unreadable folder in dst: not searched
+        rel = _rel_or_name(prob.path, listing.root)
+        unreadable.append({"side": "output", "index": -1, "file": _redact(rel, [(a, b, g_matcher.needles[k].category) for k, a, b in g_matcher.search_path(rel)]),
+                           "why": "could not be listed (broken link, link loop or unreadable folder)"})
     links = _links(out_info, inputs, policy, key, run_data)
     findings += _structure(out_info, links)
     if run_data is not None:
@@ -749,14 +999,29 @@ def verify(
     counts = {"inputs": len(walk_files(src).files), "inputs_read": len(inputs), "outputs": len(outputs),
               "outputs_dicom": len(out_info), "outputs_linked": len(links), "needles": len(needles),
               "needles_by_category": dict(sorted(_count(n.category for n in needles).items())),
-              "needles_study_scoped": len(scoped), "bytes_searched": nbytes,
+              "needles_study_scoped": len(scoped), "bytes_searched": nbytes, "unreadable": len(unreadable),
               "findings_by_check": dict(sorted(_count(f.check for f in findings).items()))}
-    result = VerifyReport(findings, notes, counts, f"{rec.name} {rec.short_hash}", str(dst), time.perf_counter() - started)
+    result = VerifyReport(findings, notes, counts, unreadable, f"{rec.name} {rec.short_hash}", str(dst), time.perf_counter() - started)
     if report is not None: result.write(report)
     return result
 
-def _scan_file(idx: int, rel: str, raw: bytes, ds: Dataset | None, matchers: list[_Matcher]) -> tuple[list[Finding], str]:
-    "Findings in one output file's path, parsed elements and raw bytes; and its path as shown (identifying parts redacted)."
+# %% ../../nbs/09_verify.ipynb #d3cb9c2b
+def _inflated(data: bytes) -> list[tuple[int, str, bytes]]:
+    "(offset, 'gzip' or 'zlib', inflated bytes) of every compressed stream that starts in `data` (at most 16 tried)."
+    starts = {0} if len(data) >= 2 and data[0] == 0x78 and (data[0] << 8 | data[1]) % 31 == 0 else set()
+    for magic in (b"\x1f\x8b\x08", b"\x78\x9c", b"\x78\xda", b"\x78\x01", b"\x78\x5e"):
+        p = data.find(magic)
+        while p >= 0 and len(starts) < 16: starts.add(p); p = data.find(magic, p + 1)
+    out = []
+    for off in sorted(starts):
+        try: body = zlib.decompressobj(47).decompress(data[off:], 64 << 20)  # 47: a zlib or gzip header
+        except zlib.error: continue
+        if body: out.append((off, "gzip" if data[off] == 0x1F else "zlib", body))
+    return out
+
+def _scan_file(idx: int, rel: str, raw: bytes, ds: Dataset | None, matchers: list[_Matcher],
+               items: dict[int, set] | None = None) -> tuple[list[Finding], str]:
+    "Findings in one output file's path, parsed elements, raw bytes and compressed blobs; and its path as shown (identifying parts redacted)."
     path_hits = [(m, h) for m in matchers for h in m.search_path(rel)]
     shown = _redact(rel, [(a, b, m.needles[i].category) for m, (i, a, b) in path_hits])
     grouped: dict[tuple, set[str]] = {}
@@ -769,39 +1034,71 @@ def _scan_file(idx: int, rel: str, raw: bytes, ds: Dataset | None, matchers: lis
                 k = bisect.bisect_right(starts, a) - 1
                 grouped.setdefault(("value", m.needles[i].category, paths[k]), set()).add(m.needles[i].text.lower())
                 seen.add(m.needles[i].text.lower())
-    raw_first: dict[str, list] = {}  # needle -> [first offset, encoding, category, count]
+        for where, what in _kept_items(ds, items or {}):  # an item (or a value in it) of a D/X/Z sequence as in the original
+            kw = (re.findall(r"(\w+)\[\d+\]", where) or [""])[-1]
+            grouped.setdefault(("value", _category(kw, "SQ", False), where), set()).add(what)
+    buf, spans, inflated = _element_map(raw)
+    span_starts = [s.start for s in spans]
+    def span_at(off: int) -> _Span | None:
+        k = bisect.bisect_right(span_starts, off) - 1
+        return spans[k] if k >= 0 and spans[k].start <= off < spans[k].end else None
+    raw_first: dict[tuple, list] = {}  # (needle, where) -> [first offset, encoding, category, count]
+    def raw_hit(m: _Matcher, i: int, off: int, enc: str, where: str) -> None:
+        k = m.needles[i].text.lower()
+        if k in seen or any(k in t for t in seen): return  # e.g. 'Mustermann' inside a parsed 'Mustermann^Max'
+        if (k, where) in raw_first: raw_first[(k, where)][3] += 1
+        else: raw_first[(k, where)] = [off, enc, m.needles[i].category, 1, where]
     for m in matchers:
-        for i, off, enc in m.search_bytes(raw):
-            k = m.needles[i].text.lower()
-            if k in seen or any(k in t for t in seen): continue  # e.g. 'Mustermann' inside a parsed 'Mustermann^Max'
-            if k in raw_first: raw_first[k][3] += 1
-            else: raw_first[k] = [off, enc, m.needles[i].category, 1]
-    out = [Finding(shown, idx, where, cat, check, f"{len(ids)} values" if len(ids) > 1 else "")
-           for (check, cat, where), ids in grouped.items()]
-    out += [Finding(shown, idx, f"raw bytes at offset {off}", cat, "raw", enc + (f", {n} occurrences" if n > 1 else ""))
-            for off, enc, cat, n in sorted(raw_first.values())]
+        for i, off, enc in m.search_bytes(buf):
+            s = span_at(off)
+            if s is not None and s.bulk and (len(m.needles[i].text) < _LONG_NEEDLE  # pixels: long needles only,
+                                             or (enc.startswith("utf-16") and not re.search(r"[^\W\d_]", m.needles[i].text))):
+                continue  # and no digits as 16-bit samples (a smooth image of values 48-57 spells them)
+            where = s.path if s is not None else ("preamble" if off < 128 and _is_dicom(raw) else "element header" if spans else "file")
+            raw_hit(m, i, off, enc + (", inflated dataset" if inflated else ""), where)
+    for s in spans:  # binary elements (vendor blobs): IDs written with separators, and compressed streams inside
+        if not s.blob or s.bulk: continue
+        for m in matchers:
+            for i, _, _ in m.search_loose(buf[s.start:s.end].decode("latin-1")):
+                grouped.setdefault(("value", m.needles[i].category, s.path), set()).add(m.needles[i].text.lower())
+        for off, kind, body in _inflated(buf[s.start:s.end]):
+            where = f"{s.path} ({kind} at byte {off})"
+            for m in matchers:
+                for i, o2, enc in m.search_bytes(body): raw_hit(m, i, s.start + off, f"{enc}, inside {kind} at byte {o2}", where)
+                for i, a, b in m.search_text(body.decode("latin-1")):
+                    grouped.setdefault(("value", m.needles[i].category, where), set()).add(m.needles[i].text.lower())
+    offsets: dict[str, int] = {}
+    for s in spans: offsets.setdefault(s.path, s.start)
+    def detail(ids: set[str], where: str) -> str:
+        "How many values, and at which byte offset the element's value starts (in the inflated dataset if deflated)."
+        kept = [x for x in ids if x.endswith("kept as in the original")]
+        parts = ([f"{len(ids)} values"] if len(ids) > 1 and not kept else []) + kept
+        if where in offsets: parts.append(f"at byte offset {offsets[where]}" + (" of the inflated dataset" if inflated else ""))
+        return ", ".join(parts)
+    out = [Finding(shown, idx, where, cat, check, detail(ids, where)) for (check, cat, where), ids in grouped.items()]
+    out += [Finding(shown, idx, f"{where} at byte offset {off}", cat, "raw", enc + (f", {n} occurrences" if n > 1 else ""))
+            for off, enc, cat, n, where in sorted(raw_first.values())]
     return out, shown
 
-def _ocr_findings(ds: Dataset, idx: int, shown: str, matchers: list[_Matcher], notes: list[str]) -> list[Finding]:
-    "Identifying text that tesseract reads in the first, middle and last frame of one output."
-    try:
-        frames = _ocr_frames(ds)
-    except Exception as e:  # a codec missing or damaged pixel data: say so, the header search still counts
-        notes.append(f"output #{idx}: pixels could not be decoded for OCR ({type(e).__name__})."); return []
+# %% ../../nbs/09_verify.ipynb #439d31ee
+def _ocr_findings(ds: Dataset, idx: int, shown: str, matchers: list[_Matcher]) -> tuple[list[Finding], str]:
+    "Identifying text that tesseract reads in every frame of one output; and why the pixels could not be decoded ('' if they could)."
     out = []
-    for k, img in frames:
-        words = " ".join(_ocr_text(img).split())
-        joined = words.replace(" ", "")  # OCR often splits a word ("MUSTER FRAU")
-        cats = sorted({m.needles[i].category for m in matchers for t in (words, joined) for i, _, _ in m.search_text(t)})
-        out += [Finding(shown, idx, f"pixels (OCR) frame {k}", cat, "ocr") for cat in cats]
-    return out
+    try:
+        for k, img in _ocr_frames(ds):
+            words = " ".join(_ocr_text(img).split())
+            joined = words.replace(" ", "")  # OCR often splits a word ("MUSTER FRAU")
+            cats = sorted({m.needles[i].category for m in matchers for t in (words, joined) for i, _, _ in m.search_text(t)})
+            out += [f for f in (Finding(shown, idx, f"pixels (OCR) frame {k}", cat, "ocr") for cat in cats) if f not in out]
+    except ImportError as e: return out, f"OCR needs pytesseract and tesseract: {e}"
+    except (KeyboardInterrupt, SystemExit): raise
+    except BaseException as e:  # no decoder, or damaged pixel data (some decoders panic: not an Exception): not read
+        return out, f"{type(e).__name__}: {str(e)[:200]}"
+    return out, ""
 
-def _read_output(raw: bytes, idx: int, pixels: bool) -> Dataset | None:
-    "An output file parsed (header only unless `pixels`), or None if it is not readable DICOM."
-    for stop in ((False,) if pixels else (True, False)):  # a header-only read can refuse what a full read accepts
-        try: return read_bytes(raw, f"output #{idx}", stop_before_pixels=stop)
-        except PseudicomError: pass
-    return None
+def _read_output(raw: bytes, idx: int, pixels: bool) -> tuple[Dataset | None, str]:
+    "An output file parsed (header only unless `pixels`) and '', or None and why it could not be read."
+    return _read_whole(raw, f"output #{idx}", pixels)
 
 def _count(items: Iterable[str]) -> dict[str, int]:
     out: dict[str, int] = {}
