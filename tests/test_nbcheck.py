@@ -105,3 +105,63 @@ def test_executed_tutorial_shows_synthetic_phi_and_strip_removes_it(tmp_path):
     strip_notebook(copy)
     assert check_notebook(copy) == []
     assert "Mustermann" not in copy.read_text()
+
+
+def _png_with_text(text: str) -> bytes:
+    "A PNG that shows `text` in large black letters on white, as a screenshot of a header would."
+    import io
+    from PIL import Image, ImageDraw, ImageFont
+    font = next((ImageFont.truetype(p, 36) for p in ("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+                 "/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf") if Path(p).is_file()), None)
+    assert font is not None, "fonts-dejavu-core is needed (.ci/run installs it)"
+    image = Image.new("L", (720, 80), 255)
+    ImageDraw.Draw(image).text((10, 18), text, fill=0, font=font)
+    buf = io.BytesIO(); image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_images_hidden_in_html_svg_attachments_and_widget_buffers_are_flagged(tmp_path):
+    "The README says nbcheck checks images: wherever a notebook can hold them, not only as image/png outputs."
+    import base64
+    png = _png_with_text("Name: MUSTERMANN^MAX")
+    b64 = base64.b64encode(png).decode()
+    path = _notebook(tmp_path / "hidden.ipynb", "viewer", "plot", "2 + 2")
+    nb = json.loads(path.read_text())
+    nb["cells"][0]["outputs"] = [{"output_type": "display_data", "metadata": {},   # a widget's static fallback
+                                  "data": {"text/html": f'<img alt="US" src="data:image/png;base64,{b64}">', "text/plain": "ImageViewer"}}]
+    nb["cells"][1]["outputs"] = [{"output_type": "display_data", "metadata": {},
+                                  "data": {"text/html": '<svg width="9" height="9"><rect width="9" height="9"/></svg>'}}]
+    nb["cells"].append({"cell_type": "markdown", "id": "md1", "metadata": {}, "source": "![scan](attachment:scan.png)",
+                        "attachments": {"scan.png": {"image/png": b64}}})
+    nb["cells"].append({"cell_type": "markdown", "id": "md2", "metadata": {}, "source": f"![](data:image/png;base64,{b64})"})
+    nb["metadata"]["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {
+        "m1": {"model_name": "ImageModel", "state": {"format": "png"}, "buffers": [{"encoding": "base64", "path": ["value"], "data": b64}]}}}}
+    path.write_text(json.dumps(nb))
+    findings = check_notebook(path)
+    images = {(f.cell, f.where.split(" (")[0]) for f in findings if f.category == "image"}
+    assert (0, "output 0 text/html, embedded") in images and (1, "output 0 text/html, embedded") in images
+    assert (3, "attachment scan.png") in images and (4, "markdown, embedded") in images
+    assert any(f.cell is None and "buffer of m1" in f.where for f in findings if f.category == "image")
+    # Tesseract reads the name in the picture: the finding says what kind of text, never the text
+    assert any(f.cell == 0 and f.category == "image showing text: person name" for f in findings), findings
+    assert "MUSTERMANN" not in " ".join(map(str, findings))
+    strip_notebook(path)
+    left = check_notebook(path)
+    assert [(f.cell, f.where) for f in left] == [(4, "markdown, embedded (image/png)"),
+                                                 (4, "markdown, embedded (image/png)")]   # written into the text: by hand
+
+
+def test_widgets_shown_in_a_real_kernel_are_flagged(synth_set, tmp_path):
+    "ImageViewer and RegionMarker on the synthetic ultrasound (a name in its pixels), Run All, save: nbcheck must object."
+    src, truth = synth_set
+    us = next(f for f in truth["files"] if "US" in f)
+    us_path = shutil.copy(src / us, tmp_path / "us.dcm")
+    nb = _execute(_notebook(tmp_path / "viewer.ipynb",
+                            "import pydicom\nfrom pseudicom.widgets.image import ImageViewer\n"
+                            "from pseudicom.widgets.marker import RegionMarker",
+                            f"ImageViewer(pydicom.dcmread({str(us_path)!r}))",
+                            f"RegionMarker({str(us_path)!r})"), tmp_path)
+    findings = check_notebook(nb)
+    assert {f.cell for f in findings if f.category == "image"} >= {1, 2}, findings
+    strip_notebook(nb)
+    assert check_notebook(nb) == []

@@ -7,16 +7,19 @@ Docs: https://pseudicom.github.io/pseudicom/nbcheck.html.md"""
 # %% ../../nbs/32_nbcheck.ipynb #25369e92
 from __future__ import annotations
 
+import base64
+import io
 import json
 import os
 import re
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
 from .io import atomic_write_bytes
 
 # %% auto #0
-__all__ = ['NotebookFinding', 'scan_text', 'check_notebook', 'strip_notebook']
+__all__ = ['NotebookFinding', 'scan_text', 'embedded_images', 'check_notebook', 'strip_notebook']
 
 # %% ../../nbs/32_nbcheck.ipynb #cb6b01ee
 @dataclass(frozen=True)
@@ -47,7 +50,7 @@ def scan_text(
     if _ELEMENT.search(text): found.append("dicom element")
     return found
 
-# %% ../../nbs/32_nbcheck.ipynb #05033036
+# %% ../../nbs/32_nbcheck.ipynb #a886d671
 def _output_texts(output: dict) -> list[tuple[str, str]]:
     "(label, text) pairs from one output; images are reported separately."
     if output.get("output_type") == "stream":
@@ -61,6 +64,70 @@ def _output_texts(output: dict) -> list[tuple[str, str]]:
         out.append((mime, text))
     return out
 
+# %% ../../nbs/32_nbcheck.ipynb #b7d895ab
+_DATA_URI = re.compile(r"data:(image/(?:png|jpeg|gif|webp|svg\+xml))(;base64)?,([A-Za-z0-9+/=%\s]+)")
+_INLINE_SVG = re.compile(r"<svg[\s>]", re.IGNORECASE)
+_MAGIC = ((b"\x89PNG", "image/png"), (b"\xff\xd8\xff", "image/jpeg"), (b"GIF8", "image/gif"), (b"RIFF", "image/webp"))
+
+def _decode(payload: str, is_base64: bool) -> bytes:
+    "The bytes of a data URI's payload ('' when it does not decode)."
+    try:
+        return base64.b64decode(re.sub(r"\s", "", payload)) if is_base64 else urllib.parse.unquote_to_bytes(payload)
+    except ValueError:
+        return b""
+
+def embedded_images(
+    text: str,  # HTML, markdown or any text of a notebook
+) -> list[tuple[str, bytes]]:  # (MIME type, bytes) of every image it carries; SVG markup counts as an image
+    "Images carried inside text: data URIs of any image type, and inline SVG."
+    found = [(m.group(1), _decode(m.group(3), bool(m.group(2)))) for m in _DATA_URI.finditer(text)]
+    found += [("image/svg+xml", b"") for _ in _INLINE_SVG.finditer(text)]
+    return found
+
+def _buffer_image(data: str) -> str | None:
+    "The image type of a base64 widget buffer, or None when it is not an image."
+    head = _decode(data[:64], True)[:12]
+    return next((mime for magic, mime in _MAGIC if head.startswith(magic)), None)
+
+# %% ../../nbs/32_nbcheck.ipynb #6c30017d
+def _image_text_categories(data: bytes) -> list[str]:
+    "What kinds of identifying text an image shows, read with Tesseract when it is installed ([] otherwise)."
+    if not data or data.lstrip()[:1] == b"<":   # nothing to read, or SVG markup (its text is scanned as text)
+        return []
+    try:
+        import pytesseract
+        from PIL import Image
+        image = Image.open(io.BytesIO(data)).convert("L")
+        if min(image.size) < 64:   # OCR reads small renderings badly: scale them up
+            image = image.resize((image.width * 3, image.height * 3))
+        text = pytesseract.image_to_string(image, config="--psm 6")
+    except Exception:   # no Tesseract, or an image PIL cannot open: the image is still reported, unread
+        return []
+    text = _OCR_CARET.sub("^", text)   # OCR reads a caret as '*' or '~', often with spaces around it
+    found = scan_text(text)
+    if "person name" not in found and _LABELLED_NAME.search(text): found.insert(0, "person name")
+    return found
+
+_OCR_CARET = re.compile(r"(?<=[A-Za-z])\s*[\^*~]\s*(?=[A-Za-z])")
+_LABELLED_NAME = re.compile(r"\b(?:Patient(?:'s)?\s*)?Name\s*[:=]\s*[A-Z][A-Za-z'\-]+[ ,]+[A-Z]", re.IGNORECASE)
+
+# %% ../../nbs/32_nbcheck.ipynb #2fd8186f
+def _image_findings(name: str, cell: int | None, where: str, images: list[tuple[str, bytes]]) -> list[NotebookFinding]:
+    out = []
+    for mime, data in images:
+        out.append(NotebookFinding(name, cell, f"{where} ({mime})", "image"))
+        out += [NotebookFinding(name, cell, f"{where} ({mime})", f"image showing text: {c}") for c in _image_text_categories(data)]
+        if mime == "image/svg+xml" and data:
+            out += [NotebookFinding(name, cell, f"{where} ({mime})", c) for c in scan_text(data.decode("utf-8", "replace"))]
+    return out
+
+def _widget_buffers(widgets: dict) -> list[tuple[str, str]]:
+    "(model id, image type) of every saved widget buffer that holds an image."
+    state = (widgets.get("application/vnd.jupyter.widget-state+json") or {}).get("state") or {}
+    return [(model, mime) for model, entry in state.items() for buf in (entry.get("buffers") or [])
+            if isinstance(buf, dict) and (mime := _buffer_image(str(buf.get("data", "")))) is not None]
+
+# %% ../../nbs/32_nbcheck.ipynb #39ded602
 def check_notebook(
     path: str | os.PathLike,  # a .ipynb file
 ) -> list[NotebookFinding]:   # what looks identifying, where (no values)
@@ -70,23 +137,36 @@ def check_notebook(
     findings: list[NotebookFinding] = []
     for i, cell in enumerate(nb.get("cells", [])):
         for j, output in enumerate(cell.get("outputs", []) or []):
-            for mime in (output.get("data") or {}):
+            for mime, data in (output.get("data") or {}).items():
                 if mime in _IMAGE_MIME:
-                    findings.append(NotebookFinding(path.name, i, f"output {j} {mime}", "image"))
+                    raw = "".join(data) if isinstance(data, list) else str(data)
+                    blob = raw.encode() if mime == "image/svg+xml" else _decode(raw, True)
+                    findings += _image_findings(path.name, i, f"output {j} {mime}", [(mime, blob)])
             for label, text in _output_texts(output):
                 for category in scan_text(text):
                     findings.append(NotebookFinding(path.name, i, f"output {j} {label}", category))
+                findings += _image_findings(path.name, i, f"output {j} {label}, embedded", embedded_images(text))
+        for name, bundle in (cell.get("attachments") or {}).items():   # images pasted into markdown
+            for mime, data in bundle.items():
+                findings += _image_findings(path.name, i, f"attachment {name}", [(mime, _decode(str(data), True))])
+        if cell.get("cell_type") == "markdown":
+            source = "".join(cell.get("source", []))
+            findings += _image_findings(path.name, i, "markdown, embedded", embedded_images(source))
     widgets = nb.get("metadata", {}).get("widgets")
     if widgets:
         findings.append(NotebookFinding(path.name, None, "metadata.widgets", "widget state"))
         for category in scan_text(json.dumps(widgets)):
             findings.append(NotebookFinding(path.name, None, "metadata.widgets", category))
+        for model, mime in _widget_buffers(widgets):
+            findings.append(NotebookFinding(path.name, None, f"metadata.widgets buffer of {model} ({mime})", "image"))
+        findings += _image_findings(path.name, None, "metadata.widgets, embedded", embedded_images(json.dumps(widgets)))
     return findings
 
+# %% ../../nbs/32_nbcheck.ipynb #40ed8fee
 def strip_notebook(
     path: str | os.PathLike,  # a .ipynb file, rewritten atomically
 ) -> int:                     # number of outputs removed
-    "Remove every output, execution count and the saved widget state from a notebook."
+    "Remove every output, execution count, markdown attachment and the saved widget state from a notebook."
     path = Path(path)
     nb = json.loads(path.read_text(encoding="utf-8"))
     removed = 0
@@ -94,6 +174,7 @@ def strip_notebook(
         if cell.get("cell_type") == "code":
             removed += len(cell.get("outputs", []) or [])
             cell["outputs"] = []; cell["execution_count"] = None
+        removed += len(cell.pop("attachments", None) or {})   # pasted images; images written into markdown text stay (edit by hand)
     nb.get("metadata", {}).pop("widgets", None)
     atomic_write_bytes(path, (json.dumps(nb, indent=1, ensure_ascii=False) + "\n").encode("utf-8"))
     return removed
