@@ -82,6 +82,14 @@ def html_report(
 # %% ../../nbs/31_demo.ipynb #3893bdb8
 _MARK = ".pseudicom-demo"
 
+def _tutorials_hint() -> str:
+    "Where the tutorials are: beside the source of an editable install, else in the repository (a wheel has none)."
+    folder = Path(pseudicom.__file__).resolve().parents[2] / "tutorials"
+    if (folder / "01_quick_start.ipynb").is_file():
+        return f"Next: the tutorials, in JupyterLab:  jupyter lab {folder}"
+    return ("Next: the tutorials are notebooks in the source repository (https://github.com/pseudicom/pseudicom, folder "
+            "tutorials/); clone it and run:  jupyter lab tutorials/")
+
 def demo(
     folder: str | Path = "pseudicom-demo",  # where everything goes (re-created if it holds an earlier demo)
     out=None,                               # where to print (default: stdout)
@@ -121,5 +129,5 @@ def demo(
     say(f"  {page}  (open in a browser)")
     say(f"  {result.report_path}  (operator report, JSON)   {result.audit_path}  (audit log, JSONL, no values)")
     say(f"  {folder / 'crosswalk.csv'}  (re-identification table: keep it apart, like the key)")
-    say("Next: the tutorials, in JupyterLab:  jupyter lab tutorials/")
+    say(_tutorials_hint())
     return 0 if result.ok and report.ok else 1
