@@ -28,9 +28,9 @@ from .profile import Action, ProfileOption, compile_actions, method_codes
 from .recipe import Recipe, load_recipe, parse_attribute
 
 # %% auto #0
-__all__ = ['IMPLEMENTATION_CLASS_UID', 'IMPLEMENTATION_VERSION_NAME', 'AuditRecord', 'DeidOutcome', 'dummy_value', 'shift_date',
-           'shift_datetime', 'date_spellings', 'identifying_strings', 'ordered_strings', 'identifier_pattern',
-           'scrub_text', 'Deidentifier']
+__all__ = ['IDENTIFYING_KEYWORDS', 'CODE_KEYWORDS', 'IMPLEMENTATION_CLASS_UID', 'IMPLEMENTATION_VERSION_NAME', 'AuditRecord',
+           'DeidOutcome', 'dummy_value', 'shift_date', 'shift_datetime', 'date_spellings', 'identifying_strings',
+           'ordered_strings', 'identifier_pattern', 'scrub_text', 'patient_identity', 'Deidentifier']
 
 # %% ../../nbs/05_deid.ipynb #0a523af2
 @dataclass(frozen=True)
@@ -49,6 +49,7 @@ class DeidOutcome:
     reason: str = ""                              # why excluded/quarantined
     audit: list[AuditRecord] = field(default_factory=list)
     crosswalk: dict[tuple[str, str], str] = field(default_factory=dict)  # (role, original) -> pseudonym
+    identity: str = ""                            # the attribute that keyed the patient (pseudonyms, date offset): see `patient_identity`
 
 # %% ../../nbs/05_deid.ipynb #1add9c67
 _TEXT_VRS = {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UR", "UT", "UI"}
@@ -85,7 +86,17 @@ def shift_datetime(value: str, offset_days: int) -> str:
     return shift_date(value[:8], offset_days) + value[8:]
 
 # %% ../../nbs/05_deid.ipynb #0ed10a00
-_MIN_TOKEN = 3
+_MIN_TOKEN = 3   # letters or digits a Latin-script string needs to be looked for on its own
+# scripts that write no spaces between words: Hangul Jamo, CJK punctuation marks of iteration, kana, Hangul,
+# CJK ideographs (and their extensions), halfwidth katakana
+_CJK = ("\u1100-\u11ff\u3005-\u3007\u3040-\u30ff\u3130-\u318f\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff"
+        "\uac00-\ud7af\uf900-\ufaff\uff66-\uff9f\U00020000-\U0003134f")
+_CJK_CHAR = re.compile(f"[{_CJK}]")
+
+def _is_cjk(text: str) -> bool:
+    "True if `text` is written only in a script without spaces between words (spaces aside)."
+    text = "".join(text.split())
+    return bool(text) and all(_CJK_CHAR.match(c) for c in text)
 
 def date_spellings(
     value: str,  # DICOM DA value, e.g. "19380819"
@@ -102,41 +113,128 @@ def _date_spellings(value: str) -> tuple[str, ...]:
     forms = [d.strftime(f) for f in ("%Y%m%d", "%Y-%m-%d", "%d.%m.%Y", "%m/%d/%Y", "%d/%m/%Y", "%Y/%m/%d", "%d-%b-%Y", "%d %b %Y", "%d.%m.%y")]
     return tuple(dict.fromkeys(forms))
 
+def _name_strings(name: str) -> set[str]:
+    "A person name's strings: the value, each group's components and their words, and family and given name in both orders."
+    out = {name}
+    for group in name.split("="):   # alphabetic, ideographic, phonetic
+        components = [c.strip() for c in group.split("^")[:3]]   # family, given, middle; prefix and suffix (Dr., Jr.) name no one
+        for c in components:
+            out.add(c)
+            out.update(re.split(r"[\s,]+", c))   # "van der Berg": "Berg" alone too
+        family, given = (components + ["", ""])[:2]
+        if family and given: out.update({f"{family} {given}", f"{given} {family}"})   # "Ng Bo" and "Bo Ng"
+    return out
+
+def _worth_looking_for(s: str) -> bool:
+    "Is `s` specific enough to look for: any CJK string, or a string with at least `_MIN_TOKEN` letters or digits."
+    return _is_cjk(s) or sum(c.isalnum() for c in s) >= _MIN_TOKEN
+
 def identifying_strings(
     values: list[tuple[str, str]],  # (VR, value) pairs of identifying elements
 ) -> list[str]:                     # strings to look for, longest first
-    "Strings to scrub or search for: whole values, person-name components, date spellings."
+    "Strings to scrub or search for: whole values, person-name components and name orders, date spellings."
     out: set[str] = set()
     for vr, v in values:
         v = str(v).strip()
-        if len(v) < _MIN_TOKEN: continue
-        if vr == "DA": out.update(date_spellings(v)); continue
-        if vr == "DT": out.update(date_spellings(v[:8])); out.add(v); continue
-        out.add(v)
-        if vr == "PN":
-            for part in re.split(r"[\^=\s,]+", v):
-                if len(part) >= _MIN_TOKEN: out.add(part)
-            out.add(" ".join(p for p in re.split(r"[\^=]+", v)[:2][::-1] if p))  # "Max Mustermann"
-    return ordered_strings(s for s in out if len(s) >= _MIN_TOKEN)
+        if not v: continue
+        if vr == "DA": out.update(date_spellings(v))
+        elif vr == "DT": out.update(date_spellings(v[:8])); out.add(v)
+        elif vr == "PN": out.update(_name_strings(v))
+        else: out.add(v)
+    return ordered_strings(s for s in out if s and _worth_looking_for(s))
 
 def ordered_strings(strings) -> list[str]:
     "Identifying strings in scrub order: longest first, then alphabetical (a longer name wins over its parts)."
     return sorted(strings, key=lambda s: (-len(s), s))
 
+# %% ../../nbs/05_deid.ipynb #5b1c7e03
+_SPACED_WORD = f"[^\\W_{_CJK}]"   # a letter or digit of a script that separates words with spaces (Latin, Greek, Cyrillic...)
+
+def _piece(
+    identifier: str,  # one identifying string
+) -> str:             # its regular expression
+    "One identifying string as a regular expression: whole tokens only; a space stands for any run of spaces, commas or carets."
+    words = identifier.split()
+    body = re.escape(words[0])
+    for before, word in zip(words, words[1:]):   # between two CJK words the separator may be missing: 佐藤花子
+        body += (r"[\s,^]*" if _is_cjk(before[-1] + word[0]) else r"[\s,^]+") + re.escape(word)
+    guard = lambda c: c.isalnum() and not _is_cjk(c)   # a CJK edge needs no boundary: CJK text has no spaces to find one
+    return (f"(?<!{_SPACED_WORD})" if guard(identifier[0]) else "") + body + (f"(?!{_SPACED_WORD})" if guard(identifier[-1]) else "")
+
 def identifier_pattern(
     identifiers: list[str],  # strings to remove (from `identifying_strings`)
 ) -> re.Pattern | None:      # one case-insensitive alternation, longest strings first; None if empty
     "Compile identifying strings once into one pattern for `scrub_text`."
-    return re.compile("|".join(re.escape(s) for s in identifiers), re.IGNORECASE) if identifiers else None
+    return re.compile("|".join(_piece(s) for s in identifiers), re.IGNORECASE) if identifiers else None
+
+def _stars(match: re.Match) -> str:
+    "The replacement of one match: '***', or one star per character of a shorter match (a value never grows past its VR's length)."
+    return "***"[:len(match.group())]
 
 def scrub_text(
     text: str,                                # free text
     identifiers: list[str] | re.Pattern | None,  # strings to remove, or a pattern from `identifier_pattern`
 ) -> str:                                     # the text with every occurrence replaced by "***"
-    "Replace every occurrence of an identifying string in `text` (case-insensitive) with '***'."
+    "Replace every whole-token occurrence of an identifying string in `text` (case-insensitive) with '***'."
     if not identifiers or not text: return text
     pattern = identifiers if isinstance(identifiers, re.Pattern) else identifier_pattern(identifiers)
-    return pattern.sub("***", text)
+    return pattern.sub(_stars, text)
+
+# %% ../../nbs/05_deid.ipynb #5b1c7e05
+_PERSON_PLACE_DEVICE = frozenset({
+    # the patient and other persons (every PN value counts besides these)
+    "PatientID", "OtherPatientIDs", "IssuerOfPatientID", "PatientBirthDate", "PatientAddress", "PatientTelephoneNumbers",
+    "PatientTelecomInformation", "MedicalRecordLocator", "InsurancePlanIdentification", "ResponsibleOrganization",
+    "CurrentPatientLocation", "PatientInstitutionResidence", "ScheduledPatientInstitutionResidence", "CameraOwnerName",
+    "ReferringPhysicianAddress", "ReferringPhysicianTelephoneNumbers", "PersonAddress", "PersonTelephoneNumbers",
+    "PersonTelecomInformation", "OrderCallbackPhoneNumber", "OrderCallbackTelecomInformation", "DistributionAddress",
+    "AddressTrial", "TelephoneNumberTrial",
+    # visits, orders, requests and results
+    "AccessionNumber", "AdmissionID", "ServiceEpisodeID", "StudyID", "RequestedProcedureID", "ScheduledProcedureStepID",
+    "PerformedProcedureStepID", "PlacerOrderNumberImagingServiceRequest", "FillerOrderNumberImagingServiceRequest",
+    "SpecimenAccessionNumber", "ResultsID", "InterpretationID",
+    # places and devices
+    "InstitutionName", "InstitutionAddress", "InstitutionalDepartmentName", "StationName", "ScheduledStationName",
+    "PerformedStationName", "DeviceSerialNumber",
+})
+_ID_LIKE = re.compile(r"(ID|IDs|IDIssuer|Identifier|Identification|Number|Numbers)$")
+_NOT_IDENTIFYING_IDS = frozenset({   # ID-like names in Table E.1-1 that label a thing, not a person, place or device
+    "ClinicalTrialTimePointID", "RTAccessoryHolderSlotID", "RTAccessoryDeviceSlotID", "ContainerComponentID"})
+_SCRUBBED_VRS = frozenset({"PN", "LO", "SH", "ST", "LT", "UT", "UC"})   # the VRs of free text
+
+def _identifying_keywords() -> frozenset[str]:
+    "`_PERSON_PLACE_DEVICE` and the ID-like keywords of Table E.1-1 whose values are text."
+    id_like = {r.keyword for r in _profile.table() if r.keyword and _ID_LIKE.search(r.keyword)
+               and r.keyword not in _NOT_IDENTIFYING_IDS and pydicom.datadict.dictionary_VR(r.keyword) in _SCRUBBED_VRS}
+    return _PERSON_PLACE_DEVICE | frozenset(id_like)
+
+IDENTIFYING_KEYWORDS = _identifying_keywords()   # whose values identify a person, place or device (with every PN)
+_IDENTIFYING_TAGS = frozenset(int(Tag(k)) for k in IDENTIFYING_KEYWORDS)
+# never scrubbed: codes, and what decodes the text; the profile's action for the attribute decides alone
+CODE_KEYWORDS = frozenset({"CodeValue", "LongCodeValue", "URNCodeValue", "CodingSchemeDesignator", "CodingSchemeVersion",
+                           "ContextIdentifier", "MappingResource", "SpecificCharacterSet"})
+
+# %% ../../nbs/05_deid.ipynb #5b1c7e09
+def _values(value: Any) -> list:
+    "The values of an element value: a list for any value multiplicity, empty for None."
+    if value is None: return []
+    return list(value) if isinstance(value, (list, pydicom.multival.MultiValue, Sequence)) else [value]
+
+def patient_identity(
+    ds: Dataset,  # the dataset, before de-identification
+) -> tuple[str, str]:  # (the patient's key for pseudonyms and the date offset, the attribute it comes from)
+    "The best identity of the patient in `ds`: PatientID, else PatientName, else other patient IDs, else the study."
+    for keyword in ("PatientID", "PatientName"):
+        value = str(ds.get(keyword, "") or "")
+        if value.strip(): return value, keyword   # as before: existing pseudonyms and offsets stay the same
+    others = [str(v).strip() for v in _values(ds.get("OtherPatientIDs")) if str(v).strip()]
+    for item in _values(ds.get("OtherPatientIDsSequence")):
+        patient_id = str(item.get("PatientID", "") or "").strip()
+        if patient_id: others.append(str(item.get("IssuerOfPatientID", "") or "").strip() + "/" + patient_id)
+    if others: return "OtherPatientIDs:" + "\\".join(others), "OtherPatientIDs"
+    study = str(ds.get("StudyInstanceUID", "") or "").strip()
+    if study: return "StudyInstanceUID:" + study, "StudyInstanceUID"
+    return "", "none"
 
 # %% ../../nbs/05_deid.ipynb #d56066ba
 _OVERLAY_GROUPS = range(0x6000, 0x6020, 2)
@@ -156,24 +254,26 @@ def _cached_pattern(identifiers: tuple[str, ...]) -> re.Pattern | None:
 
 @functools.lru_cache(maxsize=4096)
 def _one_pattern(identifier: str) -> re.Pattern:
-    return re.compile(re.escape(identifier), re.IGNORECASE)
+    return re.compile(_piece(identifier), re.IGNORECASE)
 
 class _Context:
     "Per-dataset state: audit records, crosswalk, offsets, identifiers for cleaning."
-    def __init__(self, offset: int, identifiers: list[str] | set[str], subject: str | None, patient_key: str):
+    def __init__(self, offset: int, identifiers: list[str] | set[str], subject: str | None, patient_key: str, identity: str = ""):
         self.offset, self.identifiers, self.subject, self.patient_key = offset, identifiers, subject, patient_key
+        self.identity = identity   # the attribute `patient_key` comes from (`patient_identity`)
         self._lowered: list | None = None   # built on first use: most datasets need few text checks
         self.audit: list[AuditRecord] = []
         self.crosswalk: dict[tuple[str, str], str] = {}
         self.dates_changed = False
 
     def matching(self, text: str) -> set[str]:
-        "The identifying strings that the scrub pattern would find in `text` (case-insensitive)."
-        if self._lowered is None: self._lowered = [(s, s.lower(), s.isascii()) for s in self.identifiers]
+        "The identifying strings that the scrub pattern would find in `text` (case-insensitive, whole tokens)."
+        if self._lowered is None: self._lowered = [(s, s.lower().split(), s.isascii()) for s in self.identifiers]
         low, ascii_text = text.lower(), text.isascii()
-        # ASCII against ASCII: a lower-case substring test is exactly what IGNORECASE matches; anything
-        # else (e.g. 'ſ' matches 's', 'K' matches 'k') asks the regex engine itself.
-        return {s for s, l, a in self._lowered if (l in low if a and ascii_text else _one_pattern(s).search(text))}
+        # ASCII against ASCII: each word of the string must be a lower-case substring before the regex engine
+        # checks the token boundaries; anything else (e.g. 'ſ' matches 's', 'K' matches 'k') asks the engine alone.
+        return {s for s, words, a in self._lowered
+                if (not (a and ascii_text) or all(w in low for w in words)) and _one_pattern(s).search(text)}
 
     def pattern_for(self, found: set[str]) -> re.Pattern | None:
         "The scrub pattern of the identifiers in `found`, longest first: on a text holding only these, it matches as the pattern of all would."
@@ -202,7 +302,7 @@ class Deidentifier:
         self.full_dates = ProfileOption.RETAIN_LONG_FULL_DATES in self.options
         self.clean_sr = ProfileOption.CLEAN_STRUCTURED_CONTENT in self.options
         self._actions: dict[tuple[int, str | None], tuple[Any, str]] = {}
-        self._changing: dict[int, bool] = {}   # tag -> the table changes it (whatever the IOD)
+        self._identifying: dict[int, bool] = {}   # tag -> its values identify and the recipe changes them (whatever the IOD)
 
     # -- filters -------------------------------------------------------------------------
     def decide(self, ds: Dataset) -> tuple[str, str]:
@@ -233,31 +333,35 @@ class Deidentifier:
         self._dataset(ds, "", ctx, in_sr=False)
         self._file_meta(ds, ctx)
         self._mark(ds, ctx)
-        return DeidOutcome("deidentified", "", ctx.audit, ctx.crosswalk)
+        return DeidOutcome("deidentified", "", ctx.audit, ctx.crosswalk, ctx.identity)
 
     def _context(self, ds: Dataset, identifiers: list[str]) -> _Context:
         "The per-dataset state: the patient's key, subject and date offset, and the identifying strings to clean."
-        patient_key = str(ds.get("PatientID", "") or "") or str(ds.get("PatientName", "") or "")
+        patient_key, identity = patient_identity(ds)
         subject = self.recipe.subject_table.get(str(ds.get("PatientID", "")).strip()) if self._uses_subjects else None
-        offset = date_offset_days(self.key, patient_key, self.recipe.dates["max_shift_days"]) if patient_key else 0
-        return _Context(offset, identifiers, subject, patient_key)
+        offset = date_offset_days(self.key, patient_key, self.recipe.dates["max_shift_days"])   # never 0
+        return _Context(offset, identifiers, subject, patient_key, identity)
 
     # -- collecting what identifies this dataset --------------------------------------------
     def identifying_values(self, ds: Dataset) -> list[tuple[str, str]]:
-        "(VR, value) of every element at any depth that Table E.1-1 does not keep, plus all PN values."
+        "(VR, value) of every element at any depth that identifies (`IDENTIFYING_KEYWORDS`, dates) and that the recipe changes, plus all PN values."
         out: list[tuple[str, str]] = []
-        changing = self._changing
+        identifying = self._identifying
         for elem in _iter_all(ds):
             if elem.VR in _NOT_TEXT: continue
             tag = int(elem.tag)
-            listed = changing.get(tag)
-            if listed is None:
-                action = self.table.get(tag)
-                listed = changing[tag] = action is not None and action != Action.KEEP
-            if listed or elem.VR == "PN" or tag >> 16 & 1:
+            listed = identifying.get(tag)
+            if listed is None: listed = identifying[tag] = self._is_identifying(tag, elem.VR)
+            if listed or elem.VR == "PN":
                 for v in (elem.value if isinstance(elem.value, (list, pydicom.multival.MultiValue)) else [elem.value]):
                     if v not in (None, ""): out.append((elem.VR, str(v)))
         return out
+
+    def _is_identifying(self, tag: int, vr: str) -> bool:
+        "Do the values of `tag` identify (a keyword of `IDENTIFYING_KEYWORDS`, a date) and does the recipe change them? Descriptions never do."
+        if tag >> 16 & 1 or not (tag in _IDENTIFYING_TAGS or vr in ("DA", "DT")): return False
+        action = self.overrides.get(tag, self.table.get(tag))
+        return action is not None and action not in (Action.KEEP, "keep")
 
     # -- walking ---------------------------------------------------------------------------
     def _dataset(self, ds: Dataset, prefix: str, ctx: _Context, in_sr: bool, clean: bool = False) -> None:
@@ -371,6 +475,7 @@ class Deidentifier:
             elem.value = dummy_value(elem.VR); self._log(ctx, path, int(elem.tag), "dummy", rule + " (not a UI element)"); return
         values = elem.value if isinstance(elem.value, (list, pydicom.multival.MultiValue)) else [elem.value]
         new = [remap_uid(self.key, str(v)) if v else v for v in values]
+        if new == list(values): return   # empty: nothing to replace, nothing to record
         elem.value = new if len(new) != 1 else new[0]
         if elem.keyword in ("StudyInstanceUID", "SeriesInstanceUID") and values and values[0]:
             ctx.crosswalk[(elem.keyword, str(values[0]))] = str(new[0])
@@ -407,13 +512,15 @@ class Deidentifier:
             if elem.value:
                 elem.value = pseudo_id(self.key, "AE", str(elem.value).strip(), 12)
                 self._log(ctx, path, int(elem.tag), "pseudonym", rule)
-        elif vr in ("LO", "SH", "ST", "LT", "UT", "UC", "CS"):
+        elif vr in _SCRUBBED_VRS:
             self._clean_text(elem, path, ctx, rule)
-        # numbers and codes carry no identity by themselves: kept
+        # numbers and codes (CS) carry no identity by themselves: kept
 
     def _residual(self, elem: DataElement, path: str, ctx: _Context) -> None:
         "Safety net for attributes the table does not list: scrub this dataset's identifiers from text; treat matching dates like study dates."
-        if elem.VR in _RESIDUAL_TEXT:
+        if _damaged(elem):
+            self._damaged_value(elem, path, ctx)
+        elif elem.VR in _RESIDUAL_TEXT and elem.keyword not in _NOT_RESIDUAL:
             self._clean_text(elem, path, ctx, "safety net: identifying value found in an attribute Table E.1-1 does not list")
         elif elem.VR in ("DA", "DT", "TM") and elem.value and str(elem.value)[:8] in ctx.identifiers:
             rule = "safety net: a date or time of this patient in an attribute Table E.1-1 does not list"
@@ -422,7 +529,16 @@ class Deidentifier:
             else:
                 elem.value = dummy_value(elem.VR); self._log(ctx, path, int(elem.tag), "dummy", rule)
 
+    def _damaged_value(self, elem: DataElement, path: str, ctx: _Context) -> None:
+        "A value too long for its VR or with control characters (a damaged file) that holds an identifying string anywhere: emptied (token boundaries mean nothing in such bytes)."
+        text = "\\".join(str(v) for v in _values(elem.value)).lower()
+        if any(s.lower() in text for s in ctx.identifiers):
+            elem.value = ""
+            self._log(ctx, path, int(elem.tag), "empty", "safety net: a damaged value (too long for its VR, or control characters) holds an identifying value")
+
     def _clean_text(self, elem: DataElement, path: str, ctx: _Context, rule: str) -> None:
+        if (elem.VR not in _SCRUBBED_VRS or elem.keyword in CODE_KEYWORDS) and not _damaged(elem):
+            return   # codes, character sets: the action alone decides
         values = elem.value if isinstance(elem.value, (list, pydicom.multival.MultiValue)) else [elem.value]
         found = set().union(*(ctx.matching(str(v)) for v in values if v))
         if not found: return
@@ -447,9 +563,11 @@ class Deidentifier:
                 new = [shift_datetime(str(v), ctx.offset) for v in values]
         except DicomValueError:
             elem.value = ""; self._log(ctx, path, tag, "empty", rule + " (not a valid date; emptied rather than kept)"); return
+        if new == [str(v) for v in values]: return   # a year-only date that was already January 1st: nothing changed
         elem.value = new if len(new) != 1 else new[0]
         ctx.dates_changed = True
-        self._log(ctx, path, tag, "shift" if mode == "shift" else "year", rule)
+        if mode == "shift": self._log(ctx, path, tag, "shift", f"{rule} (offset keyed on {ctx.identity})")
+        else: self._log(ctx, path, tag, "year", rule)
 
     def _sr_value(self, ds: Dataset, elem: DataElement, path: str, ctx: _Context) -> None:
         "Structured report content values (not in Table E.1-1 themselves): cleaned or replaced."
@@ -525,8 +643,20 @@ class Deidentifier:
         done = getattr(ds, "_pseudicom_extra_options", set())
         return opts | set(done)
 
-_RESIDUAL_TEXT = frozenset({"LO", "SH", "ST", "LT", "UT", "UC", "PN", "AE", "CS"})
-_RESIDUAL_VRS = _RESIDUAL_TEXT | {"DA", "DT", "TM"}   # what the safety net looks at
+_RESIDUAL_TEXT = _SCRUBBED_VRS   # free text only: codes, UIDs, AE titles, ages, numbers are never scrubbed
+# what the safety net leaves alone: what the device writes itself (no operator types a patient's name there)
+_NOT_RESIDUAL = frozenset({"Manufacturer", "ManufacturerModelName", "SoftwareVersions",
+                           "SecondaryCaptureDeviceManufacturer", "SecondaryCaptureDeviceManufacturerModelName",
+                           "SecondaryCaptureDeviceSoftwareVersions"})
+_RESIDUAL_VRS = _RESIDUAL_TEXT | {"DA", "DT", "TM", "CS", "AE", "AS"}   # what the safety net looks at
+_MAX_LENGTH = {"CS": 16, "AE": 16, "AS": 4, "SH": 16, "LO": 64}
+_CONTROL = re.compile(r"[\x00-\x1a\x1c-\x1f]")   # control characters but ESC (ISO 2022 escape sequences)
+
+def _damaged(elem: DataElement) -> bool:
+    "Does a code, code string, AE, AS or device word hold a value too long for its VR or with control characters? Then it is no code but the bytes of a damaged file, and the safety net checks it as text."
+    limit = _MAX_LENGTH.get(elem.VR)
+    if limit is None or not elem.value: return False
+    return any(len(str(v).strip()) > limit or _CONTROL.search(str(v)) for v in _values(elem.value) if v)
 _NOT_TEXT = frozenset({"SQ", "UI", "OB", "OW", "UN", "US", "SS", "UL", "SL", "FL", "FD", "AT", "OF", "OD"})
 _TAG_NAMES: dict[int, tuple[str, str]] = {}
 
