@@ -3,7 +3,7 @@
 Each file below came out with coded values turned into `***` when identifying strings were matched
 as substrings in every VR (Modality ECG, SCPECG, CONTAINER, PNAME, HAS OBS CONTEXT, FrameType,
 BodyPartExamined, ScanOptions, rtplan.dcm's PREDECESSOR...). Every output is compared with its
-input: no `*` in a CS, UI, AE or AS value or in a code's value or scheme where the input had none;
+input: no `*` in a CS, UI, AE or AS value or in a code's value, scheme or meaning where the input had none;
 every audit record says what happened to the element it names; a file without PatientID and
 PatientName gets its dates moved under `pseudonymize`.
 
@@ -37,7 +37,8 @@ CORRUPTED_BEFORE = [   # each had coded values scrubbed, with the basic recipe
     "deid-data/ultrasounds/RGB_IMAGE.dcm",             # ImageType PRIMARY
 ]
 CODED_VRS = ("CS", "UI", "AE", "AS")
-CODE_KEYWORDS = ("CodeValue", "LongCodeValue", "CodingSchemeDesignator", "CodingSchemeVersion", "SpecificCharacterSet")
+CODE_KEYWORDS = ("CodeValue", "LongCodeValue", "CodingSchemeDesignator", "CodingSchemeVersion", "SpecificCharacterSet",
+                 "CodeMeaning")   # meanings: only a whole name, phrase or ID is scrubbed there (none in these files)
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +62,7 @@ def _deid(src_file: Path, tmp: Path, recipe: str, *extra: str) -> tuple[Path, li
 
 
 def _coded(ds: pydicom.Dataset) -> dict[str, list[str]]:
-    "Values that are codes, by keyword: CS, UI, AE, AS, and code values and schemes."
+    "Values that are codes, by keyword: CS, UI, AE, AS, and code values, schemes and meanings."
     out: dict[str, list[str]] = {}
     for elem in ds.iterall():
         if elem.VR in CODED_VRS or elem.keyword in CODE_KEYWORDS:

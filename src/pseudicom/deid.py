@@ -541,6 +541,7 @@ class Deidentifier:
             return   # codes, character sets: the action alone decides
         values = elem.value if isinstance(elem.value, (list, pydicom.multival.MultiValue)) else [elem.value]
         found = set().union(*(ctx.matching(str(v)) for v in values if v))
+        if elem.keyword == "CodeMeaning": found = {s for s in found if _specific(s)}   # a code's words may be a name's words
         if not found: return
         pattern = ctx.pattern_for(found)   # compiled for the strings present (per-file values vary, texts repeat)
         new = [scrub_text(str(v), pattern) if v else v for v in values]
@@ -651,6 +652,10 @@ _NOT_RESIDUAL = frozenset({"Manufacturer", "ManufacturerModelName", "SoftwareVer
 _RESIDUAL_VRS = _RESIDUAL_TEXT | {"DA", "DT", "TM", "CS", "AE", "AS"}   # what the safety net looks at
 _MAX_LENGTH = {"CS": 16, "AE": 16, "AS": 4, "SH": 16, "LO": 64}
 _CONTROL = re.compile(r"[\x00-\x1a\x1c-\x1f]")   # control characters but ESC (ISO 2022 escape sequences)
+
+def _specific(identifier: str) -> bool:
+    "Is `identifier` more than one word of a name: a whole value or phrase (spaces, carets), an ID with digits, a CJK name?"
+    return " " in identifier or "^" in identifier or any(c.isdigit() for c in identifier) or (_is_cjk(identifier) and len(identifier) > 1)
 
 def _damaged(elem: DataElement) -> bool:
     "Does a code, code string, AE, AS or device word hold a value too long for its VR or with control characters? Then it is no code but the bytes of a damaged file, and the safety net checks it as text."
