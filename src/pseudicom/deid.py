@@ -505,7 +505,7 @@ class Deidentifier:
         if vr in ("DA", "DT", "TM"):
             self._dates(elem, path, ctx, rule, mode=self.recipe.dates["mode"])
         elif vr == "PN":
-            elem.value = dummy_value("PN") if elem.value else elem.value; self._log(ctx, path, int(elem.tag), "dummy", rule)
+            self._dummy(elem, path, ctx, rule)
         elif vr == "UI":
             self._replace_uid(elem, path, ctx, rule)
         elif vr == "AE":  # an AE title names a station: a keyed pseudonym keeps devices apart without naming them
@@ -526,8 +526,13 @@ class Deidentifier:
             rule = "safety net: a date or time of this patient in an attribute Table E.1-1 does not list"
             if self.full_dates or (self.modified_dates and elem.VR == "TM"): return
             if self.modified_dates: self._dates(elem, path, ctx, rule, self.recipe.dates["mode"])
-            else:
-                elem.value = dummy_value(elem.VR); self._log(ctx, path, int(elem.tag), "dummy", rule)
+            else: self._dummy(elem, path, ctx, rule)
+
+    def _dummy(self, elem: DataElement, path: str, ctx: _Context, rule: str) -> None:
+        "Action D on a text, date or name: its VR's dummy; not recorded when it already held that (an empty PN stays empty)."
+        new = dummy_value(elem.VR)
+        if (elem.VR == "PN" and not elem.value) or str(elem.value if elem.value is not None else "") == new: return
+        elem.value = new; self._log(ctx, path, int(elem.tag), "dummy", rule)
 
     def _damaged_value(self, elem: DataElement, path: str, ctx: _Context) -> None:
         "A value too long for its VR or with control characters (a damaged file) that holds an identifying string anywhere: emptied (token boundaries mean nothing in such bytes)."
