@@ -663,7 +663,8 @@ def _specific(identifier: str) -> bool:
     return " " in identifier or "^" in identifier or any(c.isdigit() for c in identifier) or (_is_cjk(identifier) and len(identifier) > 1)
 
 def _damaged(elem: DataElement) -> bool:
-    "Does a code, code string, AE, AS or device word hold a value too long for its VR or with control characters? Then it is no code but the bytes of a damaged file, and the safety net checks it as text."
+    "Does a value the safety net otherwise leaves alone (CS, AE, AS, a code, the device's words) exceed its VR's length or hold control characters? Then it is no code but the bytes of a damaged file."
+    if not (elem.VR in ("CS", "AE", "AS") or elem.keyword in CODE_KEYWORDS or elem.keyword in _NOT_RESIDUAL): return False
     limit = _MAX_LENGTH.get(elem.VR)
     if limit is None or not elem.value: return False
     return any(len(str(v).strip()) > limit or _CONTROL.search(str(v)) for v in _values(elem.value) if v)
