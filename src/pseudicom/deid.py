@@ -520,7 +520,7 @@ class Deidentifier:
         "Safety net for attributes the table does not list: scrub this dataset's identifiers from text; treat matching dates like study dates."
         if _damaged(elem):
             self._damaged_value(elem, path, ctx)
-        elif elem.VR in _RESIDUAL_TEXT and elem.keyword not in _NOT_RESIDUAL:
+        elif elem.VR in _RESIDUAL_TEXT:
             self._clean_text(elem, path, ctx, "safety net: identifying value found in an attribute Table E.1-1 does not list")
         elif elem.VR in ("DA", "DT", "TM") and elem.value and str(elem.value)[:8] in ctx.identifiers:
             rule = "safety net: a date or time of this patient in an attribute Table E.1-1 does not list"
@@ -650,12 +650,8 @@ class Deidentifier:
         return opts | set(done)
 
 _RESIDUAL_TEXT = _SCRUBBED_VRS   # free text only: codes, UIDs, AE titles, ages, numbers are never scrubbed
-# what the safety net leaves alone: what the device writes itself (no operator types a patient's name there)
-_NOT_RESIDUAL = frozenset({"Manufacturer", "ManufacturerModelName", "SoftwareVersions",
-                           "SecondaryCaptureDeviceManufacturer", "SecondaryCaptureDeviceManufacturerModelName",
-                           "SecondaryCaptureDeviceSoftwareVersions"})
 _RESIDUAL_VRS = _RESIDUAL_TEXT | {"DA", "DT", "TM", "CS", "AE", "AS"}   # what the safety net looks at
-_MAX_LENGTH = {"CS": 16, "AE": 16, "AS": 4, "SH": 16, "LO": 64}
+_MAX_LENGTH = {"CS": 16, "AE": 16, "AS": 4, "SH": 16}
 _CONTROL = re.compile(r"[\x00-\x1a\x1c-\x1f]")   # control characters but ESC (ISO 2022 escape sequences)
 
 def _specific(identifier: str) -> bool:
@@ -663,8 +659,8 @@ def _specific(identifier: str) -> bool:
     return " " in identifier or "^" in identifier or any(c.isdigit() for c in identifier) or (_is_cjk(identifier) and len(identifier) > 1)
 
 def _damaged(elem: DataElement) -> bool:
-    "Does a value the safety net otherwise leaves alone (CS, AE, AS, a code, the device's words) exceed its VR's length or hold control characters? Then it is no code but the bytes of a damaged file."
-    if not (elem.VR in ("CS", "AE", "AS") or elem.keyword in CODE_KEYWORDS or elem.keyword in _NOT_RESIDUAL): return False
+    "Does a value the safety net otherwise leaves alone (CS, AE, AS, a code) exceed its VR's length or hold control characters? Then it is no code but the bytes of a damaged file."
+    if not (elem.VR in ("CS", "AE", "AS") or elem.keyword in CODE_KEYWORDS): return False
     limit = _MAX_LENGTH.get(elem.VR)
     if limit is None or not elem.value: return False
     return any(len(str(v).strip()) > limit or _CONTROL.search(str(v)) for v in _values(elem.value) if v)
