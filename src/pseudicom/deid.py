@@ -148,7 +148,8 @@ def ordered_strings(strings) -> list[str]:
     return sorted(strings, key=lambda s: (-len(s), s))
 
 # %% ../../nbs/05_deid.ipynb #5b1c7e03
-_SPACED_WORD = f"[^\\W_{_CJK}]"   # a letter or digit of a script that separates words with spaces (Latin, Greek, Cyrillic...)
+_WORD = r"[^\W_]"   # a letter or digit: no token boundary next to one
+_NOT_CJK_GAP = "\x00"   # what a CJK character becomes in the text Latin-script strings are looked for in
 
 def _piece(
     identifier: str,  # one identifying string
@@ -159,26 +160,41 @@ def _piece(
     for before, word in zip(words, words[1:]):   # between two CJK words the separator may be missing: 佐藤花子
         body += (r"[\s,^]*" if _is_cjk(before[-1] + word[0]) else r"[\s,^]+") + re.escape(word)
     guard = lambda c: c.isalnum() and not _is_cjk(c)   # a CJK edge needs no boundary: CJK text has no spaces to find one
-    return (f"(?<!{_SPACED_WORD})" if guard(identifier[0]) else "") + body + (f"(?!{_SPACED_WORD})" if guard(identifier[-1]) else "")
+    return (f"(?<!{_WORD})" if guard(identifier[0]) else "") + body + (f"(?!{_WORD})" if guard(identifier[-1]) else "")
+
+def _spaced(text: str) -> str:
+    "`text` with each CJK character replaced by a non-word character: a Latin-script string ends where CJK text begins (患者ABC123様)."
+    return text if text.isascii() else _CJK_CHAR.sub(_NOT_CJK_GAP, text)
 
 def identifier_pattern(
     identifiers: list[str],  # strings to remove (from `identifying_strings`)
-) -> re.Pattern | None:      # one case-insensitive alternation, longest strings first; None if empty
-    "Compile identifying strings once into one pattern for `scrub_text`."
-    return re.compile("|".join(_piece(s) for s in identifiers), re.IGNORECASE) if identifiers else None
+) -> tuple | None:           # (pattern of Latin-script strings, pattern of strings with CJK characters); None if empty
+    "Compile identifying strings once for `scrub_text`: case-insensitive alternations, longest strings first."
+    if not identifiers: return None
+    compiled = lambda group: re.compile("|".join(_piece(s) for s in group), re.IGNORECASE) if group else None
+    return (compiled([s for s in identifiers if not _CJK_CHAR.search(s)]), compiled([s for s in identifiers if _CJK_CHAR.search(s)]))
 
-def _stars(match: re.Match) -> str:
-    "The replacement of one match: '***', or one star per character of a shorter match (a value never grows past its VR's length)."
-    return "***"[:len(match.group())]
+def _spans(text: str, patterns: tuple) -> list[tuple[int, int]]:
+    "Where the identifying strings are in `text`: Latin-script ones in its spaced form, the others in the text itself; earliest and longest first."
+    latin, cjk = patterns
+    found = ([m.span() for m in latin.finditer(_spaced(text))] if latin is not None else []) + \
+            ([m.span() for m in cjk.finditer(text)] if cjk is not None else [])
+    spans, end = [], 0
+    for start, stop in sorted(found, key=lambda s: (s[0], -s[1])):
+        if start >= end: spans.append((start, stop)); end = stop
+    return spans
 
 def scrub_text(
     text: str,                                # free text
-    identifiers: list[str] | re.Pattern | None,  # strings to remove, or a pattern from `identifier_pattern`
+    identifiers: list[str] | tuple | None,    # strings to remove, or patterns from `identifier_pattern`
 ) -> str:                                     # the text with every occurrence replaced by "***"
-    "Replace every whole-token occurrence of an identifying string in `text` (case-insensitive) with '***'."
-    if not identifiers or not text: return text
-    pattern = identifiers if isinstance(identifiers, re.Pattern) else identifier_pattern(identifiers)
-    return pattern.sub(_stars, text)
+    "Replace every whole-token occurrence of an identifying string in `text` (case-insensitive) with '***' (one star per character of a shorter match: never longer)."
+    patterns = identifiers if isinstance(identifiers, tuple) or identifiers is None else identifier_pattern(identifiers)
+    if patterns is None or not text: return text
+    pieces, pos = [], 0
+    for start, stop in _spans(text, patterns):
+        pieces += [text[pos:start], "***"[:stop - start]]; pos = stop
+    return "".join(pieces) + text[pos:]
 
 # %% ../../nbs/05_deid.ipynb #5b1c7e05
 _PERSON_PLACE_DEVICE = frozenset({
@@ -248,13 +264,14 @@ IMPLEMENTATION_CLASS_UID = "2.25.209718393542513232014574219398127064721"  # pse
 IMPLEMENTATION_VERSION_NAME = "PSEUDICOM_" + pseudicom.__version__.replace(".", "_")
 
 @functools.lru_cache(maxsize=1024)
-def _cached_pattern(identifiers: tuple[str, ...]) -> re.Pattern | None:
+def _cached_pattern(identifiers: tuple[str, ...]) -> tuple | None:
     "Files of one series share their texts: compile each set of identifiers once."
     return identifier_pattern(list(identifiers))
 
 @functools.lru_cache(maxsize=4096)
-def _one_pattern(identifier: str) -> re.Pattern:
-    return re.compile(_piece(identifier), re.IGNORECASE)
+def _one_pattern(identifier: str) -> tuple[re.Pattern, bool]:
+    "One identifying string's pattern, and whether it is looked for in the text itself (it has CJK characters) or in its spaced form."
+    return re.compile(_piece(identifier), re.IGNORECASE), bool(_CJK_CHAR.search(identifier))
 
 class _Context:
     "Per-dataset state: audit records, crosswalk, offsets, identifiers for cleaning."
@@ -269,13 +286,17 @@ class _Context:
     def matching(self, text: str) -> set[str]:
         "The identifying strings that the scrub pattern would find in `text` (case-insensitive, whole tokens)."
         if self._lowered is None: self._lowered = [(s, s.lower().split(), s.isascii()) for s in self.identifiers]
-        low, ascii_text = text.lower(), text.isascii()
-        # ASCII against ASCII: each word of the string must be a lower-case substring before the regex engine
-        # checks the token boundaries; anything else (e.g. 'ſ' matches 's', 'K' matches 'k') asks the engine alone.
-        return {s for s, words, a in self._lowered
-                if (not (a and ascii_text) or all(w in low for w in words)) and _one_pattern(s).search(text)}
+        low, ascii_text, spaced, found = text.lower(), text.isascii(), None, set()
+        for s, words, a in self._lowered:
+            # ASCII against ASCII: each word of the string must be a lower-case substring before the regex engine
+            # checks the token boundaries; anything else (e.g. 'ſ' matches 's', 'K' matches 'k') asks the engine alone.
+            if a and ascii_text and not all(w in low for w in words): continue
+            pattern, in_text = _one_pattern(s)
+            if not in_text and spaced is None: spaced = _spaced(text)
+            if pattern.search(text if in_text else spaced): found.add(s)
+        return found
 
-    def pattern_for(self, found: set[str]) -> re.Pattern | None:
+    def pattern_for(self, found: set[str]) -> tuple | None:
         "The scrub pattern of the identifiers in `found`, longest first: on a text holding only these, it matches as the pattern of all would."
         return _cached_pattern(tuple(ordered_strings(found)))   # the order of all identifiers, restricted to `found`
 
