@@ -28,9 +28,9 @@ from .profile import Action, ProfileOption, compile_actions, method_codes
 from .recipe import Recipe, load_recipe, parse_attribute
 
 # %% auto #0
-__all__ = ['IMPLEMENTATION_CLASS_UID', 'IMPLEMENTATION_VERSION_NAME', 'AuditRecord', 'DeidOutcome', 'dummy_value', 'shift_date',
-           'shift_datetime', 'date_spellings', 'identifying_strings', 'ordered_strings', 'identifier_pattern',
-           'scrub_text', 'Deidentifier']
+__all__ = ['IDENTIFYING_KEYWORDS', 'CODE_KEYWORDS', 'IMPLEMENTATION_CLASS_UID', 'IMPLEMENTATION_VERSION_NAME', 'AuditRecord',
+           'DeidOutcome', 'dummy_value', 'shift_date', 'shift_datetime', 'date_spellings', 'identifying_strings',
+           'ordered_strings', 'identifier_pattern', 'scrub_text', 'patient_identity', 'Deidentifier']
 
 # %% ../../nbs/05_deid.ipynb #0a523af2
 @dataclass(frozen=True)
@@ -49,6 +49,7 @@ class DeidOutcome:
     reason: str = ""                              # why excluded/quarantined
     audit: list[AuditRecord] = field(default_factory=list)
     crosswalk: dict[tuple[str, str], str] = field(default_factory=dict)  # (role, original) -> pseudonym
+    identity: str = ""                            # the attribute that keyed the patient (pseudonyms, date offset): see `patient_identity`
 
 # %% ../../nbs/05_deid.ipynb #1add9c67
 _TEXT_VRS = {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UR", "UT", "UI"}
@@ -86,7 +87,17 @@ def shift_datetime(value: str, offset_days: int) -> str:
     return shift_date(value[:8], offset_days) + value[8:]
 
 # %% ../../nbs/05_deid.ipynb #0ed10a00
-_MIN_TOKEN = 3
+_MIN_TOKEN = 3   # letters or digits a Latin-script string needs to be looked for on its own
+# scripts that write no spaces between words: Hangul Jamo, CJK punctuation marks of iteration, kana, Hangul,
+# CJK ideographs (and their extensions), halfwidth katakana
+_CJK = ("\u1100-\u11ff\u3005-\u3007\u3040-\u30ff\u3130-\u318f\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff"
+        "\uac00-\ud7af\uf900-\ufaff\uff66-\uff9f\U00020000-\U0003134f")
+_CJK_CHAR = re.compile(f"[{_CJK}]")
+
+def _is_cjk(text: str) -> bool:
+    "True if `text` is written only in a script without spaces between words (spaces aside)."
+    text = "".join(text.split())
+    return bool(text) and all(_CJK_CHAR.match(c) for c in text)
 
 def date_spellings(
     value: str,  # DICOM DA value, e.g. "19380819"
@@ -103,41 +114,179 @@ def _date_spellings(value: str) -> tuple[str, ...]:
     forms = [d.strftime(f) for f in ("%Y%m%d", "%Y-%m-%d", "%d.%m.%Y", "%m/%d/%Y", "%d/%m/%Y", "%Y/%m/%d", "%d-%b-%Y", "%d %b %Y", "%d.%m.%y")]
     return tuple(dict.fromkeys(forms))
 
+def _name_strings(name: str) -> set[str]:
+    "A person name's strings: the value, each group's components and their words, and family and given name in both orders."
+    out = {name}
+    for group in name.split("="):   # alphabetic, ideographic, phonetic
+        components = [c.strip() for c in group.split("^")[:3]]   # family, given, middle; prefix and suffix (Dr., Jr.) name no one
+        for c in components:
+            out.add(c)
+            out.update(re.split(r"[\s,]+", c))   # "van der Berg": "Berg" alone too
+        family, given = (components + ["", ""])[:2]
+        if family and given: out.update({f"{family} {given}", f"{given} {family}"})   # "Ng Bo" and "Bo Ng"
+    return out
+
+def _worth_looking_for(s: str) -> bool:
+    "Is `s` specific enough to look for: any CJK string, or a string with at least `_MIN_TOKEN` letters or digits."
+    return _is_cjk(s) or sum(c.isalnum() for c in s) >= _MIN_TOKEN
+
 def identifying_strings(
     values: list[tuple[str, str]],  # (VR, value) pairs of identifying elements
 ) -> list[str]:                     # strings to look for, longest first
-    "Strings to scrub or search for: whole values, person-name components, date spellings."
+    "Strings to scrub or search for: whole values, person-name components and name orders, date spellings."
     out: set[str] = set()
     for vr, v in values:
         v = str(v).strip()
-        if len(v) < _MIN_TOKEN: continue
-        if vr == "DA": out.update(date_spellings(v)); continue
-        if vr == "DT": out.update(date_spellings(v[:8])); out.add(v); continue
-        out.add(v)
-        if vr == "PN":
-            for part in re.split(r"[\^=\s,]+", v):
-                if len(part) >= _MIN_TOKEN: out.add(part)
-            out.add(" ".join(p for p in re.split(r"[\^=]+", v)[:2][::-1] if p))  # "Max Mustermann"
-    return ordered_strings(s for s in out if len(s) >= _MIN_TOKEN)
+        if not v: continue
+        if vr == "DA": out.update(date_spellings(v))
+        elif vr == "DT": out.update(date_spellings(v[:8])); out.add(v)
+        elif vr == "PN": out.update(_name_strings(v))
+        else: out.add(v)
+    return ordered_strings(s for s in out if s and _worth_looking_for(s))
 
 def ordered_strings(strings) -> list[str]:
     "Identifying strings in scrub order: longest first, then alphabetical (a longer name wins over its parts)."
     return sorted(strings, key=lambda s: (-len(s), s))
 
+# %% ../../nbs/05_deid.ipynb #5b1c7e03
+_WORD = r"[^\W_]"   # a letter or digit: no token boundary next to one
+_NOT_CJK_GAP = "\x00"   # what a CJK character becomes in the text Latin-script strings are looked for in
+
+def _piece(
+    identifier: str,  # one identifying string
+) -> str:             # its regular expression
+    "One identifying string as a regular expression: whole tokens only; a space stands for any run of spaces, commas or carets."
+    words = identifier.split()
+    body = re.escape(words[0])
+    for before, word in zip(words, words[1:]):   # between two CJK words the separator may be missing: 佐藤花子
+        body += (r"[\s,^]*" if _is_cjk(before[-1] + word[0]) else r"[\s,^]+") + re.escape(word)
+    guard = lambda c: c.isalnum() and not _is_cjk(c)   # a CJK edge needs no boundary: CJK text has no spaces to find one
+    return (f"(?<!{_WORD})" if guard(identifier[0]) else "") + body + (f"(?!{_WORD})" if guard(identifier[-1]) else "")
+
+def _spaced(text: str) -> str:
+    "`text` with each CJK character replaced by a non-word character: a Latin-script string ends where CJK text begins (患者ABC123様)."
+    return text if text.isascii() else _CJK_CHAR.sub(_NOT_CJK_GAP, text)
+
 def identifier_pattern(
     identifiers: list[str],  # strings to remove (from `identifying_strings`)
-) -> re.Pattern | None:      # one case-insensitive alternation, longest strings first; None if empty
-    "Compile identifying strings once into one pattern for `scrub_text`."
-    return re.compile("|".join(re.escape(s) for s in identifiers), re.IGNORECASE) if identifiers else None
+) -> tuple | None:           # (pattern of Latin-script strings, pattern of strings with CJK characters); None if empty
+    "Compile identifying strings once for `scrub_text`: case-insensitive alternations, longest strings first."
+    if not identifiers: return None
+    compiled = lambda group: re.compile("|".join(_piece(s) for s in group), re.IGNORECASE) if group else None
+    return (compiled([s for s in identifiers if not _CJK_CHAR.search(s)]), compiled([s for s in identifiers if _CJK_CHAR.search(s)]))
+
+def _spans(text: str, patterns: tuple) -> list[tuple[int, int]]:
+    "Where the identifying strings are in `text`: Latin-script ones in its spaced form, the others in the text itself; earliest and longest first."
+    latin, cjk = patterns
+    found = ([m.span() for m in latin.finditer(_spaced(text))] if latin is not None else []) + \
+            ([m.span() for m in cjk.finditer(text)] if cjk is not None else [])
+    spans, end = [], 0
+    for start, stop in sorted(found, key=lambda s: (s[0], -s[1])):
+        if start >= end: spans.append((start, stop)); end = stop
+    return spans
 
 def scrub_text(
     text: str,                                # free text
-    identifiers: list[str] | re.Pattern | None,  # strings to remove, or a pattern from `identifier_pattern`
+    identifiers: list[str] | tuple | None,    # strings to remove, or patterns from `identifier_pattern`
 ) -> str:                                     # the text with every occurrence replaced by "***"
-    "Replace every occurrence of an identifying string in `text` (case-insensitive) with '***'."
-    if not identifiers or not text: return text
-    pattern = identifiers if isinstance(identifiers, re.Pattern) else identifier_pattern(identifiers)
-    return pattern.sub("***", text)
+    "Replace every whole-token occurrence of an identifying string in `text` (case-insensitive) with '***' (one star per character of a shorter match: never longer)."
+    patterns = identifiers if isinstance(identifiers, tuple) or identifiers is None else identifier_pattern(identifiers)
+    if patterns is None or not text: return text
+    pieces, pos = [], 0
+    for start, stop in _spans(text, patterns):
+        pieces += [text[pos:start], "***"[:stop - start]]; pos = stop
+    return "".join(pieces) + text[pos:]
+
+# %% ../../nbs/05_deid.ipynb #5b1c7e05
+_PERSON_PLACE_DEVICE = frozenset({
+    # the patient and other persons (every PN value counts besides these)
+    "PatientID", "OtherPatientIDs", "IssuerOfPatientID", "PatientBirthDate", "PatientAddress", "PatientTelephoneNumbers",
+    "PatientTelecomInformation", "MedicalRecordLocator", "InsurancePlanIdentification", "ResponsibleOrganization",
+    "CurrentPatientLocation", "PatientInstitutionResidence", "ScheduledPatientInstitutionResidence", "CameraOwnerName",
+    "ReferringPhysicianAddress", "ReferringPhysicianTelephoneNumbers", "PersonAddress", "PersonTelephoneNumbers",
+    "PersonTelecomInformation", "OrderCallbackPhoneNumber", "OrderCallbackTelecomInformation", "DistributionAddress",
+    "AddressTrial", "TelephoneNumberTrial",
+    # visits, orders, requests and results
+    "AccessionNumber", "AdmissionID", "ServiceEpisodeID", "StudyID", "RequestedProcedureID", "ScheduledProcedureStepID",
+    "PerformedProcedureStepID", "PlacerOrderNumberImagingServiceRequest", "FillerOrderNumberImagingServiceRequest",
+    "SpecimenAccessionNumber", "ResultsID", "InterpretationID",
+    # places and devices
+    "InstitutionName", "InstitutionAddress", "InstitutionalDepartmentName", "StationName", "ScheduledStationName",
+    "PerformedStationName", "DeviceSerialNumber",
+})
+_ID_LIKE = re.compile(r"(ID|IDs|IDIssuer|Identifier|Identification|Number|Numbers)$")
+_NOT_IDENTIFYING_IDS = frozenset({   # ID-like names in Table E.1-1 that label a thing, not a person, place or device
+    "ClinicalTrialTimePointID", "RTAccessoryHolderSlotID", "RTAccessoryDeviceSlotID", "ContainerComponentID"})
+_SCRUBBED_VRS = frozenset({"PN", "LO", "SH", "ST", "LT", "UT", "UC"})   # the VRs of free text
+
+def _identifying_keywords() -> frozenset[str]:
+    "`_PERSON_PLACE_DEVICE` and the ID-like keywords of Table E.1-1 whose values are text."
+    id_like = {r.keyword for r in _profile.table() if r.keyword and _ID_LIKE.search(r.keyword)
+               and r.keyword not in _NOT_IDENTIFYING_IDS and pydicom.datadict.dictionary_VR(r.keyword) in _SCRUBBED_VRS}
+    return _PERSON_PLACE_DEVICE | frozenset(id_like)
+
+IDENTIFYING_KEYWORDS = _identifying_keywords()   # whose values identify a person, place or device (with every PN)
+_IDENTIFYING_TAGS = frozenset(int(Tag(k)) for k in IDENTIFYING_KEYWORDS)
+# never scrubbed: codes, and what decodes the text; the profile's action for the attribute decides alone
+CODE_KEYWORDS = frozenset({"CodeValue", "LongCodeValue", "URNCodeValue", "CodingSchemeDesignator", "CodingSchemeVersion",
+                           "ContextIdentifier", "MappingResource", "SpecificCharacterSet"})
+
+# %% ../../nbs/05_deid.ipynb #5b1c7e09
+def _values(value: Any) -> list:
+    "The values of an element value: a list for any value multiplicity, empty for None."
+    if value is None: return []
+    return list(value) if isinstance(value, (list, pydicom.multival.MultiValue, Sequence)) else [value]
+
+def patient_identity(
+    ds: Dataset,  # the dataset, before de-identification
+) -> tuple[str, str]:  # (the patient's key for pseudonyms and the date offset, the attribute it comes from)
+    "The best identity of the patient in `ds`: PatientID, else PatientName, else other patient IDs, else the study."
+    for keyword in ("PatientID", "PatientName"):
+        value = str(ds.get(keyword, "") or "")
+        if value.strip(): return value, keyword   # as before: existing pseudonyms and offsets stay the same
+    others = [str(v).strip() for v in _values(ds.get("OtherPatientIDs")) if str(v).strip()]
+    for item in _values(ds.get("OtherPatientIDsSequence")):
+        patient_id = str(item.get("PatientID", "") or "").strip()
+        if patient_id: others.append(str(item.get("IssuerOfPatientID", "") or "").strip() + "/" + patient_id)
+    if others: return "OtherPatientIDs:" + "\\".join(others), "OtherPatientIDs"
+    study = str(ds.get("StudyInstanceUID", "") or "").strip()
+    if study: return "StudyInstanceUID:" + study, "StudyInstanceUID"
+    return "", "none"
+
+# %% ../../nbs/05_deid.ipynb #b7d40f19
+@functools.lru_cache(maxsize=1024)
+def _sequence_path(prefix: str) -> tuple[str, ...]:
+    "The keywords of the enclosing sequences of an item path: 'BeamSequence[0].ControlPointSequence[2].' -> ('BeamSequence', 'ControlPointSequence')."
+    return tuple(part.split("[")[0] for part in prefix.split("].")[:-1])
+
+def _only_references(items) -> bool:
+    "True when the items hold nothing but UIDs, referenced frame/segment numbers and sequences of the same (and there is an item)."
+    for item in items:
+        for e in item:
+            if e.VR == "UI" or (e.VR in ("IS", "US", "UL", "AT") and (e.keyword or "").startswith("Referenced")): continue
+            if e.VR == "SQ" and _only_references(e.value): continue
+            return False
+    return len(items) > 0
+
+def _sequence_choice(
+    elem: DataElement,  # a sequence whose Table E.1-1 row has a combined code
+    code: str,          # the row's Basic Profile code, e.g. "X/Z/U*"
+    name: str,          # the action the table resolved by Type: "X", "Z", "D", "U", "K" or "C"
+    rule: str,          # the rule text for the audit
+) -> tuple[str, str]:   # the action to take and its rule
+    "A sequence of references is kept with its UIDs replaced where the code allows U* or the items are only references; otherwise the table's choice."
+    if name in ("X", "Z", "D") and ("U*" in code or _only_references(elem.value)):
+        return "U", rule.rsplit(" -> ", 1)[0] + " -> replace_uid (a sequence of references: kept, the UIDs in its items replaced)"
+    return name, rule
+
+def _required_in_item(
+    attribute_type: str | None,  # the attribute's Type in the item description of its sequence (None: not required)
+    rule: str,                   # the rule text of the table's X
+) -> tuple[str, str]:            # the action to take and its rule
+    "X inside a sequence item removes, unless the item requires the attribute: then empty (Type 2) or dummy (Type 1)."
+    if attribute_type in ("2", "2C"): return "Z", rule + f" (emptied, not removed: Type {attribute_type} in this sequence's items)"
+    if attribute_type in ("1", "1C"): return "D", rule + f" (dummy, not removed: Type {attribute_type} in this sequence's items)"
+    return "X", rule
 
 # %% ../../nbs/05_deid.ipynb #d56066ba
 _OVERLAY_GROUPS = range(0x6000, 0x6020, 2)
@@ -151,32 +300,39 @@ IMPLEMENTATION_CLASS_UID = "2.25.209718393542513232014574219398127064721"  # pse
 IMPLEMENTATION_VERSION_NAME = "PSEUDICOM_" + pseudicom.__version__.replace(".", "_")
 
 @functools.lru_cache(maxsize=1024)
-def _cached_pattern(identifiers: tuple[str, ...]) -> re.Pattern | None:
+def _cached_pattern(identifiers: tuple[str, ...]) -> tuple | None:
     "Files of one series share their texts: compile each set of identifiers once."
     return identifier_pattern(list(identifiers))
 
 @functools.lru_cache(maxsize=4096)
-def _one_pattern(identifier: str) -> re.Pattern:
-    return re.compile(re.escape(identifier), re.IGNORECASE)
+def _one_pattern(identifier: str) -> tuple[re.Pattern, bool]:
+    "One identifying string's pattern, and whether it is looked for in the text itself (it has CJK characters) or in its spaced form."
+    return re.compile(_piece(identifier), re.IGNORECASE), bool(_CJK_CHAR.search(identifier))
 
 class _Context:
     "Per-dataset state: audit records, crosswalk, offsets, identifiers for cleaning."
-    def __init__(self, offset: int, identifiers: list[str] | set[str], subject: str | None, patient_key: str):
+    def __init__(self, offset: int, identifiers: list[str] | set[str], subject: str | None, patient_key: str, identity: str = ""):
         self.offset, self.identifiers, self.subject, self.patient_key = offset, identifiers, subject, patient_key
+        self.identity = identity   # the attribute `patient_key` comes from (`patient_identity`)
         self._lowered: list | None = None   # built on first use: most datasets need few text checks
         self.audit: list[AuditRecord] = []
         self.crosswalk: dict[tuple[str, str], str] = {}
         self.dates_changed = False
 
     def matching(self, text: str) -> set[str]:
-        "The identifying strings that the scrub pattern would find in `text` (case-insensitive)."
-        if self._lowered is None: self._lowered = [(s, s.lower(), s.isascii()) for s in self.identifiers]
-        low, ascii_text = text.lower(), text.isascii()
-        # ASCII against ASCII: a lower-case substring test is exactly what IGNORECASE matches; anything
-        # else (e.g. 'ſ' matches 's', 'K' matches 'k') asks the regex engine itself.
-        return {s for s, l, a in self._lowered if (l in low if a and ascii_text else _one_pattern(s).search(text))}
+        "The identifying strings that the scrub pattern would find in `text` (case-insensitive, whole tokens)."
+        if self._lowered is None: self._lowered = [(s, s.lower().split(), s.isascii()) for s in self.identifiers]
+        low, ascii_text, spaced, found = text.lower(), text.isascii(), None, set()
+        for s, words, a in self._lowered:
+            # ASCII against ASCII: each word of the string must be a lower-case substring before the regex engine
+            # checks the token boundaries; anything else (e.g. 'ſ' matches 's', 'K' matches 'k') asks the engine alone.
+            if a and ascii_text and not all(w in low for w in words): continue
+            pattern, in_text = _one_pattern(s)
+            if not in_text and spaced is None: spaced = _spaced(text)
+            if pattern.search(text if in_text else spaced): found.add(s)
+        return found
 
-    def pattern_for(self, found: set[str]) -> re.Pattern | None:
+    def pattern_for(self, found: set[str]) -> tuple | None:
         "The scrub pattern of the identifiers in `found`, longest first: on a text holding only these, it matches as the pattern of all would."
         return _cached_pattern(tuple(ordered_strings(found)))   # the order of all identifiers, restricted to `found`
 
@@ -203,9 +359,9 @@ class Deidentifier:
         self.full_dates = ProfileOption.RETAIN_LONG_FULL_DATES in self.options
         self.clean_sr = ProfileOption.CLEAN_STRUCTURED_CONTENT in self.options
         self._actions: dict[tuple[int, str | None], tuple[Any, str]] = {}
-        self._changing: dict[int, bool] = {}   # tag -> the table changes it (whatever the IOD)
         self._typed_tags = frozenset(int(r.tag, 16) for r in self.table.rows   # combined codes: the Type decides
                                      if "/" in r.basic and "x" not in r.tag)
+        self._identifying: dict[int, bool] = {}   # tag -> its values identify and the recipe changes them (whatever the IOD)
 
     # -- filters -------------------------------------------------------------------------
     def decide(self, ds: Dataset) -> tuple[str, str]:
@@ -236,31 +392,35 @@ class Deidentifier:
         self._dataset(ds, "", ctx, in_sr=False)
         self._file_meta(ds, ctx)
         self._mark(ds, ctx)
-        return DeidOutcome("deidentified", "", ctx.audit, ctx.crosswalk)
+        return DeidOutcome("deidentified", "", ctx.audit, ctx.crosswalk, ctx.identity)
 
     def _context(self, ds: Dataset, identifiers: list[str]) -> _Context:
         "The per-dataset state: the patient's key, subject and date offset, and the identifying strings to clean."
-        patient_key = str(ds.get("PatientID", "") or "") or str(ds.get("PatientName", "") or "")
+        patient_key, identity = patient_identity(ds)
         subject = self.recipe.subject_table.get(str(ds.get("PatientID", "")).strip()) if self._uses_subjects else None
-        offset = date_offset_days(self.key, patient_key, self.recipe.dates["max_shift_days"]) if patient_key else 0
-        return _Context(offset, identifiers, subject, patient_key)
+        offset = date_offset_days(self.key, patient_key, self.recipe.dates["max_shift_days"])   # never 0
+        return _Context(offset, identifiers, subject, patient_key, identity)
 
     # -- collecting what identifies this dataset --------------------------------------------
     def identifying_values(self, ds: Dataset) -> list[tuple[str, str]]:
-        "(VR, value) of every element at any depth that Table E.1-1 does not keep, plus all PN values."
+        "(VR, value) of every element at any depth that identifies (`IDENTIFYING_KEYWORDS`, dates) and that the recipe changes, plus all PN values."
         out: list[tuple[str, str]] = []
-        changing = self._changing
+        identifying = self._identifying
         for elem in _iter_all(ds):
             if elem.VR in _NOT_TEXT: continue
             tag = int(elem.tag)
-            listed = changing.get(tag)
-            if listed is None:
-                action = self.table.get(tag)
-                listed = changing[tag] = action is not None and action != Action.KEEP
-            if listed or elem.VR == "PN" or tag >> 16 & 1:
+            listed = identifying.get(tag)
+            if listed is None: listed = identifying[tag] = self._is_identifying(tag, elem.VR)
+            if listed or elem.VR == "PN":
                 for v in (elem.value if isinstance(elem.value, (list, pydicom.multival.MultiValue)) else [elem.value]):
                     if v not in (None, ""): out.append((elem.VR, str(v)))
         return out
+
+    def _is_identifying(self, tag: int, vr: str) -> bool:
+        "Do the values of `tag` identify (a keyword of `IDENTIFYING_KEYWORDS`, a date) and does the recipe change them? Descriptions never do."
+        if tag >> 16 & 1 or not (tag in _IDENTIFYING_TAGS or vr in ("DA", "DT")): return False
+        action = self.overrides.get(tag, self.table.get(tag))
+        return action is not None and action not in (Action.KEEP, "keep")
 
     # -- walking ---------------------------------------------------------------------------
     def _dataset(self, ds: Dataset, prefix: str, ctx: _Context, in_sr: bool, clean: bool = False) -> None:
@@ -353,7 +513,7 @@ class Deidentifier:
             self._replace_uid(elem, path, ctx, rule); return
         if name in ("D", "dummy"):
             if elem.VR == "UI": self._replace_uid(elem, path, ctx, rule); return
-            elem.value = dummy_value(elem.VR); self._log(ctx, path, tag, "dummy", rule); return
+            self._dummy(elem, path, ctx, rule); return
         if name in ("C", "clean"):
             self._clean(ds, elem, path, ctx, rule); return
         if name == "pseudonym":
@@ -397,6 +557,7 @@ class Deidentifier:
             elem.value = dummy_value(elem.VR); self._log(ctx, path, int(elem.tag), "dummy", rule + " (not a UI element)"); return
         values = elem.value if isinstance(elem.value, (list, pydicom.multival.MultiValue)) else [elem.value]
         new = [remap_uid(self.key, str(v)) if v else v for v in values]
+        if new == list(values): return   # empty: nothing to replace, nothing to record
         elem.value = new if len(new) != 1 else new[0]
         if elem.keyword in ("StudyInstanceUID", "SeriesInstanceUID") and values and values[0]:
             ctx.crosswalk[(elem.keyword, str(values[0]))] = str(new[0])
@@ -426,31 +587,48 @@ class Deidentifier:
         if vr in ("DA", "DT", "TM"):
             self._dates(elem, path, ctx, rule, mode=self.recipe.dates["mode"])
         elif vr == "PN":
-            elem.value = dummy_value("PN") if elem.value else elem.value; self._log(ctx, path, int(elem.tag), "dummy", rule)
+            self._dummy(elem, path, ctx, rule)
         elif vr == "UI":
             self._replace_uid(elem, path, ctx, rule)
         elif vr == "AE":  # an AE title names a station: a keyed pseudonym keeps devices apart without naming them
             if elem.value:
                 elem.value = pseudo_id(self.key, "AE", str(elem.value).strip(), 12)
                 self._log(ctx, path, int(elem.tag), "pseudonym", rule)
-        elif vr in ("LO", "SH", "ST", "LT", "UT", "UC", "CS"):
+        elif vr in _SCRUBBED_VRS:
             self._clean_text(elem, path, ctx, rule)
-        # numbers and codes carry no identity by themselves: kept
+        # numbers and codes (CS) carry no identity by themselves: kept
 
     def _residual(self, elem: DataElement, path: str, ctx: _Context) -> None:
         "Safety net for attributes the table does not list: scrub this dataset's identifiers from text; treat matching dates like study dates."
-        if elem.VR in _RESIDUAL_TEXT:
+        if _damaged(elem):
+            self._damaged_value(elem, path, ctx)
+        elif elem.VR in _RESIDUAL_TEXT:
             self._clean_text(elem, path, ctx, "safety net: identifying value found in an attribute Table E.1-1 does not list")
         elif elem.VR in ("DA", "DT", "TM") and elem.value and str(elem.value)[:8] in ctx.identifiers:
             rule = "safety net: a date or time of this patient in an attribute Table E.1-1 does not list"
             if self.full_dates or (self.modified_dates and elem.VR == "TM"): return
             if self.modified_dates: self._dates(elem, path, ctx, rule, self.recipe.dates["mode"])
-            else:
-                elem.value = dummy_value(elem.VR); self._log(ctx, path, int(elem.tag), "dummy", rule)
+            else: self._dummy(elem, path, ctx, rule)
+
+    def _dummy(self, elem: DataElement, path: str, ctx: _Context, rule: str) -> None:
+        "Action D on a text, date or name: its VR's dummy; not recorded when it already held that (an empty PN stays empty)."
+        new = dummy_value(elem.VR)
+        if (elem.VR == "PN" and not elem.value) or str(elem.value if elem.value is not None else "") == new: return
+        elem.value = new; self._log(ctx, path, int(elem.tag), "dummy", rule)
+
+    def _damaged_value(self, elem: DataElement, path: str, ctx: _Context) -> None:
+        "A value too long for its VR or with control characters (a damaged file) that holds an identifying string anywhere: emptied (token boundaries mean nothing in such bytes)."
+        text = "\\".join(str(v) for v in _values(elem.value)).lower()
+        if any(s.lower() in text for s in ctx.identifiers):
+            elem.value = ""
+            self._log(ctx, path, int(elem.tag), "empty", "safety net: a damaged value (too long for its VR, or control characters) holds an identifying value")
 
     def _clean_text(self, elem: DataElement, path: str, ctx: _Context, rule: str) -> None:
+        if (elem.VR not in _SCRUBBED_VRS or elem.keyword in CODE_KEYWORDS) and not _damaged(elem):
+            return   # codes, character sets: the action alone decides
         values = elem.value if isinstance(elem.value, (list, pydicom.multival.MultiValue)) else [elem.value]
         found = set().union(*(ctx.matching(str(v)) for v in values if v))
+        if elem.keyword == "CodeMeaning": found = {s for s in found if _specific(s)}   # a code's words may be a name's words
         if not found: return
         pattern = ctx.pattern_for(found)   # compiled for the strings present (per-file values vary, texts repeat)
         new = [scrub_text(str(v), pattern) if v else v for v in values]
@@ -473,9 +651,11 @@ class Deidentifier:
                 new = [shift_datetime(str(v), ctx.offset) for v in values]
         except DicomValueError:
             elem.value = ""; self._log(ctx, path, tag, "empty", rule + " (not a valid date; emptied rather than kept)"); return
+        if new == [str(v) for v in values]: return   # a year-only date that was already January 1st: nothing changed
         elem.value = new if len(new) != 1 else new[0]
         ctx.dates_changed = True
-        self._log(ctx, path, tag, "shift" if mode == "shift" else "year", rule)
+        if mode == "shift": self._log(ctx, path, tag, "shift", f"{rule} (offset keyed on {ctx.identity})")
+        else: self._log(ctx, path, tag, "year", rule)
 
     def _sr_value(self, ds: Dataset, elem: DataElement, path: str, ctx: _Context) -> None:
         "Structured report content values (not in Table E.1-1 themselves): cleaned or replaced."
@@ -484,14 +664,13 @@ class Deidentifier:
             rule = "Clean Structured Content option: content item value"
             if elem.VR in ("UT", "ST", "LT"): self._clean_text(elem, path, ctx, rule)
             elif elem.value and str(elem.value)[:8] in ctx.identifiers:  # e.g. a "birth date" item
-                elem.value = dummy_value(elem.VR); self._log(ctx, path, tag, "dummy", rule + " (an identifying date of this patient)")
+                self._dummy(elem, path, ctx, rule + " (an identifying date of this patient)")
             elif self.full_dates: pass
             elif self.modified_dates: self._dates(elem, path, ctx, rule, self.recipe.dates["mode"])
             else:
-                elem.value = dummy_value(elem.VR); self._log(ctx, path, tag, "dummy", rule)
+                self._dummy(elem, path, ctx, rule)
         else:
-            elem.value = dummy_value(elem.VR)
-            self._log(ctx, path, tag, "dummy", "PS3.15 E.1-1 Content Sequence D: content item value replaced")
+            self._dummy(elem, path, ctx, "PS3.15 E.1-1 Content Sequence D: content item value replaced")
 
     def _private(self, ds: Dataset, elem: DataElement, path: str, ctx: _Context) -> None:
         "Private attributes: removed unless the recipe's private.keep names creator + element."
@@ -552,8 +731,21 @@ class Deidentifier:
         return opts | set(done)
 
 _DUMMY_KEEPS = frozenset({"CS", "IS", "DS", "US", "SS", "UL", "SL", "FL", "FD", "SV", "UV", "AT", "OF", "OD", "OL", "OV"})  # codes and numbers
-_RESIDUAL_TEXT = frozenset({"LO", "SH", "ST", "LT", "UT", "UC", "PN", "AE", "CS"})
-_RESIDUAL_VRS = _RESIDUAL_TEXT | {"DA", "DT", "TM"}   # what the safety net looks at
+_RESIDUAL_TEXT = _SCRUBBED_VRS   # free text only: codes, UIDs, AE titles, ages, numbers are never scrubbed
+_RESIDUAL_VRS = _RESIDUAL_TEXT | {"DA", "DT", "TM", "CS", "AE", "AS"}   # what the safety net looks at
+_MAX_LENGTH = {"CS": 16, "AE": 16, "AS": 4, "SH": 16}
+_CONTROL = re.compile(r"[\x00-\x1a\x1c-\x1f]")   # control characters but ESC (ISO 2022 escape sequences)
+
+def _specific(identifier: str) -> bool:
+    "Is `identifier` more than one word of a name: a whole value or phrase (spaces, carets), an ID with digits, a CJK name?"
+    return " " in identifier or "^" in identifier or any(c.isdigit() for c in identifier) or (_is_cjk(identifier) and len(identifier) > 1)
+
+def _damaged(elem: DataElement) -> bool:
+    "Does a value the safety net otherwise leaves alone (CS, AE, AS, a code) exceed its VR's length or hold control characters? Then it is no code but the bytes of a damaged file."
+    if not (elem.VR in ("CS", "AE", "AS") or elem.keyword in CODE_KEYWORDS): return False
+    limit = _MAX_LENGTH.get(elem.VR)
+    if limit is None or not elem.value: return False
+    return any(len(str(v).strip()) > limit or _CONTROL.search(str(v)) for v in _values(elem.value) if v)
 _NOT_TEXT = frozenset({"SQ", "UI", "OB", "OW", "UN", "US", "SS", "UL", "SL", "FL", "FD", "AT", "OF", "OD"})
 _TAG_NAMES: dict[int, tuple[str, str]] = {}
 
@@ -574,38 +766,3 @@ def _condition_matches(value: Any, allowed: Any) -> bool:
     allowed_list = allowed if isinstance(allowed, list) else [allowed]
     values = list(value) if isinstance(value, (list, pydicom.multival.MultiValue)) else [value]
     return any(str(v).strip() == str(a).strip() for v in values for a in allowed_list)
-
-# %% ../../nbs/05_deid.ipynb #b7d40f19
-@functools.lru_cache(maxsize=1024)
-def _sequence_path(prefix: str) -> tuple[str, ...]:
-    "The keywords of the enclosing sequences of an item path: 'BeamSequence[0].ControlPointSequence[2].' -> ('BeamSequence', 'ControlPointSequence')."
-    return tuple(part.split("[")[0] for part in prefix.split("].")[:-1])
-
-def _only_references(items) -> bool:
-    "True when the items hold nothing but UIDs, referenced frame/segment numbers and sequences of the same (and there is an item)."
-    for item in items:
-        for e in item:
-            if e.VR == "UI" or (e.VR in ("IS", "US", "UL", "AT") and (e.keyword or "").startswith("Referenced")): continue
-            if e.VR == "SQ" and _only_references(e.value): continue
-            return False
-    return len(items) > 0
-
-def _sequence_choice(
-    elem: DataElement,  # a sequence whose Table E.1-1 row has a combined code
-    code: str,          # the row's Basic Profile code, e.g. "X/Z/U*"
-    name: str,          # the action the table resolved by Type: "X", "Z", "D", "U", "K" or "C"
-    rule: str,          # the rule text for the audit
-) -> tuple[str, str]:   # the action to take and its rule
-    "A sequence of references is kept with its UIDs replaced where the code allows U* or the items are only references; otherwise the table's choice."
-    if name in ("X", "Z", "D") and ("U*" in code or _only_references(elem.value)):
-        return "U", rule.rsplit(" -> ", 1)[0] + " -> replace_uid (a sequence of references: kept, the UIDs in its items replaced)"
-    return name, rule
-
-def _required_in_item(
-    attribute_type: str | None,  # the attribute's Type in the item description of its sequence (None: not required)
-    rule: str,                   # the rule text of the table's X
-) -> tuple[str, str]:            # the action to take and its rule
-    "X inside a sequence item removes, unless the item requires the attribute: then empty (Type 2) or dummy (Type 1)."
-    if attribute_type in ("2", "2C"): return "Z", rule + f" (emptied, not removed: Type {attribute_type} in this sequence's items)"
-    if attribute_type in ("1", "1C"): return "D", rule + f" (dummy, not removed: Type {attribute_type} in this sequence's items)"
-    return "X", rule

@@ -448,7 +448,8 @@ def _process(index: int, path: str, source: str, staging: str, deid: Deidentifie
         ds, layout = read_raw(path)
         if memo is not None:
             original = {t: bytes(e.buf[e.start:e.end]) for t, e in ds._e.items()}
-            form = (layout.transfer_syntax, ds.codec, ds.preamble, tuple(ds.file_meta._e))
+            charset = ds._e.get(0x00080005)   # `parse` gives its codec to every element, not to the dataset
+            form = (layout.transfer_syntax, charset.codec if charset is not None else ds.codec, ds.preamble, tuple(ds.file_meta._e))
         _check_complete(ds, pixel_length=layout.pixel_length,   # what read_header checks after parsing
                         pixel_tail=lambda n: _read_at(path, layout.pixel_end - n, n))
     else:
@@ -518,6 +519,7 @@ def _process(index: int, path: str, source: str, staging: str, deid: Deidentifie
 
 _DECISIVE = frozenset(pydicom.datadict.tag_for_keyword(k) for k in (
     "SpecificCharacterSet", "SOPClassUID", "Modality", "ImageType", "PatientName", "PatientID", "StudyInstanceUID",
+    "OtherPatientIDs", "OtherPatientIDsSequence",   # with the two above and the study: the patient's identity (date offset)
     "SeriesInstanceUID", "SamplesPerPixel", "PhotometricInterpretation", "PlanarConfiguration", "NumberOfFrames", "Rows",
     "Columns", "BitsAllocated", "BitsStored", "HighBit", "PixelRepresentation", "BurnedInAnnotation", "ConversionType",
     "PatientIdentityRemoved", "DeidentificationMethod", "DeidentificationMethodCodeSequence",
@@ -536,7 +538,7 @@ class _Template:
     values: dict         # top-level tag -> its identifying (VR, value) pairs
     texts: dict          # top-level tag -> its text values at any depth, joined
     identifiers: list    # the identifying strings of the whole file
-    context: tuple       # (date offset, subject, patient key)
+    context: tuple       # (date offset, subject, patient key, the attribute it comes from)
     chunks: dict         # top-level tag -> encoded output element (absent: removed)
     audit: dict          # top-level tag -> its audit records
     crosswalk: dict
@@ -580,7 +582,7 @@ class _SeriesMemo:
             values[int(elem.tag)] = deid.identifying_values([elem])
             texts[int(elem.tag)] = "\0".join(_texts(elem))
         ctx = deid._context(ds, [])
-        return values, texts, (ctx.offset, ctx.subject, ctx.patient_key), ds._e.get(0x00080016)
+        return values, texts, (ctx.offset, ctx.subject, ctx.patient_key, ctx.identity), ds._e.get(0x00080016)
 
     def remember(self, original: dict, form: tuple, snapshot: tuple, ds: RawDataset, layout: FileLayout, chunks: list, outcome) -> None:
         "Keep a fully processed file as its series' template."
@@ -685,9 +687,12 @@ class _SeriesMemo:
         changed = current ^ before
         # could a differing identifying string be cleaned out of an element reused from the template? then process in full
         # (the differing elements are cleaned below, with this file's strings)
-        if changed and _Context(0, sorted(changed), None, "").matching(text): return None
-        offset, subject, patient_key = tpl.context
-        ctx = _Context(offset, current, subject, patient_key)
+        # (anywhere: the safety net cleans a text holding one as a token, and empties a damaged value holding one anywhere)
+        if changed:
+            low = text.lower()
+            if any(s.lower() in low for s in changed) or _Context(0, sorted(changed), None, "").matching(text): return None
+        offset, subject, patient_key, identity = tpl.context
+        ctx = _Context(offset, current, subject, patient_key, identity)
         deid._dataset(mini, "", ctx, in_sr=False)
         if ctx.crosswalk: return None
         audit = {t: recs for t, recs in tpl.audit.items() if t not in diff}

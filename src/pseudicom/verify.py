@@ -73,6 +73,7 @@ _STOP = {"anonymized", "anonymised", "anonymous", "unknown", "none", "null", "n/
          "19000101", "19000101000000", "000000", "000d", "00000000"}
 _PRIORITY = {c: i for i, c in enumerate(CATEGORIES)}
 _FREE_TEXT_VRS = {"LT", "ST", "UT"}
+_DESCRIPTIVE_VRS = frozenset({"LO", "SH", "ST", "LT", "UT", "UC", "CS"})   # where action C keeps a description
 _FREE_TEXT_KW = re.compile(r"Description|Comment|History|Reason|Remark|Note|Label|Meaning|Text|Impression|Finding|"
                            r"Interpretation|Diagnos|ProtocolName|Title|Instruction|Message|Alert|Allerg|Condition|Occupation")
 _SKIP_VRS = {"TM", "AS", "CS", "SQ", "US", "SS", "UL", "SL", "FL", "FD", "AT", "OF", "OD", "OL", "OV", "SV", "UV", "OW", "OB"}
@@ -125,6 +126,8 @@ def _searchable(text: str, category: str) -> bool:
     if re.fullmatch(r"[\d\s.,:/+()-]+", text) and digits < 6: return False
     if category == "private" and re.fullmatch(r"[+-]?\d*\.\d+(?:[eE][+-]?\d+)?", text): return False  # a measurement, not an identifier
     if category == "name" and re.search(r"[\u3040-\u9fff\uac00-\ud7af]", text): return len(text) >= 2  # kanji, kana, hangul
+    if category == "id" and len(text) == 3 and any(c.isdigit() for c in text) and any(c.isalpha() for c in text):
+        return True   # a short ID of letters and digits ('ID1', 'P07'): searched as a whole token only (`bounded`)
     return len(text) >= (3 if category == "name" else 4)
 
 # %% ../../nbs/09_verify.ipynb #64882c4d
@@ -204,6 +207,11 @@ class _Policy:
                               or any(v == "shift" for v in self.recipe.attributes.values()))
         self.clean_sr = ProfileOption.CLEAN_STRUCTURED_CONTENT in self.options
         self.year_mode = self.recipe.dates.get("mode") == "year"
+
+    def cleans(self, tag: int) -> bool:
+        "Whether the recipe cleans this standard attribute (action C: the meaning stays, identifying parts go)."
+        a = self.overrides.get(tag, self.table.get(tag))
+        return a in (Action.CLEAN, "clean", "C")
 
     def keeps(self, ds: Dataset, tag: int) -> tuple[bool, bool]:
         "(kept, explicitly) for one element of `ds`: explicit = by the table, the recipe or private.keep."
@@ -286,6 +294,8 @@ class _Collector:
         for elem in ds:
             tag = int(elem.tag)
             kept, explicit = self.p.keeps(ds, tag)
+            if not kept and elem.VR in _DESCRIPTIVE_VRS and self.p.cleans(tag):
+                kept = True   # cleaned (C): a description stays, minus the names and IDs that are needles of their own
             if in_sr and tag in _SR_VALUE_TAGS and tag not in self.p.overrides:
                 kept = self.p.clean_sr and self.p.full_dates and elem.VR in ("DA", "DT", "TM")
             if elem.VR == "SQ":
@@ -370,7 +380,8 @@ class _Collector:
             for patient in self.patients.get(study, ()):
                 if self.p.year_mode: new = text[:4] + "0101"
                 else:
-                    try: new = shift_date(text, date_offset_days(self.p.key, patient, max_days) if patient else 0)
+                    if not patient: continue   # no identity to key the offset on: nothing is expected, every original date is a finding
+                    try: new = shift_date(text, date_offset_days(self.p.key, patient, max_days))
                     except ValueError: continue
                 out[study].update(date_spellings(new))
         return out
