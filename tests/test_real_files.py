@@ -36,13 +36,20 @@ from pseudicom.recipe import load_recipe, parse_attribute
 EXPECTED = Path(__file__).with_name("real_files_expected.json")
 TEST_KEY = Key(bytes(range(32)))   # a fixed key: the outputs of a test run are the same every time
 
-# Files that are not DICOM instances may fail (nothing else may): the reason must say which of these it is.
-NOT_AN_INSTANCE = re.compile(r"not a DICOM Part 10 file|SOPClassUID is missing|no \(0002,0010\) TransferSyntaxUID|"
-                             r"truncated|not DICOM|no DICOM")
+# Files that are not DICOM instances may fail, and so may two different objects that share one SOPInstanceUID (a
+# conflict only a person can settle); nothing else may. The reason must say which of these it is.
+ALLOWED_FAILURES = re.compile(r"not a DICOM Part 10 file|SOPClassUID is missing|no \(0002,0010\) TransferSyntaxUID|"
+                              r"truncated|not DICOM|no DICOM|not a DICOM instance|"
+                              r"same SOPInstanceUID \(or output path\) as .* but their (header values|decoded pixels) differ")
 
 # dciodvfy errors an output may have that its input has not, because the profile's own action causes them.
 # Each kind with the reason; the pattern is matched against dciodvfy's normalized message.
-ALLOWED_NEW_DCIODVFY: dict[str, str] = {}
+ALLOWED_NEW_DCIODVFY: dict[str, str] = {
+    r"</Responsible(Person|Organization)\(0010,229[79]\)> - Missing attribute for Type 2C Conditional - Module=<Patient>":
+        "Table E.1-1 says X (remove) for Responsible Person and Responsible Organization; the Patient Module makes them "
+        "Type 2C when the patient is an animal (deid-data's cat.dcm). Removing them as the profile says is what dciodvfy "
+        "flags; emptying them instead needs the Type of top-level attributes for every IOD (today: 17 SOP classes).",
+}
 
 
 def _root() -> Path:
@@ -95,8 +102,8 @@ def _reason_kind(reason: str) -> str:
 def _check_outcomes(name: str, result) -> None:
     got = _outcomes(result)
     bad = [f"{f.source}: {f.reason}" for f in result.files
-           if f.status == "failed" and not NOT_AN_INSTANCE.search(f.reason)]
-    assert not bad, "only files that are not DICOM instances may fail:\n" + "\n".join(bad)
+           if f.status == "failed" and not ALLOWED_FAILURES.search(f.reason)]
+    assert not bad, "only files that are not DICOM instances (or UID conflicts) may fail:\n" + "\n".join(bad)
     unexplained = [f.source for f in result.files if f.status in ("excluded", "quarantined", "failed") and not f.reason.strip()]
     assert not unexplained, f"held back without a reason: {unexplained}"
     table = Counter((s, k) for s, k in got.values())
@@ -167,8 +174,10 @@ def _kept_differences(inp: Dataset, out: Dataset, table, overrides: set, path: s
     for elem in inp:
         tag = int(elem.tag)
         group = tag >> 16
-        if group & 1 or group in range(0x6000, 0x6020) or group in range(0x5000, 0x5020) or group == 0x0002:
-            continue
+        if group & 1 or group in range(0x6000, 0x6020) or group in range(0x5000, 0x5020) or group in (0x0000, 0x0002):
+            continue   # private, overlays and curves (removed whole), command and file meta groups (not data set content)
+        if tag & 0xFFFF == 0:
+            continue   # group lengths: retired, recomputed or dropped by every writer
         if tag in overrides or tag in _SET_BY_DEID or table.get(tag) not in (None, Action.KEEP):
             continue
         if tag not in out:
