@@ -536,3 +536,25 @@ def test_broken_links_make_the_verdict_incomplete(patients, tmp_path):
     (d2 / "gone.dcm").unlink(); (s2 / "gone.dcm").symlink_to(tmp_path / "nowhere.dcm")
     report = verify(s2, d2, "pseudonymize", key=KEY)
     assert report.verdict == "INCOMPLETE" and [(u["side"], u["file"]) for u in report.unreadable] == [("input", "gone.dcm")]
+
+
+def test_codes_and_vendor_names_are_no_leak_but_a_description_is(tmp_path):
+    "A patient named Head^Perfusion and a site named like its scanner's vendor (real files do this): codes are no finding."
+    src = tmp_path / "src"
+    src.mkdir()
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    ds.PatientName, ds.PatientID = "Head^Perfusion", "HP-2231"
+    ds.InstitutionName = ds.Manufacturer = "Acme Imaging"
+    ds.BodyPartExamined, ds.ImageType = "HEAD", ["DERIVED", "PRIMARY", "PERFUSION"]
+    code = Dataset(); code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = "HEAD1", "99_ACME_IMAGING", "Head"
+    ds.ProcedureCodeSequence = Sequence([code])
+    ds.save_as(src / "ct.dcm")
+    run("pseudonymize", src, tmp_path / "out", key=KEY, workers=1)
+    clean = verify(src, tmp_path / "out", "pseudonymize", key=KEY)
+    assert clean.ok, clean.summary(20)
+    out = next((tmp_path / "out").rglob("*.dcm"))
+    leaky = pydicom.dcmread(out)
+    leaky.StudyDescription = "Kontrolle Head Perfusion"   # the name in a description is a leak
+    leaky.save_as(out)
+    found = verify(src, tmp_path / "out", "pseudonymize", key=KEY)
+    assert {(f.category, f.where.split(" ")[0]) for f in found.findings if f.check == "value"} == {("name", "StudyDescription")}

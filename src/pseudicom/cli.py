@@ -18,7 +18,7 @@ import warnings
 from pathlib import Path
 
 import pseudicom
-from .errors import PseudicomError
+from .errors import PseudicomError, PseudicomWarning
 
 # %% auto #0
 __all__ = ['EXIT_OK', 'EXIT_FAILURES', 'EXIT_USAGE', 'EXIT_INCOMPLETE', 'main', 'console']
@@ -176,8 +176,9 @@ def _stop_handlers() -> dict:
         return {}
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    "A warning on the terminal as one line for the user, without the file and line of our source that raised it."
-    print(f"pseudicom: warning: {message}", file=sys.stderr)
+    "pseudicom's own warnings as one line for the user; a library's (pydicom on odd input values) go to the reports, not here."
+    if issubclass(category, PseudicomWarning):
+        print(f"pseudicom: warning: {message}", file=sys.stderr)
 
 def main(
     argv: list[str] | None = None,  # arguments (default: sys.argv[1:])

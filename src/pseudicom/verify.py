@@ -27,7 +27,7 @@ from typing import Any
 
 import pydicom
 import pydicom.charset
-from pydicom.datadict import DicomDictionary
+from pydicom.datadict import DicomDictionary, dictionary_VR, keyword_dict
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.uid import UID_dictionary
@@ -67,7 +67,7 @@ class Needle:
     bounded: bool = False                   # must stand alone (not inside a longer word or number)
     loose: bool = False                     # an ID: also found with separators between its characters ('360 7600')
 
-_STOP = {"anonymized", "anonymised", "anonymous", "unknown", "none", "null", "n/a", "removed", "yes", "no", "other",
+_STOP = {"anonymized", "anonymised", "anonymous", "anon", "unknown", "none", "null", "n/a", "n.a.", "na", "removed", "yes", "no", "other",
          "dr", "dr.", "med", "med.", "prof", "prof.", "mr", "mr.", "mrs", "mrs.", "ms", "ms.", "jr", "jr.", "sr", "sr.",
          "md", "phd", "von", "van", "der", "den", "del", "de", "la", "le", "dipl", "dipl.", "ing", "ing.",
          "19000101", "19000101000000", "000000", "000d", "00000000"}
@@ -1030,6 +1030,17 @@ def _inflated(data: bytes) -> list[tuple[int, str, bytes]]:
         if body: out.append((off, "gzip" if data[off] == 0x1F else "zlib", body))
     return out
 
+_CODE_KEYWORDS = frozenset({"CodeValue", "CodingSchemeDesignator", "CodingSchemeVersion", "LongCodeValue", "URNCodeValue"})
+_VENDOR_KEYWORDS = frozenset({"Manufacturer", "ManufacturerModelName", "SoftwareVersions"})
+
+def _cannot_hold(path: str, category: str) -> bool:
+    "A code (a CS value, a code value or scheme) holds no name or site as text, and a vendor's name is not the site's."
+    keyword = re.sub(r"\[\d+\]$", "", path.rsplit(".", 1)[-1])
+    if category in ("name", "institution", "device", "text", "private"):
+        if keyword in _CODE_KEYWORDS or (keyword in keyword_dict and dictionary_VR(keyword_dict[keyword]) == "CS"):
+            return True   # e.g. a patient named Head and BodyPartExamined HEAD; the profile's action on the code decides
+    return category in ("institution", "device", "private") and keyword in _VENDOR_KEYWORDS
+
 def _scan_file(idx: int, rel: str, raw: bytes, ds: Dataset | None, matchers: list[_Matcher],
                items: dict[int, set] | None = None) -> tuple[list[Finding], str]:
     "Findings in one output file's path, parsed elements, raw bytes and compressed blobs; and its path as shown (identifying parts redacted)."
@@ -1043,6 +1054,7 @@ def _scan_file(idx: int, rel: str, raw: bytes, ds: Dataset | None, matchers: lis
         for m in matchers:
             for i, a, b in m.search_text(text):
                 k = bisect.bisect_right(starts, a) - 1
+                if _cannot_hold(paths[k], m.needles[i].category): continue
                 grouped.setdefault(("value", m.needles[i].category, paths[k]), set()).add(m.needles[i].text.lower())
                 seen.add(m.needles[i].text.lower())
         for where, what in _kept_items(ds, items or {}):  # an item (or a value in it) of a D/X/Z sequence as in the original
@@ -1055,6 +1067,7 @@ def _scan_file(idx: int, rel: str, raw: bytes, ds: Dataset | None, matchers: lis
         return spans[k] if k >= 0 and spans[k].start <= off < spans[k].end else None
     raw_first: dict[tuple, list] = {}  # (needle, where) -> [first offset, encoding, category, count]
     def raw_hit(m: _Matcher, i: int, off: int, enc: str, where: str) -> None:
+        if _cannot_hold(where, m.needles[i].category): return
         k = m.needles[i].text.lower()
         if k in seen or any(k in t for t in seen): return  # e.g. 'Mustermann' inside a parsed 'Mustermann^Max'
         if (k, where) in raw_first: raw_first[(k, where)][3] += 1
