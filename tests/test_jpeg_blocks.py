@@ -236,3 +236,23 @@ def test_box_on_the_grid_is_constant_in_interpolating_decoders(name: str) -> Non
         rgb = np.asarray(Image.open(io.BytesIO(jpeg)))
         inner = rgb[box[1]:box[3], box[0]:box[2]].reshape(-1, 3)
         assert len(np.unique(inner, axis=0)) == 1, np.unique(inner, axis=0)[:4]
+
+
+def test_pipeline_keeps_jpeg_and_reports_the_path(tmp_path: Path) -> None:
+    "A run with a banner rule: the output stays JPEG Baseline, about the same size, and the report says how."
+    from pseudicom.pipeline import run
+    from pseudicom.recipe import load_recipe
+    (tmp_path / "in").mkdir()
+    _dataset("422-30f-odd").save_as(tmp_path / "in" / "us.dcm", enforce_file_format=True)
+    recipe = load_recipe("basic")
+    recipe.pixels["rules"] = [{"name": "banner", "boxes": [list(BOX)], "when": {"Modality": "US"}}]
+    result = run(recipe, tmp_path / "in", tmp_path / "out")
+    f, = result.files
+    assert f.status == "written", f.reason
+    rec, = f.pixel_boxes
+    assert rec["pixels"] == "blocks" and rec["box"] == list(BOX) and rec["blanked"] == [0, 8, 240, 48]   # 16x8 MCUs, widened 1 px across
+    size_in, size_out = rec["pixel_bytes"]
+    assert size_out <= 1.05 * size_in
+    out = pydicom.dcmread(tmp_path / "out" / f.output)
+    assert out.file_meta.TransferSyntaxUID == JPEGBaseline8Bit and out.PhotometricInterpretation == "YBR_FULL_422"
+    assert (tmp_path / "out" / f.output).stat().st_size <= 1.05 * (tmp_path / "in" / "us.dcm").stat().st_size

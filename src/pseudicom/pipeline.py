@@ -800,7 +800,7 @@ def _clean_pixels(ds: pydicom.Dataset, deid: Deidentifier) -> list[dict]:
     covered = False
     if matching:
         report = pixels.redact(ds, matching, lossy=recipe.pixels.get("lossy", "uncompressed"))
-        boxes += [{"rule": ", ".join(report.rules_applied), "box": list(box)} for box in report.boxes]
+        boxes += report.box_records()   # rule, box; how the pixels changed; the MCU-grown box on JPEG
         covered = report.covered   # e.g. keep_only without ultrasound regions covers nothing
         if covered:
             done.add(ProfileOption.CLEAN_PIXEL_DATA)

@@ -297,6 +297,16 @@ class RedactionReport:
         "The report as plain data."
         return asdict(self)
 
+    def box_records(self) -> list[dict[str, Any]]:
+        "Per box, for a run report: rule(s), box, how the pixels changed, Pixel Data bytes before/after, box as blanked."
+        out = []
+        for box, filled in zip(self.boxes, self.filled_boxes or self.boxes):
+            rec: dict[str, Any] = {"rule": ", ".join(self.rules_applied), "box": list(box)}
+            if self.method: rec.update(pixels=self.method, pixel_bytes=[self.pixel_bytes_in, self.pixel_bytes_out])
+            if tuple(filled) != tuple(box): rec["blanked"] = list(filled)
+            out.append(rec)
+        return out
+
 # %% ../../nbs/10_pixels.ipynb #914c9b2f
 def _masks(ds: Dataset, rules: Sequence[PixelRule], report: RedactionReport) -> list[tuple[np.ndarray, Any, list | None]]:
     "One (mask, fill, boxes) per rule that fills something; boxes is None when the mask is not just boxes."
