@@ -479,6 +479,7 @@ class _JpegHeader:
     components: tuple[tuple[int, int, int, int], ...]  # (id, h, v, quantization table) per component
     dc_quant: tuple[tuple[int, int], ...]              # (table, DC quantizer) pairs
     colour: str                                        # "GREY", "YCbCr" or "RGB", as libjpeg reads the markers
+    marked: bool = False                               # a JFIF or Adobe marker says so (else libjpeg guesses from ids)
 
 _SOF_SEQUENTIAL = (0xC0, 0xC1)                         # Baseline, Extended sequential (Huffman)
 _STANDALONE = frozenset({0x01, *range(0xD0, 0xD9)})    # TEM, RSTn, SOI: markers without a length
@@ -491,21 +492,31 @@ def _jpeg_colour(components: tuple, jfif: bool, adobe: int | None) -> str:
     if adobe is not None: return "RGB" if adobe == 0 else "YCbCr"
     return "RGB" if tuple(c[0] for c in components) == (82, 71, 66) else "YCbCr"
 
+def _header_segments(
+    frame: bytes,  # one JPEG codestream (a DICOM frame)
+) -> tuple[list[tuple[int, int, int]], int]:  # (marker, start, end) of each segment before the first scan; where SOS starts
+    "The marker segments of a JPEG frame up to its first scan (SOS)."
+    if frame[:2] != b"\xff\xd8": raise DicomValueError("the frame does not start with a JPEG SOI marker (FFD8)")
+    i, out = 2, []
+    while i + 4 <= len(frame):
+        if frame[i] != 0xFF: raise DicomValueError(f"JPEG marker expected at byte {i} of the frame")
+        marker = frame[i + 1]
+        if marker == 0xFF or marker in _STANDALONE:   # a fill byte, or a marker without a length
+            i += 1 if marker == 0xFF else 2
+            continue
+        if marker == 0xDA: return out, i
+        end = i + 2 + int.from_bytes(frame[i + 2:i + 4], "big")
+        out.append((marker, i, end))
+        i = end
+    raise DicomValueError("no JPEG scan (SOS) in the frame")
+
 def _jpeg_header(
     frame: bytes,  # one JPEG codestream (a DICOM frame)
 ) -> _JpegHeader:
     "Read the markers of one JPEG frame up to its first scan; DicomValueError when it is not sequential DCT."
-    if frame[:2] != b"\xff\xd8": raise DicomValueError("the frame does not start with a JPEG SOI marker (FFD8)")
-    i, sof, quant, jfif, adobe = 2, None, {}, False, None
-    while i + 4 <= len(frame):
-        if frame[i] != 0xFF: raise DicomValueError(f"JPEG marker expected at byte {i} of the frame")
-        marker = frame[i + 1]
-        if marker == 0xFF or marker in _STANDALONE:
-            i += 1 if marker == 0xFF else 2
-            continue
-        length = int.from_bytes(frame[i + 2:i + 4], "big")
-        seg = frame[i + 4:i + 2 + length]
-        if marker == 0xDA: break
+    sof, quant, jfif, adobe = None, {}, False, None
+    for marker, start, end in _header_segments(frame)[0]:
+        seg = frame[start + 4:end]
         if marker == 0xDB:
             j = 0
             while j < len(seg):
@@ -519,11 +530,11 @@ def _jpeg_header(
             sof = (seg[0], int.from_bytes(seg[3:5], "big"), int.from_bytes(seg[1:3], "big"), comps)
         elif marker == 0xE0 and seg[:5] == b"JFIF\x00": jfif = True
         elif marker == 0xEE and seg[:5] == b"Adobe" and len(seg) >= 12: adobe = seg[11]
-        i += 2 + length
     if sof is None: raise DicomValueError("no JPEG frame header (SOF) before the first scan")
     missing = {c[3] for c in sof[3]} - set(quant)
     if missing: raise DicomValueError(f"JPEG quantization table(s) {sorted(missing)} not defined before the first scan")
-    return _JpegHeader(sof[0], sof[1], sof[2], sof[3], tuple(sorted(quant.items())), _jpeg_colour(sof[3], jfif, adobe))
+    return _JpegHeader(sof[0], sof[1], sof[2], sof[3], tuple(sorted(quant.items())), _jpeg_colour(sof[3], jfif, adobe),
+                       jfif or adobe is not None)
 
 # %% ../../nbs/10_pixels.ipynb #e9253f62
 class _Region(ctypes.Structure):
@@ -584,6 +595,18 @@ def _transform(
     finally:
         if out: lib.tjFree(out)
         lib.tjDestroy(handle)
+
+def _with_markers_of(
+    original: bytes,  # the frame as it was
+    out: bytes,       # libjpeg-turbo's transcoding of it
+) -> bytes:           # `out` with the APPn and COM segments of `original`, in their order
+    "Put back the original's application markers: libjpeg writes a JFIF or Adobe marker of its own, which some decoders read as a colour transform."
+    own = lambda m: 0xE0 <= m <= 0xEF or m == 0xFE   # APP0-APP15, COM
+    segments, sos = _header_segments(out)
+    apps = [original[s:e] for m, s, e in _header_segments(original)[0] if own(m)]
+    rest = [out[s:e] for m, s, e in segments if not own(m)]
+    return b"\xff\xd8" + b"".join(apps) + b"".join(rest) + out[sos:]
+
 
 # %% ../../nbs/10_pixels.ipynb #43b3f340
 @dataclass(frozen=True)
@@ -650,7 +673,8 @@ def _mcu_mask(mask: np.ndarray, grid: BlockGrid) -> np.ndarray:
 def _component_fill(ds: Dataset, header: _JpegHeader, fill: int | tuple[int, ...]) -> list[int]:
     "The sample value of `fill` in each JPEG component (what a decoder gives before any colour conversion)."
     pi = str(ds.PhotometricInterpretation).strip()
-    space = pi if header.colour == "GREY" else "YBR_FULL" if pi.startswith("YBR") or header.colour == "YCbCr" else "RGB"
+    ycc = pi.startswith("YBR") or (header.colour == "YCbCr" and (header.marked or pi != "RGB"))   # unmarked RGB: as pydicom
+    space = pi if header.colour == "GREY" else "YBR_FULL" if ycc else "RGB"
     return [int(v) for v in _fill_values(space, len(header.components), header.precision, False, fill, ds)]
 
 def _block_rows(ds: Dataset, header: _JpegHeader, masks) -> list[dict[int, tuple[np.ndarray, np.ndarray]]]:
@@ -701,7 +725,7 @@ def _redact_blocks(ds: Dataset, masks, sel: list[int], report: RedactionReport) 
                 return f"frame {i} has another geometry or sampling than frame {sel[0]}"
             key = (header.dc_quant, header.colour)
             if key not in plans: plans[key] = _block_rows(ds, header, masks)
-            out = _transform(data, plans[key])
+            out = _with_markers_of(data, _transform(data, plans[key]))
             frames[i] = (out + b"\x00" if len(out) % 2 else out,)   # fragments have even length
     except DicomValueError as e:
         return str(e)
