@@ -548,7 +548,7 @@ _Transform._fields_ = [("r", _Region), ("op", ctypes.c_int), ("options", ctypes.
                        ("customFilter", _FILTER)]
 _TURBOJPEG_NAMES = ("libturbojpeg.so.0", "libturbojpeg.so", "libturbojpeg.dylib", "turbojpeg.dll")
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _turbojpeg() -> ctypes.CDLL | None:
     "libjpeg-turbo's TurboJPEG library, or None when it is not installed."
     for name in (ctypes.util.find_library("turbojpeg"), *_TURBOJPEG_NAMES):
