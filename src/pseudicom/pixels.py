@@ -10,7 +10,9 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import shutil
 import struct
+import subprocess
 from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
@@ -607,6 +609,21 @@ def _with_markers_of(
     rest = [out[s:e] for m, s, e in segments if not own(m)]
     return b"\xff\xd8" + b"".join(apps) + b"".join(rest) + out[sos:]
 
+@functools.cache
+def _jpegtran() -> str | None:
+    "libjpeg-turbo's jpegtran (Debian: libjpeg-turbo-progs), or None."
+    return shutil.which("jpegtran")
+
+def _optimized(
+    jpeg: bytes,  # a transcoded frame (standard Huffman tables)
+) -> bytes:       # the same coefficients with optimized Huffman tables, or `jpeg` when jpegtran is missing or fails
+    "`jpeg` with Huffman tables optimized by `jpegtran -optimize` (lossless: the coefficients stay)."
+    exe = _jpegtran()
+    if exe is None: return jpeg
+    done = subprocess.run([exe, "-optimize", "-copy", "all"], input=jpeg, capture_output=True, timeout=120)
+    ok = done.returncode == 0 and done.stdout[:2] == b"\xff\xd8" and len(done.stdout) < len(jpeg)
+    return done.stdout if ok else jpeg
+
 
 # %% ../../nbs/10_pixels.ipynb #43b3f340
 @dataclass(frozen=True)
@@ -713,6 +730,7 @@ def _redact_blocks(ds: Dataset, masks, sel: list[int], report: RedactionReport) 
     if int(ds.get("PixelRepresentation", 0) or 0): return "PixelRepresentation 1 (signed samples) in a JPEG frame"
     frames, ext, has_bot = _fragmented(ds)
     plans: dict = {}
+    grew = 0
     try:
         first = _jpeg_header(b"".join(frames[sel[0]]))
         if first.precision != 8: return f"{first.precision}-bit JPEG: libjpeg-turbo transcodes 8-bit JPEG only"
@@ -725,7 +743,10 @@ def _redact_blocks(ds: Dataset, masks, sel: list[int], report: RedactionReport) 
                 return f"frame {i} has another geometry or sampling than frame {sel[0]}"
             key = (header.dc_quant, header.colour)
             if key not in plans: plans[key] = _block_rows(ds, header, masks)
-            out = _with_markers_of(data, _transform(data, plans[key]))
+            out = _transform(data, plans[key])
+            if len(out) > len(data): out = _optimized(out)   # the input's Huffman tables were optimized
+            out = _with_markers_of(data, out)
+            grew += len(out) > len(data)
             frames[i] = (out + b"\x00" if len(out) % 2 else out,)   # fragments have even length
     except DicomValueError as e:
         return str(e)
@@ -733,6 +754,9 @@ def _redact_blocks(ds: Dataset, masks, sel: list[int], report: RedactionReport) 
     grid, cols, rows = _grid(first), int(ds.Columns), int(ds.Rows)
     report.filled_boxes = [grid.grow(b, cols, rows) for b in report.boxes]
     if report.kept_regions: report.notes.append("keep_only: MCUs that straddle a region's edge were blanked whole")
+    if grew and _jpegtran() is None:
+        report.notes.append(f"{grew} frame(s) grew: their Huffman tables were optimized and jpegtran is not installed "
+                            "to optimize the new ones (Debian/Ubuntu: apt-get install libjpeg-turbo-progs)")
     return None
 
 # %% ../../nbs/10_pixels.ipynb #2d9a8fac
