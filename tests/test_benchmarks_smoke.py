@@ -38,3 +38,12 @@ def test_bench_detect_prints_both_modes_on_both_corpora(tmp_path):
     for line in ("real files (real12, 12 files): header-only", "CT slices (ct12, 12 files): header-only", "detect / header-only",
                  "detect on CT slices: 12 written, 0 quarantined, 0 failed, 0 written with detected boxes"):
         assert line in out, f"no '{line}' line:\n{out}"
+
+
+def test_bench_jpeg_blocks_prints_block_path_and_decode():
+    proc = subprocess.run([sys.executable, str(BENCH / "bench_jpeg_blocks.py"), "--frames", "3", "--repeat", "1"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    for line in ("redact, block path", "decode only, pydicom pixel_array", "decode only, libjpeg-turbo", "method blocks",
+                 "transfer syntax JPEG Baseline"):
+        assert line in proc.stdout, f"no '{line}' line:\n{proc.stdout}"

@@ -26,6 +26,7 @@ from pydicom.uid import (
     RLELossless,
 )
 
+from pseudicom import pixels
 from pseudicom.pixels import PixelRule, mark_clean, redact
 
 BOX = (4, 6, 30, 18)   # x0, y0, x1, y1 (exclusive)
@@ -137,8 +138,8 @@ CASES = {
     "JPEG2000Lossless-s16": (lambda: compressed(JPEG2000Lossless, bits_stored=16, signed=1), "uncompressed", True, JPEG2000Lossless),
     "JPEG2000Lossless-YBR_RCT": (lambda: _testfile("GDCMJ2K_TextGBR.dcm"), "uncompressed", True, JPEG2000Lossless),
     "JPEGLosslessSV1-RGB": (lambda: _testfile("SC_rgb_jpeg_gdcm.dcm"), "uncompressed", True, ExplicitVRLittleEndian),
-    "JPEGBaseline8Bit-YBR_FULL_422": (jpeg_baseline, "uncompressed", False, ExplicitVRLittleEndian),
-    "JPEGBaseline8Bit-reencode": (jpeg_baseline, "reencode", False, ExplicitVRLittleEndian),
+    "JPEGBaseline8Bit-YBR_FULL_422": (jpeg_baseline, "uncompressed", False, JPEGBaseline8Bit),   # block by block (issue 20)
+    "JPEGBaseline8Bit-reencode": (jpeg_baseline, "reencode", False, JPEGBaseline8Bit),
     "JPEGExtended12Bit": (lambda: _testfile("JPGExtended.dcm"), "uncompressed", False, ExplicitVRLittleEndian),
     "JPEGLSNearLossless-uncompressed": (lambda: compressed(JPEGLSNearLossless, jls_error=2), "uncompressed", False, ExplicitVRLittleEndian),
     "JPEGLSNearLossless-reencode": (lambda: compressed(JPEGLSNearLossless, jls_error=2), "reencode", False, JPEGLSNearLossless),
@@ -223,7 +224,17 @@ def test_redact_roundtrip(case: str, tmp_path: Path) -> None:
     mask = _box_mask((rows, cols), BOX)
     inside, outside = after[:, mask], after[:, ~mask]
     exact = lossless or (ts_out == ExplicitVRLittleEndian)
-    if exact:
+    if report.method == "blocks":
+        # JPEG redacted in the DCT domain: the box is black; outside the MCU-grown box (and the one pixel of
+        # chroma interpolation beyond it) every pixel decodes exactly as before; no new lossy step recorded
+        (x0, y0, x1, y1), = report.filled_boxes
+        assert x0 <= BOX[0] and y0 <= BOX[1] and x1 >= BOX[2] and y1 >= BOX[3]
+        assert (inside == _black(out)).all(), np.unique(inside)
+        ring = _box_mask((rows, cols), (max(0, x0 - 1), max(0, y0 - 1), x1 + 1, y1 + 1))
+        assert np.array_equal(after[:, ~ring], before[:, ~ring])
+        assert out.PhotometricInterpretation == "YBR_FULL_422" and not report.decompressed
+        assert out.LossyImageCompressionMethod == "ISO_10918_1"
+    elif exact:
         # constant black inside the box in every frame; outside equal to the (decoded) original
         assert (inside == _black(out)).all(), np.unique(inside)
         assert np.array_equal(outside, before[:, ~mask])
@@ -255,15 +266,29 @@ def test_lossy_history_appended_on_reencode() -> None:
     assert len(ds.LossyImageCompressionRatio) == 2 and float(ds.LossyImageCompressionRatio[1]) > 1
 
 
-def test_lossy_uncompressed_keeps_history() -> None:
+def test_lossy_uncompressed_keeps_history(monkeypatch) -> None:
+    # issue 20: JPEG Baseline is now redacted block by block; the decode path is what runs without libjpeg-turbo
+    monkeypatch.setattr(pixels, "_turbojpeg", lambda: None)
     ds = _roundtrip(jpeg_baseline())
     ratio, method = ds.LossyImageCompressionRatio, ds.LossyImageCompressionMethod
     report = redact(ds, [PixelRule("b", [BOX], {})])
     assert (ds.LossyImageCompression, ds.LossyImageCompressionRatio, ds.LossyImageCompressionMethod) == ("01", ratio, method)
     assert ds.PhotometricInterpretation == "RGB" and any("YBR_FULL_422 -> RGB" in n for n in report.notes)
+    assert any("libturbojpeg0" in n for n in report.notes) and report.method == "uncompressed"
 
 
-def test_jpeg_baseline_reencode_falls_back_and_says_so() -> None:
+def test_jpeg_baseline_blocks_keep_history() -> None:
+    "Block redaction adds no lossy step: syntax, photometric interpretation and lossy history stay as they were."
+    ds = _roundtrip(jpeg_baseline())
+    ratio, method = ds.LossyImageCompressionRatio, ds.LossyImageCompressionMethod
+    report = redact(ds, [PixelRule("b", [BOX], {})])
+    assert report.method == "blocks" and ds.file_meta.TransferSyntaxUID == JPEGBaseline8Bit
+    assert (ds.LossyImageCompression, ds.LossyImageCompressionRatio, ds.LossyImageCompressionMethod) == ("01", ratio, method)
+    assert ds.PhotometricInterpretation == "YBR_FULL_422"
+
+
+def test_jpeg_baseline_reencode_falls_back_and_says_so(monkeypatch) -> None:
+    monkeypatch.setattr(pixels, "_turbojpeg", lambda: None)   # issue 20: the fallback runs without libjpeg-turbo
     ds = _roundtrip(jpeg_baseline())
     report = redact(ds, [PixelRule("b", [BOX], {})], lossy="reencode")
     assert not report.reencoded and report.decompressed

@@ -805,7 +805,7 @@ def _clean_pixels(ds: pydicom.Dataset, deid: Deidentifier) -> list[dict]:
     covered = False
     if matching:
         report = pixels.redact(ds, matching, lossy=recipe.pixels.get("lossy", "uncompressed"))
-        boxes += [{"rule": ", ".join(report.rules_applied), "box": list(box)} for box in report.boxes]
+        boxes += report.box_records()   # rule, box; how the pixels changed; the MCU-grown box on JPEG
         covered = report.covered   # e.g. keep_only without ultrasound regions covers nothing
         if covered:
             done.add(ProfileOption.CLEAN_PIXEL_DATA)
@@ -843,10 +843,12 @@ def _detect_text(ds: Dataset, recipe: Recipe, risk: str | None, done: set) -> li
             f"--burned-in detect could not decode the pixels to look for burned-in text ({type(e).__name__}: {e}). "
             "Install a decoder for this transfer syntax (e.g. pip install pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg), "
             "or run without --burned-in detect (files that no header flags are then written unscreened).") from None
+    blanked: dict = {}   # box -> the box as blanked (grown to whole blocks on JPEG Baseline)
     if found:
         rule = pixels.PixelRule("detected", tuple(tuple(int(v) for v in s.box) for s in found), {})
         try:
-            pixels.redact(ds, [rule], lossy=recipe.pixels.get("lossy", "uncompressed"))
+            report = pixels.redact(ds, [rule], lossy=recipe.pixels.get("lossy", "uncompressed"))
+            blanked = {tuple(b): list(g) for b, g in zip(report.boxes, report.filled_boxes) if tuple(b) != tuple(g)}
         except Exception as e:
             raise BurnedInAnnotationError(
                 f"--burned-in detect found {len(found)} text region(s) but could not redact them ({type(e).__name__}: {e}); "
@@ -855,7 +857,9 @@ def _detect_text(ds: Dataset, recipe: Recipe, risk: str | None, done: set) -> li
         done.add(ProfileOption.CLEAN_PIXEL_DATA)
         pixels.mark_clean(ds)
     name = "detected" if risk else "detected (text screen)"
-    return [{"rule": name, "box": [int(v) for v in s.box], "score": round(float(s.score), 3)} for s in found]
+    return [{"rule": name, "box": [int(v) for v in s.box], "score": round(float(s.score), 3),
+             **({"blanked": blanked[tuple(int(v) for v in s.box)]} if tuple(int(v) for v in s.box) in blanked else {})}
+            for s in found]
 
 # %% ../../nbs/08_pipeline.ipynb #91c65492
 _ENCODING_ONLY = frozenset((0x00280004, 0x00280006, 0x7FE00010, 0xFFFCFFFC))   # how pixels are encoded, and padding

@@ -7,7 +7,12 @@ Docs: https://pseudicom.github.io/pseudicom/pixels.html.md"""
 # %% ../../nbs/10_pixels.ipynb #e1424899
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
+import shutil
 import struct
+import subprocess
 from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
@@ -28,7 +33,7 @@ from .errors import DicomValueError, RecipeError, did_you_mean
 
 # %% auto #0
 __all__ = ['INSTANCE_DIGEST', 'instance_digest', 'PixelRule', 'ultrasound_regions', 'pixel_text_risk', 'pixel_kind',
-           'risk_filter', 'RedactionReport', 'redact', 'mark_clean', 'remove_overlays']
+           'risk_filter', 'RedactionReport', 'BlockGrid', 'block_grid', 'redact', 'mark_clean', 'remove_overlays']
 
 # %% ../../nbs/10_pixels.ipynb #201477e2
 _KEEP_ONLY = (None, "ultrasound_regions")
@@ -285,10 +290,24 @@ class RedactionReport:
     covered: bool = False                                           # a rule covered this file: `mark_clean` is justified
     changed: bool = False                                           # pixel data or header was modified
     notes: list[str] = field(default_factory=list)                  # why things happened, in words
+    method: str = ""            # how: "native", "blocks" (JPEG DCT domain), "reencode", "uncompressed"; "" = unchanged
+    filled_boxes: list[tuple[int, int, int, int]] = field(default_factory=list)  # `boxes` as blanked (MCU-grown on "blocks")
+    pixel_bytes_in: int = 0     # length of Pixel Data before
+    pixel_bytes_out: int = 0    # length of Pixel Data after
 
     def to_dict(self) -> dict[str, Any]:
         "The report as plain data."
         return asdict(self)
+
+    def box_records(self) -> list[dict[str, Any]]:
+        "Per box, for a run report: rule(s), box, how the pixels changed, Pixel Data bytes before/after, box as blanked."
+        out = []
+        for box, filled in zip(self.boxes, self.filled_boxes or self.boxes):
+            rec: dict[str, Any] = {"rule": ", ".join(self.rules_applied), "box": list(box)}
+            if self.method: rec.update(pixels=self.method, pixel_bytes=[self.pixel_bytes_in, self.pixel_bytes_out])
+            if tuple(filled) != tuple(box): rec["blanked"] = list(filled)
+            out.append(rec)
+        return out
 
 # %% ../../nbs/10_pixels.ipynb #914c9b2f
 def _masks(ds: Dataset, rules: Sequence[PixelRule], report: RedactionReport) -> list[tuple[np.ndarray, Any, list | None]]:
@@ -383,6 +402,7 @@ def _redact_native(ds: Dataset, masks, frames: Sequence[int] | None) -> int:
 # %% ../../nbs/10_pixels.ipynb #f2509a25
 _LOSSLESS = frozenset({RLELossless, JPEGLossless, JPEGLosslessSV1, JPEGLSLossless, JPEG2000Lossless,
                        HTJ2KLossless, HTJ2KLosslessRPCL})
+_BLOCK_SYNTAXES = frozenset({JPEGBaseline8Bit, JPEGExtended12Bit})   # redacted block by block when 8-bit
 _LOSSY_METHOD = {JPEGBaseline8Bit: "ISO_10918_1", JPEGExtended12Bit: "ISO_10918_1", JPEGLSNearLossless: "ISO_14495_1",
                  JPEG2000: "ISO_15444_1", HTJ2K: "ISO_15444_15"}
 
@@ -415,11 +435,7 @@ def _encapsulate_frames(frames: list[tuple[bytes, ...]], has_bot: bool) -> bytes
 def _reencode(ds: Dataset, ts: UID, masks, sel: list[int], lossy_step: bool, report: RedactionReport) -> None:
     "Decode, redact and re-encode the frames in `sel`; other frames keep their fragments. Raises on failure."
     nf = int(ds.get("NumberOfFrames", 1) or 1)
-    ext = None
-    if "ExtendedOffsetTable" in ds and "ExtendedOffsetTableLengths" in ds:
-        ext = (ds.ExtendedOffsetTable, ds.ExtendedOffsetTableLengths)
-    frames = list(generate_fragmented_frames(ds.PixelData, number_of_frames=nf, extended_offsets=ext))
-    has_bot = bool(parse_basic_offsets(ds.PixelData)) if ext is None else False
+    frames, ext, has_bot = _fragmented(ds)
     dec, enc = get_decoder(ts), _encoder(ts)
     pi_ds = str(ds.PhotometricInterpretation).strip()
     spp, bs, signed = int(ds.SamplesPerPixel), int(ds.BitsStored), bool(int(ds.PixelRepresentation))
@@ -441,13 +457,7 @@ def _reencode(ds: Dataset, ts: UID, masks, sel: list[int], lossy_step: bool, rep
         if len(data) % 2: data += b"\x00"   # fragments have even length
         frames[i] = (data,)
         new_len += len(data)
-    if ext is not None:
-        pd, eot, eotl = encapsulate_extended([b"".join(f) for f in frames])
-        ds.PixelData, ds.ExtendedOffsetTable, ds.ExtendedOffsetTableLengths = pd, eot, eotl
-    else:
-        ds.PixelData = _encapsulate_frames(frames, has_bot)
-    ds["PixelData"].VR = "OB"
-    ds["PixelData"].is_undefined_length = True
+    _put_frames(ds, frames, ext, has_bot)
     report.reencoded = True
     if lossy_step:
         ratio = raw_bytes * len(sel) / max(1, new_len)
@@ -461,13 +471,312 @@ def _append_lossy(ds: Dataset, ratio: float, method: str) -> None:
     ds.LossyImageCompressionRatio = _as_list(ds.get("LossyImageCompressionRatio")) + [f"{ratio:.4g}"[:16]]
     ds.LossyImageCompressionMethod = _as_list(ds.get("LossyImageCompressionMethod")) + [method]
 
+# %% ../../nbs/10_pixels.ipynb #3069db46
+@dataclass(frozen=True)
+class _JpegHeader:
+    "What the markers before a JPEG frame's first scan say: geometry, sampling, DC quantizers, colour space."
+    precision: int                                     # bits per sample (8 or 12)
+    columns: int                                       # frame width in pixels
+    rows: int                                          # frame height in pixels
+    components: tuple[tuple[int, int, int, int], ...]  # (id, h, v, quantization table) per component
+    dc_quant: tuple[tuple[int, int], ...]              # (table, DC quantizer) pairs
+    colour: str                                        # "GREY", "YCbCr" or "RGB", as libjpeg reads the markers
+    marked: bool = False                               # a JFIF or Adobe marker says so (else libjpeg guesses from ids)
+
+_SOF_SEQUENTIAL = (0xC0, 0xC1)                         # Baseline, Extended sequential (Huffman)
+_STANDALONE = frozenset({0x01, *range(0xD0, 0xD9)})    # TEM, RSTn, SOI: markers without a length
+
+def _jpeg_colour(components: tuple, jfif: bool, adobe: int | None) -> str:
+    "The colour space libjpeg assumes (jdapimin.c): JFIF means YCbCr, then Adobe's transform, then component ids."
+    if len(components) == 1: return "GREY"
+    if len(components) != 3: raise DicomValueError(f"{len(components)} JPEG components: only 1 or 3 can be blanked")
+    if jfif: return "YCbCr"
+    if adobe is not None: return "RGB" if adobe == 0 else "YCbCr"
+    return "RGB" if tuple(c[0] for c in components) == (82, 71, 66) else "YCbCr"
+
+def _header_segments(
+    frame: bytes,  # one JPEG codestream (a DICOM frame)
+) -> tuple[list[tuple[int, int, int]], int]:  # (marker, start, end) of each segment before the first scan; where SOS starts
+    "The marker segments of a JPEG frame up to its first scan (SOS)."
+    if frame[:2] != b"\xff\xd8": raise DicomValueError("the frame does not start with a JPEG SOI marker (FFD8)")
+    i, out = 2, []
+    while i + 4 <= len(frame):
+        if frame[i] != 0xFF: raise DicomValueError(f"JPEG marker expected at byte {i} of the frame")
+        marker = frame[i + 1]
+        if marker == 0xFF or marker in _STANDALONE:   # a fill byte, or a marker without a length
+            i += 1 if marker == 0xFF else 2
+            continue
+        if marker == 0xDA: return out, i
+        end = i + 2 + int.from_bytes(frame[i + 2:i + 4], "big")
+        out.append((marker, i, end))
+        i = end
+    raise DicomValueError("no JPEG scan (SOS) in the frame")
+
+def _jpeg_header(
+    frame: bytes,  # one JPEG codestream (a DICOM frame)
+) -> _JpegHeader:
+    "Read the markers of one JPEG frame up to its first scan; DicomValueError when it is not sequential DCT."
+    sof, quant, jfif, adobe = None, {}, False, None
+    for marker, start, end in _header_segments(frame)[0]:
+        seg = frame[start + 4:end]
+        if marker == 0xDB:
+            j = 0
+            while j < len(seg):
+                wide = seg[j] >> 4
+                quant[seg[j] & 15] = int.from_bytes(seg[j + 1:j + 3], "big") if wide else seg[j + 1]
+                j += 1 + 64 * (1 + wide)
+        elif 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            if marker not in _SOF_SEQUENTIAL:
+                raise DicomValueError(f"JPEG frame marker FF{marker:02X} is not sequential DCT with Huffman coding")
+            comps = tuple((seg[6 + 3 * k], seg[7 + 3 * k] >> 4, seg[7 + 3 * k] & 15, seg[8 + 3 * k]) for k in range(seg[5]))
+            sof = (seg[0], int.from_bytes(seg[3:5], "big"), int.from_bytes(seg[1:3], "big"), comps)
+        elif marker == 0xE0 and seg[:5] == b"JFIF\x00": jfif = True
+        elif marker == 0xEE and seg[:5] == b"Adobe" and len(seg) >= 12: adobe = seg[11]
+    if sof is None: raise DicomValueError("no JPEG frame header (SOF) before the first scan")
+    missing = {c[3] for c in sof[3]} - set(quant)
+    if missing: raise DicomValueError(f"JPEG quantization table(s) {sorted(missing)} not defined before the first scan")
+    return _JpegHeader(sof[0], sof[1], sof[2], sof[3], tuple(sorted(quant.items())), _jpeg_colour(sof[3], jfif, adobe),
+                       jfif or adobe is not None)
+
+# %% ../../nbs/10_pixels.ipynb #e9253f62
+class _Region(ctypes.Structure):
+    _fields_ = [("x", ctypes.c_int), ("y", ctypes.c_int), ("w", ctypes.c_int), ("h", ctypes.c_int)]
+
+class _Transform(ctypes.Structure): pass
+
+_FILTER = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), _Region, _Region, ctypes.c_int, ctypes.c_int,
+                           ctypes.POINTER(_Transform))
+_Transform._fields_ = [("r", _Region), ("op", ctypes.c_int), ("options", ctypes.c_int), ("data", ctypes.c_void_p),
+                       ("customFilter", _FILTER)]
+_TURBOJPEG_NAMES = ("libturbojpeg.so.0", "libturbojpeg.so", "libturbojpeg.dylib", "turbojpeg.dll")
+
+@functools.cache
+def _turbojpeg() -> ctypes.CDLL | None:
+    "libjpeg-turbo's TurboJPEG library, or None when it is not installed."
+    for name in (ctypes.util.find_library("turbojpeg"), *_TURBOJPEG_NAMES):
+        if not name: continue
+        try:
+            lib = ctypes.CDLL(name)
+        except OSError:
+            continue
+        lib.tjInitTransform.restype = ctypes.c_void_p
+        lib.tjTransform.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_int,
+                                    ctypes.POINTER(ctypes.POINTER(ctypes.c_ubyte)), ctypes.POINTER(ctypes.c_ulong),
+                                    ctypes.POINTER(_Transform), ctypes.c_int]
+        lib.tjFree.argtypes, lib.tjDestroy.argtypes = [ctypes.c_void_p], [ctypes.c_void_p]
+        lib.tjGetErrorStr2.argtypes, lib.tjGetErrorStr2.restype = [ctypes.c_void_p], ctypes.c_char_p
+        return lib
+    return None
+
+def _transform(
+    jpeg: bytes,                                                # one JPEG frame
+    rows: list[dict[int, tuple[np.ndarray, np.ndarray]]],       # per component: block row -> (block columns, DC values)
+) -> bytes:                                                     # the frame with those blocks blanked
+    "Transcode `jpeg` losslessly with libjpeg-turbo, blanking the listed blocks (AC = 0, DC as given)."
+    lib, failed = _turbojpeg(), []
+    def blank(coeffs, array_region, plane_region, component, transform_index, transform) -> int:
+        try:
+            hit = rows[component].get(array_region.y // 8)
+            if hit is not None:
+                blocks = np.ctypeslib.as_array(coeffs, shape=(array_region.w // 8, 64))
+                blocks[hit[0]] = 0
+                blocks[hit[0], 0] = hit[1]
+            return 0
+        except Exception as e:   # cannot cross into C: stop the transform, raise it below
+            failed.append(e)
+            return -1
+    callback = _FILTER(blank)
+    transform = _Transform(customFilter=callback)
+    handle, out, size = lib.tjInitTransform(), ctypes.POINTER(ctypes.c_ubyte)(), ctypes.c_ulong(0)
+    try:
+        rc = lib.tjTransform(handle, jpeg, len(jpeg), 1, ctypes.byref(out), ctypes.byref(size), ctypes.byref(transform), 0)
+        if failed: raise failed[0]
+        if rc != 0:   # an error, or a warning such as corrupt data: not trusted
+            raise DicomValueError(f"libjpeg-turbo: {lib.tjGetErrorStr2(handle).decode(errors='replace')}")
+        return ctypes.string_at(out, size.value)
+    finally:
+        if out: lib.tjFree(out)
+        lib.tjDestroy(handle)
+
+def _with_markers_of(
+    original: bytes,  # the frame as it was
+    out: bytes,       # libjpeg-turbo's transcoding of it
+) -> bytes:           # `out` with the APPn and COM segments of `original`, in their order
+    "Put back the original's application markers: libjpeg writes a JFIF or Adobe marker of its own, which some decoders read as a colour transform."
+    own = lambda m: 0xE0 <= m <= 0xEF or m == 0xFE   # APP0-APP15, COM
+    segments, sos = _header_segments(out)
+    apps = [original[s:e] for m, s, e in _header_segments(original)[0] if own(m)]
+    rest = [out[s:e] for m, s, e in segments if not own(m)]
+    return b"\xff\xd8" + b"".join(apps) + b"".join(rest) + out[sos:]
+
+@functools.cache
+def _jpegtran() -> str | None:
+    "libjpeg-turbo's jpegtran (Debian: libjpeg-turbo-progs), or None."
+    return shutil.which("jpegtran")
+
+def _optimized(
+    jpeg: bytes,  # a transcoded frame (standard Huffman tables)
+) -> bytes:       # the same coefficients with optimized Huffman tables, or `jpeg` when jpegtran is missing or fails
+    "`jpeg` with Huffman tables optimized by `jpegtran -optimize` (lossless: the coefficients stay)."
+    exe = _jpegtran()
+    if exe is None: return jpeg
+    done = subprocess.run([exe, "-optimize", "-copy", "all"], input=jpeg, capture_output=True, timeout=120)
+    ok = done.returncode == 0 and done.stdout[:2] == b"\xff\xd8" and len(done.stdout) < len(jpeg)
+    return done.stdout if ok else jpeg
+
+
+# %% ../../nbs/10_pixels.ipynb #43b3f340
+@dataclass(frozen=True)
+class BlockGrid:
+    "The MCU grid of a JPEG frame: redaction in the DCT domain blanks whole MCUs."
+    mcu_width: int     # MCU width in pixels (8 x the largest horizontal sampling factor)
+    mcu_height: int    # MCU height in pixels
+    margin_x: int = 0  # pixels of chroma interpolation across a vertical block edge (1 when subsampled across)
+    margin_y: int = 0  # the same across a horizontal block edge
+
+    def grow(
+        self,
+        box: Sequence[int],  # (x0, y0, x1, y1), x1/y1 exclusive
+        columns: int,        # image width
+        rows: int,           # image height
+    ) -> tuple[int, int, int, int]:  # the box that is blanked
+        "`box` widened by the chroma margin, grown to whole MCUs and clipped to the image."
+        mw, mh = self.mcu_width, self.mcu_height
+        x0, y0 = max(0, box[0] - self.margin_x) // mw * mw, max(0, box[1] - self.margin_y) // mh * mh
+        x1, y1 = -(-(box[2] + self.margin_x) // mw) * mw, -(-(box[3] + self.margin_y) // mh) * mh
+        return (x0, y0, min(columns, x1), min(rows, y1))
+
+def _grid(header: _JpegHeader) -> BlockGrid:
+    if len(header.components) == 1: return BlockGrid(8, 8)   # one component: one block per MCU
+    hmax, vmax = max(c[1] for c in header.components), max(c[2] for c in header.components)
+    return BlockGrid(8 * hmax, 8 * vmax, int(any(c[1] < hmax for c in header.components)),
+                     int(any(c[2] < vmax for c in header.components)))
+
+def _fragmented(ds: Dataset) -> tuple[list[tuple[bytes, ...]], tuple | None, bool]:
+    "Each frame's fragments, the Extended Offset Table (or None) and whether there is a Basic Offset Table."
+    ext = None
+    if "ExtendedOffsetTable" in ds and "ExtendedOffsetTableLengths" in ds:
+        ext = (ds.ExtendedOffsetTable, ds.ExtendedOffsetTableLengths)
+    nf = int(ds.get("NumberOfFrames", 1) or 1)
+    frames = list(generate_fragmented_frames(ds.PixelData, number_of_frames=nf, extended_offsets=ext))
+    return frames, ext, (bool(parse_basic_offsets(ds.PixelData)) if ext is None else False)
+
+def block_grid(
+    ds: Dataset,  # a dataset with pixel data
+) -> BlockGrid | None:  # None when `redact` would not redact `ds` block by block
+    "The block grid `redact` snaps boxes to in `ds` (JPEG Baseline/Extended, 8-bit), or None."
+    fm = getattr(ds, "file_meta", None)
+    if fm is None or UID(fm.get("TransferSyntaxUID", "")) not in _BLOCK_SYNTAXES or "PixelData" not in ds: return None
+    if _turbojpeg() is None: return None
+    try:
+        header = _jpeg_header(b"".join(_fragmented(ds)[0][0]))
+    except (DicomValueError, ValueError, IndexError):
+        return None
+    return _grid(header) if header.precision == 8 else None
+
+# %% ../../nbs/10_pixels.ipynb #4a42ac93
+def _mcu_mask(mask: np.ndarray, grid: BlockGrid) -> np.ndarray:
+    "The MCUs (rows, columns) that `mask` touches once widened by the grid's chroma margin."
+    m = mask.copy()
+    if grid.margin_x: m[:, 1:] |= mask[:, :-1]; m[:, :-1] |= mask[:, 1:]
+    if grid.margin_y:
+        wide = m.copy(); m[1:] |= wide[:-1]; m[:-1] |= wide[1:]
+    rows, cols = m.shape
+    ny, nx = -(-rows // grid.mcu_height), -(-cols // grid.mcu_width)
+    padded = np.zeros((ny * grid.mcu_height, nx * grid.mcu_width), bool)
+    padded[:rows, :cols] = m
+    return padded.reshape(ny, grid.mcu_height, nx, grid.mcu_width).any(axis=(1, 3))
+
+def _component_fill(ds: Dataset, header: _JpegHeader, fill: int | tuple[int, ...]) -> list[int]:
+    "The sample value of `fill` in each JPEG component (what a decoder gives before any colour conversion)."
+    pi = str(ds.PhotometricInterpretation).strip()
+    ycc = pi.startswith("YBR") or (header.colour == "YCbCr" and (header.marked or pi != "RGB"))   # unmarked RGB: as pydicom
+    space = pi if header.colour == "GREY" else "YBR_FULL" if ycc else "RGB"
+    return [int(v) for v in _fill_values(space, len(header.components), header.precision, False, fill, ds)]
+
+def _block_rows(ds: Dataset, header: _JpegHeader, masks) -> list[dict[int, tuple[np.ndarray, np.ndarray]]]:
+    "Per component: block row -> (block columns to blank, their DC coefficients), for `_transform`."
+    grid = _grid(header)
+    comps = header.components if len(header.components) > 1 else ((0, 1, 1, header.components[0][3]),)
+    hmax, vmax = max(c[1] for c in comps), max(c[2] for c in comps)
+    quant, centre = dict(header.dc_quant), 1 << (header.precision - 1)
+    mcus = [(_mcu_mask(mask, grid), _component_fill(ds, header, fill)) for mask, fill, _ in masks]
+    out = []
+    for k, (_, h, v, table) in enumerate(comps):
+        wb, hb = -(-header.columns * h // (8 * hmax)), -(-header.rows * v // (8 * vmax))
+        blank, dc = np.zeros((hb, wb), bool), np.zeros((hb, wb), np.int16)
+        for mcu, values in mcus:
+            blocks = np.repeat(np.repeat(mcu, v, axis=0), h, axis=1)[:hb, :wb]
+            blank |= blocks
+            dc[blocks] = max(-1024, min(1023, round((values[k] - centre) * 8 / quant[table])))
+        out.append({r: (np.flatnonzero(blank[r]), dc[r][blank[r]]) for r in range(hb) if blank[r].any()})
+    return out
+
+def _put_frames(ds: Dataset, frames: list[tuple[bytes, ...]], ext: tuple | None, has_bot: bool) -> None:
+    "Write per-frame fragments back as encapsulated Pixel Data, with the offset table the input had."
+    if ext is not None:
+        pd, eot, eotl = encapsulate_extended([b"".join(f) for f in frames])
+        ds.PixelData, ds.ExtendedOffsetTable, ds.ExtendedOffsetTableLengths = pd, eot, eotl
+    else:
+        ds.PixelData = _encapsulate_frames(frames, has_bot)
+    ds["PixelData"].VR = "OB"
+    ds["PixelData"].is_undefined_length = True
+
+# %% ../../nbs/10_pixels.ipynb #40036273
+def _redact_blocks(ds: Dataset, masks, sel: list[int], report: RedactionReport) -> str | None:
+    "Blank the MCUs under `masks` in the frames `sel` in the DCT domain: None when done, else why it could not."
+    if _turbojpeg() is None:
+        return "libjpeg-turbo's TurboJPEG library is not installed (Debian/Ubuntu: apt-get install libturbojpeg0)"
+    if int(ds.get("PixelRepresentation", 0) or 0): return "PixelRepresentation 1 (signed samples) in a JPEG frame"
+    frames, ext, has_bot = _fragmented(ds)
+    plans: dict = {}
+    grew = 0
+    try:
+        first = _jpeg_header(b"".join(frames[sel[0]]))
+        if first.precision != 8: return f"{first.precision}-bit JPEG: libjpeg-turbo transcodes 8-bit JPEG only"
+        if (first.columns, first.rows) != (int(ds.Columns), int(ds.Rows)):
+            return f"the JPEG frame is {first.columns}x{first.rows}, Columns x Rows say {ds.Columns}x{ds.Rows}"
+        for i in sel:
+            data = b"".join(frames[i])
+            header = _jpeg_header(data)
+            if (header.columns, header.rows, header.components) != (first.columns, first.rows, first.components):
+                return f"frame {i} has another geometry or sampling than frame {sel[0]}"
+            key = (header.dc_quant, header.colour)
+            if key not in plans: plans[key] = _block_rows(ds, header, masks)
+            out = _transform(data, plans[key])
+            if len(out) > len(data): out = _optimized(out)   # the input's Huffman tables were optimized
+            out = _with_markers_of(data, out)
+            grew += len(out) > len(data)
+            frames[i] = (out + b"\x00" if len(out) % 2 else out,)   # fragments have even length
+    except DicomValueError as e:
+        return str(e)
+    _put_frames(ds, frames, ext, has_bot)
+    grid, cols, rows = _grid(first), int(ds.Columns), int(ds.Rows)
+    report.filled_boxes = [grid.grow(b, cols, rows) for b in report.boxes]
+    if report.kept_regions: report.notes.append("keep_only: MCUs that straddle a region's edge were blanked whole")
+    if grew and _jpegtran() is None:
+        report.notes.append(f"{grew} frame(s) grew: their Huffman tables were optimized and jpegtran is not installed "
+                            "to optimize the new ones (Debian/Ubuntu: apt-get install libjpeg-turbo-progs)")
+    return None
+
 # %% ../../nbs/10_pixels.ipynb #2d9a8fac
 _LOSSY_MODES = ("uncompressed", "reencode")
+
+def _plan(ts: UID, lossy: str, report: RedactionReport) -> str:
+    "'reencode' or 'uncompressed' for encapsulated pixel data that is not redacted block by block."
+    enc = _encoder(ts)
+    if enc is not None and (ts in _LOSSLESS or lossy == "reencode"): return "reencode"
+    if ts in _LOSSLESS:
+        report.notes.append(f"no encoder for {ts.name} in pydicom: written as Explicit VR Little Endian (lossless)")
+    elif lossy == "reencode":
+        report.notes.append(f"re-encode unavailable: pydicom has no encoder for {ts.name}; "
+                            "written as Explicit VR Little Endian instead")
+    return "uncompressed"
 
 def redact(
     ds: Dataset,                          # the dataset to change in place (must have file_meta.TransferSyntaxUID)
     rules: Sequence[PixelRule],           # candidate rules; those whose `when` matches are applied
-    lossy: str = "uncompressed",          # lossy input: "uncompressed" (write Explicit VR LE) or "reencode"
+    lossy: str = "uncompressed",          # lossy input that cannot be redacted block by block: "uncompressed" or "reencode"
     frames: Sequence[int] | None = None,  # only these frame indices (default: every frame)
 ) -> RedactionReport:                     # what was done, for the audit log
     "Fill the boxes of every matching rule in every frame of `ds`, keeping the pixel data valid."
@@ -477,50 +786,39 @@ def redact(
     ts = UID(fm.TransferSyntaxUID) if fm is not None and "TransferSyntaxUID" in fm else None
     report = RedactionReport(transfer_syntax_in=str(ts or ""), transfer_syntax_out=str(ts or ""))
     matching = [r for r in rules if r.matches(ds)]
-    if not matching:
-        report.notes.append("no rule matches this file; pixel data unchanged")
-        return report
-    if "PixelData" not in ds:
-        report.notes.append("no PixelData (7FE0,0010); nothing to redact")
+    if not matching or "PixelData" not in ds:
+        report.notes.append("no PixelData (7FE0,0010); nothing to redact" if matching else "no rule matches this file; pixel data unchanged")
         return report
     if ts is None:
         raise DicomValueError("redact: the dataset has no file_meta TransferSyntaxUID (0002,0010); "
                               "read it with pydicom.dcmread or set ds.file_meta.TransferSyntaxUID")
     nf = int(ds.get("NumberOfFrames", 1) or 1)
-    report.number_of_frames = nf
+    report.number_of_frames, report.pixel_bytes_in = nf, len(ds.PixelData)
+    report.pixel_bytes_out = report.pixel_bytes_in
     masks = _masks(ds, matching, report)
-    if frames is not None and sorted({int(i) for i in frames if 0 <= int(i) < nf}) != list(range(nf)):
+    report.filled_boxes = list(report.boxes)
+    sel = list(range(nf)) if frames is None else sorted({int(i) for i in frames if 0 <= int(i) < nf})
+    if sel != list(range(nf)):
         report.covered = False
         report.notes.append("only some frames redacted: file not marked covered")
-    if not masks:
-        report.notes.append("the rules cover nothing inside the image; pixel data unchanged")
+    if not masks or not sel:
+        report.notes.append("the rules cover nothing inside the image; pixel data unchanged" if not masks
+                            else "no selected frame exists; pixel data unchanged")
         return report
-    sel = list(range(nf)) if frames is None else sorted({int(i) for i in frames if 0 <= int(i) < nf})
-    if not sel:
-        report.notes.append("no selected frame exists; pixel data unchanged")
-        return report
+    report.changed, report.frames_touched = True, len(sel)
     if not ts.is_encapsulated:
-        report.frames_touched = _redact_native(ds, masks, sel)
-        report.changed = True
+        _redact_native(ds, masks, sel)
+        report.method = "native"
         return report
-    lossless = ts in _LOSSLESS
-    enc = _encoder(ts)
-    if lossless and enc is not None:
-        plan = "reencode"
-    elif lossless:
-        plan = "uncompressed"
-        report.notes.append(f"no encoder for {ts.name} in pydicom: written as Explicit VR Little Endian (lossless)")
-    elif lossy == "reencode" and enc is not None:
-        plan = "reencode"
-    else:
-        plan = "uncompressed"
-        if lossy == "reencode":
-            report.notes.append(f"re-encode unavailable: pydicom has no encoder for {ts.name}; "
-                                "written as Explicit VR Little Endian instead")
-    if plan == "reencode":
+    why = _redact_blocks(ds, masks, sel, report) if ts in _BLOCK_SYNTAXES else "not JPEG Baseline/Extended"
+    if why is None:
+        report.method, report.pixel_bytes_out = "blocks", len(ds.PixelData)
+        return report
+    if ts in _BLOCK_SYNTAXES: report.notes.append(f"JPEG blocks not blanked in place ({why}): frames decoded instead")
+    if _plan(ts, lossy, report) == "reencode":
         try:
-            _reencode(ds, ts, masks, sel, not lossless, report)
-            report.frames_touched, report.changed = len(sel), True
+            _reencode(ds, ts, masks, sel, ts not in _LOSSLESS, report)
+            report.method, report.pixel_bytes_out = "reencode", len(ds.PixelData)
             return report
         except Exception as e:   # an encoder refusing this data: fall back to uncompressed, say why
             report.notes.append(f"re-encoding as {ts.name} failed ({type(e).__name__}: {e}); "
@@ -529,11 +827,12 @@ def redact(
     ds.decompress(as_rgb=True, generate_instance_uid=False)
     if "ExtendedOffsetTable" in ds: del ds.ExtendedOffsetTable
     if "ExtendedOffsetTableLengths" in ds: del ds.ExtendedOffsetTableLengths
-    if not lossless: ds.LossyImageCompression = "01"
+    if ts not in _LOSSLESS: ds.LossyImageCompression = "01"
     if str(ds.PhotometricInterpretation) != pi_before:
         report.notes.append(f"PhotometricInterpretation {pi_before} -> {ds.PhotometricInterpretation} (decoded to RGB)")
-    report.frames_touched = _redact_native(ds, masks, sel)
-    report.transfer_syntax_out, report.decompressed, report.changed = str(ds.file_meta.TransferSyntaxUID), True, True
+    _redact_native(ds, masks, sel)
+    report.transfer_syntax_out, report.decompressed = str(ds.file_meta.TransferSyntaxUID), True
+    report.method, report.pixel_bytes_out = "uncompressed", len(ds.PixelData)
     return report
 
 # %% ../../nbs/10_pixels.ipynb #bd0fc6a3

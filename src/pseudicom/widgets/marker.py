@@ -20,13 +20,13 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 
 from ..errors import RecipeError
-from ..pixels import INSTANCE_DIGEST, PixelRule, instance_digest, pixel_text_risk, redact
+from ..pixels import INSTANCE_DIGEST, PixelRule, block_grid, instance_digest, pixel_text_risk, redact
 from ..recipe import Recipe
 from .image import (RULE_COLOUR, SUGGESTION_COLOUR, display_frame, frame_png, n_frames,
                                      png_img_tag, suggested_boxes)
 
 # %% auto #0
-__all__ = ['SCOPES', 'clean_boxes', 'marker_rule', 'put_rule', 'redacted_preview', 'RegionMarker']
+__all__ = ['SCOPES', 'clean_boxes', 'marker_rule', 'put_rule', 'redacted_preview', 'blanked_boxes', 'RegionMarker']
 
 # %% ../../../nbs/20d_widgets_marker.ipynb #000cc0ba
 def clean_boxes(
@@ -88,6 +88,16 @@ def redacted_preview(
     if boxes: redact(work, [PixelRule("preview", tuple(tuple(int(v) for v in b) for b in boxes))], frames=[frame])
     return display_frame(work, frame)
 
+# %% ../../../nbs/20d_widgets_marker.ipynb #888efff4
+def blanked_boxes(
+    ds: Dataset,                     # the file the boxes are drawn on
+    boxes: Sequence[Sequence[int]],  # [x0, y0, x1, y1] boxes as drawn
+) -> list[list[int]]:                # the boxes as `pixels.redact` will blank them
+    "`boxes` grown to whole JPEG blocks when `ds` is redacted block by block (JPEG Baseline), else as drawn."
+    grid = block_grid(ds)
+    if grid is None: return [list(b) for b in boxes]
+    return [list(grid.grow(b, int(ds.Columns), int(ds.Rows))) for b in boxes]
+
 # %% ../../../nbs/20d_widgets_marker.ipynb #b9a0e1a2
 def _static(name: str) -> Path:
     "A file of pseudicom/static (the installed package's)."
@@ -112,6 +122,7 @@ class RegionMarker(anywidget.AnyWidget):
     rule_name = T.Unicode("marked regions").tag(sync=True) # the rule's name in the recipe
     preview = T.Bool(False).tag(sync=True)                 # show the redacted frame
     status = T.Unicode("").tag(sync=True)                  # one line for the user
+    blanked = T.List(T.List(T.Int())).tag(sync=True)       # the boxes as they will be blanked (grown to JPEG blocks)
 
     def __init__(self,
                  dataset: Dataset | str | os.PathLike | Sequence[Dataset | str | os.PathLike],  # a file, or a series (the first file is shown)
@@ -180,12 +191,14 @@ class RegionMarker(anywidget.AnyWidget):
         if self._loading: return
         n = len(self.boxes)
         where = "this file" if self.scope == "file" else "every file from this device with this geometry"
+        self.blanked = blanked_boxes(self.dataset, self.boxes)
+        grown = f"; JPEG blocks blanked whole: {self.blanked}" if self.blanked != self.boxes else ""
         if self.recipe is not None:
             if save: self.save()
-            self.status = (f"rule '{self.rule_name}' in recipe: {n} box(es), for {where}" if n
+            self.status = (f"rule '{self.rule_name}' in recipe: {n} box(es), for {where}{grown}" if n
                            else f"no boxes: rule '{self.rule_name}' not in the recipe. Drag on the image to mark a region.")
         else:
-            self.status = f"{n} box(es) for {where}; no recipe attached (use .save(recipe))"
+            self.status = f"{n} box(es) for {where}{grown}; no recipe attached (use .save(recipe))"
 
     def accept_suggestions(self, min_score: float = 0.5) -> None:
         "Add every detect suggestion scoring at least `min_score` to the boxes."
