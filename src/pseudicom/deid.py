@@ -22,6 +22,7 @@ from pydicom.tag import Tag
 
 import pseudicom
 from . import profile as _profile
+from . import spellings as _spellings
 from .errors import DicomValueError, QuarantineError, tag_str
 from .keys import Crosswalk, Key, date_offset_days, pseudo_id, remap_uid
 from .profile import Action, ProfileOption, compile_actions, method_codes
@@ -102,17 +103,8 @@ def _is_cjk(text: str) -> bool:
 def date_spellings(
     value: str,  # DICOM DA value, e.g. "19380819"
 ) -> list[str]:  # the same date as people write it
-    "Common written forms of a DICOM date: 19380819, 1938-08-19, 19.08.1938, 08/19/1938, 19/08/1938, 1938/08/19, 19-Aug-1938."
-    return list(_date_spellings(value))
-
-@functools.lru_cache(maxsize=4096)
-def _date_spellings(value: str) -> tuple[str, ...]:
-    try:
-        d = _dt.datetime.strptime(value.strip()[:8], "%Y%m%d").date()
-    except ValueError:
-        return ()
-    forms = [d.strftime(f) for f in ("%Y%m%d", "%Y-%m-%d", "%d.%m.%Y", "%m/%d/%Y", "%d/%m/%Y", "%Y/%m/%d", "%d-%b-%Y", "%d %b %Y", "%d.%m.%y")]
-    return tuple(dict.fromkeys(forms))
+    "Written forms of a DICOM date (19380819, 1938-08-19, 19.08.1938, 08/19/1938, 19/08/38, 19 Aug 1938, August 19, 1938, ...), from `pseudicom.spellings`."
+    return _spellings.date_spellings(value)
 
 def _name_strings(name: str) -> set[str]:
     "A person name's strings: the value, each group's components and their words, and family and given name in both orders."
@@ -124,7 +116,7 @@ def _name_strings(name: str) -> set[str]:
             out.update(re.split(r"[\s,]+", c))   # "van der Berg": "Berg" alone too
         family, given = (components + ["", ""])[:2]
         if family and given: out.update({f"{family} {given}", f"{given} {family}"})   # "Ng Bo" and "Bo Ng"
-    return out
+    return out | {f for s in out for f in _spellings.fold_ascii(s)}   # "Muellerwaesch" and "Mullerwasch" for "Müllerwäsch"
 
 def _worth_looking_for(s: str) -> bool:
     "Is `s` specific enough to look for: any CJK string, or a string with at least `_MIN_TOKEN` letters or digits."
@@ -155,13 +147,21 @@ _NOT_CJK_GAP = "\x00"   # what a CJK character becomes in the text Latin-script 
 def _piece(
     identifier: str,  # one identifying string
 ) -> str:             # its regular expression
-    "One identifying string as a regular expression: whole tokens only; a space stands for any run of spaces, commas or carets."
+    "One identifying string as a regular expression: whole tokens only; a space stands for any run of spaces, commas or carets; an ID may be written with spaces or dashes."
+    if _id_like(identifier):   # 'PID 360 7600' for '3607600', 'PID 0001' for 'PID-0001'
+        core = identifier.replace("-", "")
+        return f"(?<!{_WORD})" + r"[ \t-]?".join(re.escape(c) for c in core) + f"(?!{_WORD})"
     words = identifier.split()
     body = re.escape(words[0])
     for before, word in zip(words, words[1:]):   # between two CJK words the separator may be missing: 佐藤花子
         body += (r"[\s,^]*" if _is_cjk(before[-1] + word[0]) else r"[\s,^]+") + re.escape(word)
     guard = lambda c: c.isalnum() and not _is_cjk(c)   # a CJK edge needs no boundary: CJK text has no spaces to find one
     return (f"(?<!{_WORD})" if guard(identifier[0]) else "") + body + (f"(?!{_WORD})" if guard(identifier[-1]) else "")
+
+def _id_like(identifier: str) -> bool:
+    "An ID that people write with spaces or dashes: letters, digits and dashes only, 6+ letters or digits, 2+ of them digits."
+    core = identifier.replace("-", "")
+    return bool(re.fullmatch(r"[A-Za-z0-9-]+", identifier)) and len(core) >= 6 and sum(c.isdigit() for c in core) >= 2
 
 def _spaced(text: str) -> str:
     "`text` with each CJK character replaced by a non-word character: a Latin-script string ends where CJK text begins (患者ABC123様)."
@@ -321,12 +321,18 @@ class _Context:
 
     def matching(self, text: str) -> set[str]:
         "The identifying strings that the scrub pattern would find in `text` (case-insensitive, whole tokens)."
-        if self._lowered is None: self._lowered = [(s, s.lower().split(), s.isascii()) for s in self.identifiers]
+        if self._lowered is None:
+            self._lowered = [(s, [s.lower().replace("-", "")] if _id_like(s) else s.lower().split(), s.isascii(), _id_like(s))
+                             for s in self.identifiers]
         low, ascii_text, spaced, found = text.lower(), text.isascii(), None, set()
-        for s, words, a in self._lowered:
+        joined = None   # the text without spaces and dashes, for IDs written with them
+        for s, words, a, id_like in self._lowered:
             # ASCII against ASCII: each word of the string must be a lower-case substring before the regex engine
             # checks the token boundaries; anything else (e.g. 'ſ' matches 's', 'K' matches 'k') asks the engine alone.
-            if a and ascii_text and not all(w in low for w in words): continue
+            if a and ascii_text and id_like:
+                if joined is None: joined = re.sub(r"[ \t-]", "", low)
+                if words[0] not in joined: continue
+            elif a and ascii_text and not all(w in low for w in words): continue
             pattern, in_text = _one_pattern(s)
             if not in_text and spaced is None: spaced = _spaced(text)
             if pattern.search(text if in_text else spaced): found.add(s)
