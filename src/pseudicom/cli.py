@@ -128,6 +128,7 @@ def _parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser("demo", help="synthesize, de-identify, verify, and show where to look next")
     m.add_argument("dir", nargs="?", default="pseudicom-demo", help="folder for everything the demo writes (default ./pseudicom-demo)")
+    _add_network_commands(sub)   # serve (nbs/40_serve.ipynb)
     return p
 
 def _key_args(p: argparse.ArgumentParser) -> None:
@@ -159,6 +160,83 @@ def _import_pydicom() -> None:
     finally:
         for m in held:
             if m in sys.modules and sys.modules[m] is None: del sys.modules[m]
+
+# %% ../../nbs/30_cli.ipynb #b40serve
+_SERVE_EPILOG = """\
+examples:
+  pseudicom serve out --recipe pseudonymize --key-file project.key                 # 127.0.0.1:11112, AE title PSEUDICOM
+  pseudicom serve out --recipe trial --key-file project.key --host 0.0.0.0 --port 104 \\
+      --allow CT1@10.1.2.3 --allow CLINPACS --forward RESEARCH@pacs.example.org:104
+  echoscu -aec PSEUDICOM 127.0.0.1 11112                                           # C-ECHO (dcmtk)
+  storescu -aec PSEUDICOM 127.0.0.1 11112 +sd +r study/                            # send a study (dcmtk)
+
+Each received instance is spooled (DST.spool/), de-identified with the engine of `pseudicom deid`
+(same bytes for the same file, recipe and key), written to DST (or kept with its reason in
+DST.quarantine/), journalled (DST.serve.jsonl), and only then acknowledged; then forwarded.
+Stop with Ctrl-C or SIGTERM; the same command again resumes: nothing acknowledged is lost,
+nothing is written or forwarded twice.
+Instances are processed one at a time as they arrive: recipes that need whole series (deface)
+are refused (holding series until complete is not built yet).
+"""
+
+def _add_network_commands(sub) -> None:
+    "The `serve` subcommand (pynetdicom: pip install 'pseudicom[net]')."
+    s = sub.add_parser("serve", help="receive studies over DICOM (C-STORE), de-identify each instance into DST, forward it",
+                       epilog=_SERVE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.add_argument("dst", help="output folder: new, empty, or one this gateway wrote before (same recipe and key)")
+    s.add_argument("--recipe", required=True, help="built-in name (basic, pseudonymize, trial) or a recipe YAML file")
+    _key_args(s)
+    s.add_argument("--subjects", help="subject table CSV with columns PatientID,SubjectID (for the trial recipe)")
+    s.add_argument("--layout", choices=["hierarchy", "flat"], help="output layout (overrides the recipe)")
+    s.add_argument("--ae-title", default="PSEUDICOM", help="our AE title (default PSEUDICOM)")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0: all)")
+    s.add_argument("--port", type=int, default=11112, help="TCP port (default 11112)")
+    s.add_argument("--allow", action="append", metavar="AE[@HOST]", help="accept associations only from this calling AE title "
+                   "(and host); repeat for more (default: any caller that reaches the port)")
+    s.add_argument("--forward", metavar="AE@HOST:PORT", help="send each written instance on to this Storage SCP")
+    s.add_argument("--quarantine-status", choices=["success", "failure"], default="success", help="answer to an instance held "
+                   "back (quarantined or failed; kept in DST.quarantine/ with its reason): success (default: the sender does not "
+                   "retry it forever) or failure (0xC000)")
+    s.add_argument("--keep-spool", action="store_true", help="keep the received originals in DST.spool/ (they carry PHI)")
+    s.add_argument("--tls-cert", help="our certificate (PEM): listen with TLS (and forward with TLS)")
+    s.add_argument("--tls-key", help="the certificate's private key (PEM)")
+    s.add_argument("--tls-ca", help="CA certificates (PEM): callers must present a certificate from them")
+    s.add_argument("--quiet", action="store_true", help="log warnings only (default: one line per instance: status and de-identified UID)")
+
+def _cmd_serve(args) -> int:
+    import logging
+    import time
+    try:
+        from pseudicom.serve import Forwarder, Gateway, parse_peer, start_server, tls_context
+    except ImportError as e:
+        raise PseudicomError(f"serve needs pynetdicom ({e}): pip install 'pseudicom[net]'.") from None
+    from pseudicom.recipe import load_recipe
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    recipe = load_recipe(args.recipe, subjects=args.subjects)
+    if args.layout: recipe.output = {**recipe.output, "layout": args.layout}
+    allow = [parse_peer(a, need_port=False) for a in args.allow or []]
+    forward = parse_peer(args.forward) if args.forward else None
+    if bool(args.tls_cert) != bool(args.tls_key): raise PseudicomError("give --tls-cert and --tls-key together.")
+    ctx = tls_context(args.tls_cert, args.tls_key, args.tls_ca) if args.tls_cert else None
+    gateway = Gateway(recipe, args.dst, _load_key(args), quarantine_status=args.quarantine_status, keep_spool=args.keep_spool)
+    server = None
+    try:
+        if forward is not None:
+            Forwarder(gateway, forward, args.ae_title,
+                      tls_context(args.tls_cert, args.tls_key, args.tls_ca, server=False) if args.tls_cert else None)
+        try:
+            server = start_server(gateway, args.ae_title, args.host, args.port, allow, ctx)
+        except OSError as e:
+            raise PseudicomError(f"cannot listen on {args.host}:{args.port} ({e.strerror}); is another server using that port?") from None
+        print(f"pseudicom serve: listening as {args.ae_title} on {args.host}:{args.port}{' (TLS)' if ctx else ''}, writing to "
+              f"{args.dst} (recipe {recipe.name}, key {gateway.key.fingerprint}){f', forwarding to {forward}' if forward else ''}", flush=True)
+        while True: time.sleep(3600)
+    except (KeyboardInterrupt, _Stopped):
+        return EXIT_OK
+    finally:
+        if server is not None: server.shutdown()
+        gateway.close()
+        print("pseudicom serve: stopped; " + ", ".join(f"{v} {k}" for k, v in gateway.counts.items()), file=sys.stderr, flush=True)
 
 # %% ../../nbs/30_cli.ipynb #eedb8dff
 class _Stopped(BaseException):
@@ -316,7 +394,8 @@ def _cmd_demo(args) -> int:
     return demo(args.dir)
 
 _COMMANDS = {"deid": _cmd_deid, "verify": _cmd_verify, "synth": _cmd_synth, "keygen": _cmd_keygen,
-             "recipe": _cmd_recipe, "demo": _cmd_demo, "nbcheck": _cmd_nbcheck, "crosswalk": _cmd_crosswalk}
+             "recipe": _cmd_recipe, "demo": _cmd_demo, "nbcheck": _cmd_nbcheck, "crosswalk": _cmd_crosswalk,
+             "serve": _cmd_serve}
 
 _STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 

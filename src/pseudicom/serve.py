@@ -352,6 +352,7 @@ def start_server(
         if not _allowed(allow, calling, address):
             log.warning("rejected an association from %s at %s: not on the allow list", calling, address)
             event.assoc.acse.send_reject(0x01, 0x01, 0x03)   # rejected (permanent), by the service user: calling AE title not recognised
+            event.assoc.kill()   # as pynetdicom does after its own rejections: the A-ASSOCIATE-RJ goes out before the socket closes
 
     def on_store(event) -> int:
         try:
