@@ -198,6 +198,9 @@ def _add_network_commands(sub) -> None:
                    "back (quarantined or failed; kept in DST.quarantine/ with its reason): success (default: the sender does not "
                    "retry it forever) or failure (0xC000)")
     s.add_argument("--keep-spool", action="store_true", help="keep the received originals in DST.spool/ (they carry PHI)")
+    s.add_argument("--sync", choices=["power", "process"], default="power", help="before answering, fsync the output and the "
+                   "journal so an acknowledged instance survives a power cut (power, default), or only hand them to the OS: it "
+                   "survives a crash or kill -9 of pseudicom, not a power cut (process; faster on slow disks)")
     s.add_argument("--tls-cert", help="our certificate (PEM): listen with TLS (and forward with TLS)")
     s.add_argument("--tls-key", help="the certificate's private key (PEM)")
     s.add_argument("--tls-ca", help="CA certificates (PEM): callers must present a certificate from them")
@@ -218,7 +221,8 @@ def _cmd_serve(args) -> int:
     forward = parse_peer(args.forward) if args.forward else None
     if bool(args.tls_cert) != bool(args.tls_key): raise PseudicomError("give --tls-cert and --tls-key together.")
     ctx = tls_context(args.tls_cert, args.tls_key, args.tls_ca) if args.tls_cert else None
-    gateway = Gateway(recipe, args.dst, _load_key(args), quarantine_status=args.quarantine_status, keep_spool=args.keep_spool)
+    gateway = Gateway(recipe, args.dst, _load_key(args), quarantine_status=args.quarantine_status, keep_spool=args.keep_spool,
+                      sync=args.sync)
     server = None
     try:
         if forward is not None:

