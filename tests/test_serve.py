@@ -260,3 +260,48 @@ def test_kill_9_mid_transfer_loses_nothing_acknowledged_and_duplicates_nothing(k
     assert not [p for p in dst.rglob("*") if p.is_file() and not p.name.endswith(".dcm")], "no temporary files left in DST"
     counts = dict((k, int(v)) for v, k in re.findall(r"(\d+) (\w+)", (tmp_path / "serve2.log").read_text().split("stopped;")[-1]))
     assert counts["received"] == 120 and counts["duplicate"] >= len(acked), counts
+
+
+def _certificates(folder: Path) -> dict[str, Path]:
+    "A throw-away CA and a server and a client certificate it signed (openssl), for 127.0.0.1."
+    folder.mkdir()
+    def run(*args): subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True, timeout=120)
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=pseudicom test CA")
+    (folder / "ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    for who in ("server", "client"):
+        run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{who}.key", "-out", f"{who}.csr", "-subj", f"/CN={who}")
+        run("x509", "-req", "-in", f"{who}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", f"{who}.pem",
+            "-days", "2", "-extfile", "ext")
+    return {name: folder / name for name in ("ca.pem", "server.pem", "server.key", "client.pem", "client.key")}
+
+
+def test_tls_association_works_and_plain_or_uncertified_ones_fail(key_file, tmp_path):
+    _need_dcmtk()
+    certs = _certificates(tmp_path / "certs")
+    one = synthesize_ct_series(tmp_path / "ct", 2, rows=32, columns=32)
+    port = free_port()
+    cmd = serve_cmd(tmp_path / "out", key_file, port, "--tls-cert", str(certs["server.pem"]), "--tls-key", str(certs["server.key"]),
+                    "--tls-ca", str(certs["ca.pem"]))
+    base = [str(DCMTK / "storescu"), "-aet", "SENDER", "-aec", "PSEUDICOM"]
+    with running(cmd, port, tmp_path / "serve.log"):
+        plain = subprocess.run([*base, "127.0.0.1", str(port), str(one[0])], capture_output=True, text=True, timeout=60)
+        assert plain.returncode != 0
+        anonymous = subprocess.run([*base, "+tla", "+cf", str(certs["ca.pem"]), "127.0.0.1", str(port), str(one[0])],
+                                   capture_output=True, text=True, timeout=60)
+        assert anonymous.returncode != 0   # a client without a certificate from the CA is refused (--tls-ca)
+        assert not dcm_files(tmp_path / "out")
+        tls = subprocess.run([*base, "+tls", str(certs["client.key"]), str(certs["client.pem"]), "+cf", str(certs["ca.pem"]),
+                              "127.0.0.1", str(port), *map(str, one)], capture_output=True, text=True, timeout=60)
+        assert tls.returncode == 0, tls.stderr
+    assert len(dcm_files(tmp_path / "out")) == 2
+
+
+def test_bench_serve_runs(tmp_path):
+    "The benchmark script runs end to end at a tiny scale (its numbers mean nothing here)."
+    _need_dcmtk()
+    proc = subprocess.run([sys.executable, str(Path(__file__).parent / "benchmarks" / "bench_serve.py"), "--n", "8", "--rows", "32",
+                           "--work", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    for row in ("storescp (dcmtk, the floor)", "pseudicom serve --sync process", "pseudicom serve --sync power"):
+        line = next((l for l in proc.stdout.splitlines() if row in l), None)
+        assert line is not None and " 8 files " in line, proc.stdout
