@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager
+from io import BytesIO
 from pathlib import Path
 
 import pydicom
@@ -54,10 +55,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _wait_port(port: int, proc: subprocess.Popen, seconds: float = 30) -> None:
+def _wait_port(port: int, proc: subprocess.Popen | None, seconds: float = 30) -> None:
     end = time.monotonic() + seconds
     while time.monotonic() < end:
-        if proc.poll() is not None:
+        if proc is not None and proc.poll() is not None:
             raise AssertionError(f"the server ended early ({proc.returncode}): {proc.stderr.read() if proc.stderr else ''}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5): return
@@ -305,3 +306,70 @@ def test_bench_serve_runs(tmp_path):
     for row in ("storescp (dcmtk, the floor)", "pseudicom serve --sync process", "pseudicom serve --sync power"):
         line = next((l for l in proc.stdout.splitlines() if row in l), None)
         assert line is not None and " 8 files " in line, proc.stdout
+
+
+@contextmanager
+def orthanc(folder: Path, modalities: dict):
+    "A throw-away Orthanc (Debian's `orthanc`): own storage, free DICOM and HTTP ports, only the given peers (on 127.0.0.1) let in."
+    exe = Path("/usr/sbin/Orthanc")
+    if not exe.exists(): pytest.fail(f"{exe} is missing: install orthanc (apt-get install orthanc; .ci/run does it)")
+    folder.mkdir(parents=True)
+    dicom, http = free_port(), free_port()
+    config = {"Name": "pseudicom-test", "StorageDirectory": str(folder / "storage"), "IndexDirectory": str(folder / "index"),
+              "DicomAet": "ORTHANC", "DicomPort": dicom, "HttpPort": http, "RemoteAccessAllowed": False,
+              "AuthenticationEnabled": False, "Plugins": [], "DicomCheckModalityHost": True,
+              # Orthanc 1.10 cannot bind to 127.0.0.1 only: nothing is allowed but the listed peers at 127.0.0.1
+              **{f"DicomAlwaysAllow{s}": False for s in ("Echo", "Store", "Find", "FindWorklist", "Get", "Move")},
+              "DicomModalities": {name: {"AET": name.upper(), "Host": "127.0.0.1", "Port": 1, **rights} for name, rights in modalities.items()}}
+    (folder / "orthanc.json").write_text(json.dumps(config))
+    with running([str(exe), str(folder / "orthanc.json")], dicom, folder / "orthanc.log") as proc:
+        _wait_port(http, proc)
+        yield dicom, f"http://127.0.0.1:{http}"
+
+
+def rest(url: str):
+    import urllib.request
+    with urllib.request.urlopen(url, timeout=60) as r:
+        data = r.read()
+    return json.loads(data) if data[:1] in (b"[", b"{") else data
+
+
+def test_pull_from_orthanc_gives_deid_bytes_and_forward_into_orthanc_keeps_them(synth_set, key_file, tmp_path):
+    _need_dcmtk()
+    src = synth_set[0]
+    files = sorted(p for p in src.rglob("*") if p.is_file())
+    batch = tmp_path / "batch"
+    assert main(["deid", str(src), str(batch), "--recipe", "pseudonymize", "--key-file", str(key_file), "--quiet"]) == 0
+    want = dcm_files(batch)
+    pull = lambda dst, port, studies: subprocess.run(
+        [sys.executable, "-m", "pseudicom.cli", "pull", str(dst), "--from", f"ORTHANC@127.0.0.1:{port}", "--recipe", "pseudonymize",
+         "--key-file", str(key_file), *[a for uid in studies for a in ("--study", uid)]], capture_output=True, text=True, timeout=300)
+    # 1. the PACS holds the originals; pull retrieves them (C-FIND, C-GET) and gives the bytes of a folder run
+    with orthanc(tmp_path / "pacs", {"sender": {"AllowStore": True}, "pseudicom": {"AllowFind": True, "AllowGet": True}}) as (port, url):
+        assert storescu(files, port, called="ORTHANC").returncode == 0
+        assert rest(f"{url}/statistics")["CountInstances"] == len(files)
+        studies = sorted(s["MainDicomTags"]["StudyInstanceUID"] for s in rest(f"{url}/studies?expand"))
+        first = pull(tmp_path / "pulled", port, studies)
+        assert first.returncode == 0, first.stdout + first.stderr[-3000:]
+        assert dcm_files(tmp_path / "pulled") == want
+        again = pull(tmp_path / "pulled", port, studies)   # the same studies again: nothing new is written
+        assert again.returncode == 0 and f"{len(files)} duplicate" in again.stdout, again.stdout
+        missing = pull(tmp_path / "pulled", port, ["1.2.3.4.5.6.7.8.9"])
+        assert missing.returncode == 1 and "not found" in missing.stdout
+    assert dcm_files(tmp_path / "pulled") == want
+    # 2. serve forwards into a research Orthanc; read back over its REST API, each dataset is ours, byte for byte
+    dst, serve_port = tmp_path / "gw" / "out", free_port()
+    dst.parent.mkdir()
+    with orthanc(tmp_path / "research", {"pseudicom": {"AllowStore": True}}) as (port, url), \
+         running(serve_cmd(dst, key_file, serve_port, "--forward", f"ORTHANC@127.0.0.1:{port}"), serve_port, tmp_path / "serve.log"):
+        assert storescu(files, serve_port).returncode == 0
+        end = time.monotonic() + 120
+        while sum("forwarded" in r for r in journal(dst)) < len(want) and time.monotonic() < end: time.sleep(0.2)
+        theirs = {}
+        for iid in rest(f"{url}/instances"):
+            data = rest(f"{url}/instances/{iid}/file")
+            theirs[str(pydicom.dcmread(BytesIO(data), stop_before_pixels=True).SOPInstanceUID)] = dataset_part(data)
+    got = dcm_files(dst)
+    assert got == want
+    ours = {str(pydicom.dcmread(dst / rel, stop_before_pixels=True).SOPInstanceUID): dataset_part(data) for rel, data in got.items()}
+    assert theirs == ours

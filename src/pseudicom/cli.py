@@ -206,23 +206,68 @@ def _add_network_commands(sub) -> None:
     s.add_argument("--tls-ca", help="CA certificates (PEM): callers must present a certificate from them")
     s.add_argument("--quiet", action="store_true", help="log warnings only (default: one line per instance: status and de-identified UID)")
 
+    p = sub.add_parser("pull", help="retrieve studies from a PACS (C-FIND, C-GET) and de-identify them into DST",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="examples:\n  pseudicom pull out --from PACS@10.0.0.5:104 --study 1.2.840.1234.5 --recipe pseudonymize --key-file project.key\n"
+                              "  pseudicom pull out --from PACS@10.0.0.5:104 --studies-file uids.txt --recipe trial --key-file project.key\n"
+                              "\nThe PACS must know our AE title (--ae-title, default PSEUDICOM) and allow it C-FIND and C-GET.\n"
+                              "Each instance goes through the same gateway as `serve` (DST.spool, DST.quarantine, DST.serve.jsonl):\n"
+                              "the same bytes as `pseudicom deid` of the same files; pulling a study again writes nothing twice.\n")
+    p.add_argument("dst", help="output folder: new, empty, or one a gateway (serve or pull) wrote before with the same recipe and key")
+    p.add_argument("--from", dest="source", required=True, metavar="AE@HOST:PORT", help="the PACS to retrieve from")
+    p.add_argument("--study", action="append", default=[], metavar="UID", help="StudyInstanceUID to retrieve; repeat for more")
+    p.add_argument("--studies-file", help="a file with one StudyInstanceUID per line")
+    p.add_argument("--recipe", required=True, help="built-in name (basic, pseudonymize, trial) or a recipe YAML file")
+    _key_args(p)
+    p.add_argument("--subjects", help="subject table CSV with columns PatientID,SubjectID (for the trial recipe)")
+    p.add_argument("--layout", choices=["hierarchy", "flat"], help="output layout (overrides the recipe)")
+    p.add_argument("--ae-title", default="PSEUDICOM", help="our AE title (default PSEUDICOM)")
+    p.add_argument("--tls-cert", help="our certificate (PEM), to connect with TLS"); p.add_argument("--tls-key", help="its private key (PEM)")
+    p.add_argument("--tls-ca", help="CA certificates (PEM) to check the PACS's certificate with")
+
+def _gateway_of(args):
+    "The recipe and Gateway that `serve` and `pull` share (pynetdicom is needed)."
+    try:
+        from pseudicom.serve import Gateway
+    except ImportError as e:
+        raise PseudicomError(f"the network commands need pynetdicom ({e}): pip install 'pseudicom[net]'.") from None
+    from pseudicom.recipe import load_recipe
+    recipe = load_recipe(args.recipe, subjects=args.subjects)
+    if args.layout: recipe.output = {**recipe.output, "layout": args.layout}
+    if bool(args.tls_cert) != bool(args.tls_key): raise PseudicomError("give --tls-cert and --tls-key together.")
+    return recipe, lambda **kw: Gateway(recipe, args.dst, _load_key(args), **kw)
+
+def _cmd_pull(args) -> int:
+    import logging
+    from pseudicom.serve import parse_peer, pull, tls_context
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    studies = list(args.study) + (Path(args.studies_file).read_text().split() if args.studies_file else [])
+    if not studies: raise PseudicomError("give at least one --study UID (or --studies-file).")
+    peer = parse_peer(args.source)
+    recipe, make = _gateway_of(args)
+    gateway = make()
+    try:
+        gateway.recover()
+        done = pull(gateway, peer, studies, args.ae_title, tls_context(args.tls_cert, args.tls_key, args.tls_ca, server=False) if args.tls_cert else None)
+    finally:
+        gateway.close()
+    for d in done:
+        print(f"study {d['study']}: " + (f"{d['announced']} instances announced, {d['sent']} retrieved, {d['failed']} not sent by the PACS"
+                                         if d["found"] else "not found"))
+    print("pulled into " + str(args.dst) + ": " + ", ".join(f"{v} {k}" for k, v in gateway.counts.items() if "forward" not in k))
+    ok = all(d["found"] and not d["failed"] and d["sent"] >= d["announced"] for d in done) and not gateway.counts["failed"]
+    return EXIT_OK if ok else EXIT_FAILURES
+
 def _cmd_serve(args) -> int:
     import logging
     import time
-    try:
-        from pseudicom.serve import Forwarder, Gateway, parse_peer, start_server, tls_context
-    except ImportError as e:
-        raise PseudicomError(f"serve needs pynetdicom ({e}): pip install 'pseudicom[net]'.") from None
-    from pseudicom.recipe import load_recipe
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
-    recipe = load_recipe(args.recipe, subjects=args.subjects)
-    if args.layout: recipe.output = {**recipe.output, "layout": args.layout}
+    recipe, make = _gateway_of(args)
+    from pseudicom.serve import Forwarder, parse_peer, start_server, tls_context
     allow = [parse_peer(a, need_port=False) for a in args.allow or []]
     forward = parse_peer(args.forward) if args.forward else None
-    if bool(args.tls_cert) != bool(args.tls_key): raise PseudicomError("give --tls-cert and --tls-key together.")
     ctx = tls_context(args.tls_cert, args.tls_key, args.tls_ca) if args.tls_cert else None
-    gateway = Gateway(recipe, args.dst, _load_key(args), quarantine_status=args.quarantine_status, keep_spool=args.keep_spool,
-                      sync=args.sync)
+    gateway = make(quarantine_status=args.quarantine_status, keep_spool=args.keep_spool, sync=args.sync)
     server = None
     try:
         if forward is not None:
@@ -399,7 +444,7 @@ def _cmd_demo(args) -> int:
 
 _COMMANDS = {"deid": _cmd_deid, "verify": _cmd_verify, "synth": _cmd_synth, "keygen": _cmd_keygen,
              "recipe": _cmd_recipe, "demo": _cmd_demo, "nbcheck": _cmd_nbcheck, "crosswalk": _cmd_crosswalk,
-             "serve": _cmd_serve}
+             "serve": _cmd_serve, "pull": _cmd_pull}
 
 _STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 

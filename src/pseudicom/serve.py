@@ -36,7 +36,7 @@ log = logging.getLogger("pseudicom.serve")
 
 # %% auto #0
 __all__ = ['log', 'SUCCESS', 'OUT_OF_RESOURCES', 'CANNOT_UNDERSTAND', 'Peer', 'parse_peer', 'Gateway', 'Forwarder',
-           'transfer_syntaxes', 'tls_context', 'part10_bytes', 'start_server']
+           'transfer_syntaxes', 'tls_context', 'part10_bytes', 'start_server', 'pull']
 
 # %% ../../nbs/40_serve.ipynb #5f9e5222
 _AE = re.compile(r"[ -\[\]-~]{1,16}")   # 1-16 printable ASCII characters, no backslash (PS3.5 AE)
@@ -398,3 +398,91 @@ def start_server(
     gateway.recover()
     return ae.start_server((host, port), block=False, ssl_context=ssl_context,
                            evt_handlers=[(evt.EVT_REQUESTED, on_request), (evt.EVT_C_STORE, on_store)])
+
+# %% ../../nbs/40_serve.ipynb #8d397836
+def _associate(peer: Peer, ae_title: str, contexts: list, roles: list, handlers: list, ssl_context):
+    "An association with `peer` offering `contexts` [(abstract syntax, [transfer syntaxes])]; raise if refused."
+    from pynetdicom import AE
+    ae = AE(ae_title)
+    ae.maximum_pdu_size = 0
+    for sop, tss in contexts: ae.add_requested_context(sop, tss)
+    assoc = ae.associate(peer.host, peer.port, ae_title=peer.ae_title, ext_neg=roles, evt_handlers=handlers,
+                         tls_args=(ssl_context, None) if ssl_context else None)
+    if not assoc.is_established:
+        raise PseudicomError(f"{peer} did not accept an association from {ae_title}: check the address, and that {ae_title} "
+                             "is configured there with C-FIND and C-GET allowed.")
+    return assoc
+
+def _find_studies(peer: Peer, studies: list[str], ae_title: str, ssl_context) -> list:
+    "C-FIND each study: its identifier (instance count, SOP classes) or None when the PACS does not have it."
+    from pydicom.dataset import Dataset
+    from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind as FIND
+    assoc, found = _associate(peer, ae_title, [(FIND, [_uid.ExplicitVRLittleEndian, _uid.ImplicitVRLittleEndian])], [], [], ssl_context), []
+    try:
+        for uid in studies:
+            ask = Dataset(); ask.QueryRetrieveLevel = "STUDY"; ask.StudyInstanceUID = uid
+            ask.NumberOfStudyRelatedInstances = ""; ask.SOPClassesInStudy = ""
+            hits = [ident for status, ident in assoc.send_c_find(ask, FIND) if status and status.Status in (0xFF00, 0xFF01) and ident]
+            found.append(hits[0] if hits else None)
+    finally:
+        assoc.release()
+    return found
+
+def _get_contexts(sop_classes: list[str]) -> tuple[list, list]:
+    """Storage contexts for a C-GET: one per (SOP class, transfer syntax) when the study's classes are known and fit in an
+    association, so the PACS can send each instance as it stores it (one context with many syntaxes gets only one accepted)."""
+    from pynetdicom import StoragePresentationContexts, build_role
+    syntaxes = transfer_syntaxes()
+    if sop_classes and len(sop_classes) * len(syntaxes) <= 126:
+        contexts = [(sop, [ts]) for sop in sop_classes for ts in syntaxes]
+    else:   # unknown, or too many: the common classes, each with every syntax in one context
+        sop_classes = [str(cx.abstract_syntax) for cx in StoragePresentationContexts[:126]]
+        contexts = [(sop, syntaxes) for sop in sop_classes]
+    return contexts, [build_role(sop, scp_role=True) for sop in sop_classes]   # we are the storage SCP inside the C-GET
+
+# %% ../../nbs/40_serve.ipynb #57282e30
+def pull(
+    gateway: Gateway,              # where the retrieved instances go
+    peer: Peer,                    # the PACS: AE@host:port
+    studies: list[str],            # StudyInstanceUIDs to retrieve
+    ae_title: str = "PSEUDICOM",   # our (calling) AE title, as the PACS knows it
+    ssl_context: ssl.SSLContext | None = None,  # TLS to the PACS (`tls_context(..., server=False)`)
+) -> list[dict]:                   # per study: found, instances the PACS announced, sent, and failed to send
+    "Retrieve whole studies from a PACS (C-FIND, then C-GET) and put each instance through `gateway`."
+    from pydicom.dataset import Dataset
+    from pynetdicom import evt
+    from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelGet as GET
+    logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+
+    def on_store(event) -> int:
+        rq = event.request
+        try:
+            return gateway.store(part10_bytes(str(rq.AffectedSOPClassUID), str(rq.AffectedSOPInstanceUID),
+                                              str(event.context.transfer_syntax), rq.DataSet.getvalue(), peer.ae_title))
+        except Exception as e:
+            log.error("could not keep a retrieved instance: %s", type(e).__name__)
+            return OUT_OF_RESOURCES
+
+    out = []
+    for n, (uid, ident) in enumerate(zip(studies, _find_studies(peer, studies, ae_title, ssl_context)), 1):
+        if ident is None:
+            out.append({"study": n, "found": False, "announced": 0, "sent": 0, "failed": 0})
+            log.warning("study %d of %d: not found on %s", n, len(studies), peer); continue
+        classes = ident.get("SOPClassesInStudy")
+        classes = [str(c) for c in (classes if isinstance(classes, (list, pydicom.multival.MultiValue)) else [classes] if classes else [])]
+        contexts, roles = _get_contexts(classes)
+        assoc = _associate(peer, ae_title, [(GET, [_uid.ExplicitVRLittleEndian, _uid.ImplicitVRLittleEndian]), *contexts], roles,
+                           [(evt.EVT_C_STORE, on_store)], ssl_context)
+        final = None
+        try:
+            query = Dataset(); query.QueryRetrieveLevel = "STUDY"; query.StudyInstanceUID = uid
+            for status, _ in assoc.send_c_get(query, GET):
+                if status: final = status
+        finally:
+            assoc.release()
+        count = lambda k: int(final.get(k, 0) or 0) if final is not None else 0
+        out.append({"study": n, "found": True, "announced": int(ident.get("NumberOfStudyRelatedInstances") or 0),
+                    "sent": count("NumberOfCompletedSuboperations") + count("NumberOfWarningSuboperations"),
+                    "failed": count("NumberOfFailedSuboperations")})
+        log.info("study %d of %d: %d instances retrieved, %d failed", n, len(studies), out[-1]["sent"], out[-1]["failed"])
+    return out
