@@ -306,6 +306,7 @@ def test_bench_serve_runs(tmp_path):
     for row in ("storescp (dcmtk, the floor)", "pseudicom serve --sync process", "pseudicom serve --sync power"):
         line = next((l for l in proc.stdout.splitlines() if row in l), None)
         assert line is not None and " 8 files " in line, proc.stdout
+    assert "pynetdicom SCP that keeps nothing" in proc.stdout
 
 
 @contextmanager

@@ -3,6 +3,7 @@
     python tests/benchmarks/bench_serve.py [--n 2000] [--rows 512] [--work DIR]
 
 Sends N synthetic CT slices (`synthesize_ct_series`) with dcmtk's storescu, one association, to
+  0. a pynetdicom Storage SCP that answers success and keeps nothing: what the Python DICOM stack itself costs,
   1. dcmtk's storescp writing each file (no de-identification, no fsync): the floor,
   2. `pseudicom serve --sync process` (de-identified, journalled, written through to the OS before answering),
   3. `pseudicom serve --sync power` (the default: output and journal fsynced before answering),
@@ -81,8 +82,12 @@ def main() -> None:
     for p in files: Path(p).read_bytes()   # warm the page cache
     key_file = work / "bench.key"
     if not key_file.exists(): Key(b"pseudicom-bench-serve-key-0123456789").save(key_file)
+    bare = ("import sys; from pynetdicom import AE, AllStoragePresentationContexts, evt; ae = AE('BARE'); ae.maximum_pdu_size = 0\n"
+            "for cx in AllStoragePresentationContexts: ae.add_supported_context(cx.abstract_syntax)\n"
+            "ae.start_server(('127.0.0.1', int(sys.argv[1])), evt_handlers=[(evt.EVT_C_STORE, lambda e: 0)])")
     rows = []
     for label, make in [
+        ("pynetdicom SCP that keeps nothing", lambda out, port: [sys.executable, "-c", bare, str(port)]),
         ("storescp (dcmtk, the floor)", lambda out, port: [str(DCMTK / "storescp"), "-aet", "FLOOR", "-od", str(out), str(port)]),
         ("pseudicom serve --sync process", lambda out, port: [sys.executable, "-m", "pseudicom.cli", "serve", str(out), "--recipe",
                                                               "pseudonymize", "--key-file", str(key_file), "--port", str(port),
@@ -95,10 +100,11 @@ def main() -> None:
         for p in work.glob("out*"): shutil.rmtree(p) if p.is_dir() else p.unlink()
         out.mkdir(parents=True) if label.startswith("storescp") else None
         port = free_port()
-        seconds = timed_send(make(out, port), port, "FLOOR" if label.startswith("storescp") else "PSEUDICOM", files,
-                             work / f"{label.split()[0]}.log")
+        called = {"storescp": "FLOOR", "pynetdicom": "BARE"}.get(label.split()[0], "PSEUDICOM")
+        seconds = timed_send(make(out, port), port, called, files, work / f"{label.split()[0]}.log")
         written = sum(1 for p in out.rglob("*") if p.is_file())
         rows.append((label, seconds, written))
+    rows = rows[1:] + rows[:1]   # the floor first
     floor = args.n / rows[0][1]
     print(f"{args.n} CT slices of {args.rows}x{args.rows} ({mb:.0f} MB), storescu, one association, 127.0.0.1:")
     for label, seconds, written in rows:
