@@ -374,3 +374,60 @@ def test_pull_from_orthanc_gives_deid_bytes_and_forward_into_orthanc_keeps_them(
     assert got == want
     ours = {str(pydicom.dcmread(dst / rel, stop_before_pixels=True).SOPInstanceUID): dataset_part(data) for rel, data in got.items()}
     assert theirs == ours
+
+
+def test_deface_holds_each_series_until_complete_and_gives_deid_bytes(key_file, tmp_path):
+    "With --deface, CT/MR series are held until their sender is gone and quiet, then defaced whole: the bytes of `deid --deface`."
+    _need_dcmtk()
+    from pseudicom.synth_head import head_series
+    src = tmp_path / "in"
+    head_series(tmp_path / "made" / "head", kind="CT", orientation="sagittal", matrix=64, pixel_spacing=4.0, slice_thickness=5.0)
+    shutil.copytree(tmp_path / "made" / "head", src / "head")   # (its truth masks stay beside, out of the input)
+    synthesize_ct_series(src / "chest", 3, rows=32, columns=32)
+    batch = tmp_path / "batch"
+    assert main(["deid", str(src), str(batch), "--recipe", "basic", "--key-file", str(key_file), "--deface", "--quiet"]) == 0
+    report = json.loads((tmp_path / "batch.report.json").read_text())
+    assert any(f.get("deface", "").startswith("defaced") for f in report["files"])   # the head series was defaced
+    want = dcm_files(batch)
+    files = sorted(p for p in src.rglob("*.dcm"))
+    dst, port = tmp_path / "out", free_port()
+    cmd = [sys.executable, "-m", "pseudicom.cli", "serve", str(dst), "--recipe", "basic", "--key-file", str(key_file), "--port", str(port),
+           "--deface", "--series-quiet", "3"]
+    with running(cmd, port, tmp_path / "serve.log"):
+        sent = storescu(files, port)
+        assert sent.returncode == 0, sent.stderr[-2000:]
+        assert len(dcm_files(dst)) < len(want)   # answered, but held: the series were still open or not yet quiet
+        end = time.monotonic() + 120
+        while sum(r["status"] != "held" for r in journal(dst)) < len(files) and time.monotonic() < end: time.sleep(0.2)
+    assert dcm_files(dst) == want
+    held = [r for r in journal(dst) if r["status"] == "held"]
+    assert len(held) == len(files) and len({r["series"] for r in held}) == 2
+
+
+def test_held_series_survive_a_restart(key_file, tmp_path):
+    "Held instances were acknowledged: a gateway closed (or killed) before their series was done does it at its next start."
+    from pseudicom.recipe import load_recipe
+    from pseudicom.serve import Gateway
+    from pseudicom.synth_head import head_series
+    head_series(tmp_path / "made" / "head", kind="MR", orientation="axial", matrix=48, pixel_spacing=5.0, slice_thickness=6.0)
+    src = tmp_path / "in"
+    shutil.copytree(tmp_path / "made" / "head", src)
+    assert main(["deid", str(src), str(tmp_path / "batch"), "--recipe", "basic", "--key-file", str(key_file), "--deface", "--quiet"]) == 0
+    want = dcm_files(tmp_path / "batch")
+    recipe = load_recipe("basic"); recipe.deface = {"enabled": True, "margin_mm": 5.0}
+    key = Key.from_file(key_file)
+    gw = Gateway(recipe, tmp_path / "out", key, series_quiet=3600)
+    files = sorted(src.glob("*.dcm"))
+    assert [gw.store(p.read_bytes()) for p in files] == [0] * len(files)
+    assert gw.counts["held"] == len(files) and not dcm_files(tmp_path / "out")
+    gw.close()   # (as after a kill: the journal and the spool hold them)
+    gw = Gateway(recipe, tmp_path / "out", key, series_quiet=0.1)
+    try:
+        assert gw.store(files[0].read_bytes()) == 0 and gw.counts["duplicate"] == 1   # still known while held
+        end = time.monotonic() + 120
+        while gw.counts["written"] < len(files) and time.monotonic() < end: time.sleep(0.1)
+        with gw._lock:
+            assert dcm_files(tmp_path / "out") == want and not gw.held
+    finally:
+        gw.close()
+    assert not list((tmp_path / "out.spool").glob("*.dcm"))

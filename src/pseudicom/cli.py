@@ -175,8 +175,10 @@ Each received instance is spooled (DST.spool/), de-identified with the engine of
 DST.quarantine/), journalled (DST.serve.jsonl), and only then acknowledged; then forwarded.
 Stop with Ctrl-C or SIGTERM; the same command again resumes: nothing acknowledged is lost,
 nothing is written or forwarded twice.
-Instances are processed one at a time as they arrive: recipes that need whole series (deface)
-are refused (holding series until complete is not built yet).
+Instances are processed one at a time as they arrive, except when the recipe defaces (--deface):
+then each CT and MR instance is kept (spooled durably and journalled, then acknowledged) until its
+series is complete -- every association that sent it released and --series-quiet seconds without
+a new instance -- and the series is then de-identified and defaced as a whole, as `deid --deface` does.
 """
 
 def _add_network_commands(sub) -> None:
@@ -204,6 +206,10 @@ def _add_network_commands(sub) -> None:
     s.add_argument("--tls-cert", help="our certificate (PEM): listen with TLS (and forward with TLS)")
     s.add_argument("--tls-key", help="the certificate's private key (PEM)")
     s.add_argument("--tls-ca", help="CA certificates (PEM): callers must present a certificate from them")
+    s.add_argument("--deface", action="store_true", help="remove facial features from head CT/MR series (overrides the recipe); "
+                   "holds each CT/MR series until it is complete (see --series-quiet)")
+    s.add_argument("--series-quiet", type=float, default=10.0, metavar="SECONDS", help="when defacing: a series is complete once "
+                   "every association that sent it is released and no instance of it came for this long (default 10)")
     s.add_argument("--quiet", action="store_true", help="log warnings only (default: one line per instance: status and de-identified UID)")
 
     p = sub.add_parser("pull", help="retrieve studies from a PACS (C-FIND, C-GET) and de-identify them into DST",
@@ -234,6 +240,7 @@ def _gateway_of(args):
     from pseudicom.recipe import load_recipe
     recipe = load_recipe(args.recipe, subjects=args.subjects)
     if args.layout: recipe.output = {**recipe.output, "layout": args.layout}
+    if getattr(args, "deface", False): recipe.deface = {**recipe.deface, "enabled": True}
     if bool(args.tls_cert) != bool(args.tls_key): raise PseudicomError("give --tls-cert and --tls-key together.")
     return recipe, lambda **kw: Gateway(recipe, args.dst, _load_key(args), **kw)
 
@@ -267,7 +274,7 @@ def _cmd_serve(args) -> int:
     allow = [parse_peer(a, need_port=False) for a in args.allow or []]
     forward = parse_peer(args.forward) if args.forward else None
     ctx = tls_context(args.tls_cert, args.tls_key, args.tls_ca) if args.tls_cert else None
-    gateway = make(quarantine_status=args.quarantine_status, keep_spool=args.keep_spool, sync=args.sync)
+    gateway = make(quarantine_status=args.quarantine_status, keep_spool=args.keep_spool, sync=args.sync, series_quiet=args.series_quiet)
     server = None
     try:
         if forward is not None:

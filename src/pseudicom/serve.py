@@ -18,6 +18,7 @@ import struct
 import threading
 import time
 from dataclasses import dataclass
+from io import BytesIO
 from pathlib import Path
 from typing import Any
 
@@ -117,26 +118,26 @@ class Gateway:
                  key: Key,                            # secret key (a restart must give the same outputs, so one is always needed)
                  quarantine_status: str = "success",  # answer to a quarantined or failed instance: "success" or "failure"
                  keep_spool: bool = False,            # keep received instances in DST.spool once done (they carry PHI)
-                 sync: str = "power"):                # "power": fsync before answering (survives a power cut); "process": survives a crash or kill -9 only
+                 sync: str = "power",                 # "power": fsync before answering (survives a power cut); "process": survives a crash or kill -9 only
+                 series_quiet: float = 10.0):         # recipes that deface: seconds without news of a series (its senders gone) before it is processed
         self.recipe = load_recipe(recipe)
-        if self.recipe.deface.get("enabled"):
-            raise PseudicomError(f"recipe '{self.recipe.name}' defaces head series, which needs each series whole; the gateway "
-                                 "processes instances as they arrive and does not hold series yet. Use `pseudicom deid` for those.")
         if self.recipe.output.get("layout", "hierarchy") == "mirror":
             raise PseudicomError("layout 'mirror' copies input file names, which received instances do not have: use hierarchy or flat.")
         if quarantine_status not in ("success", "failure"):
             raise PseudicomError(f"quarantine_status must be 'success' or 'failure', not '{quarantine_status}'.")
         if key is None: raise PseudicomError("the gateway needs a key (--key-file): a restart must give the same outputs.")
         if sync not in ("power", "process"): raise PseudicomError(f"sync must be 'power' or 'process', not '{sync}'.")
-        self.durable = sync == "power"
         self.key, self.quarantine_status, self.keep_spool, self.forwarder = key, quarantine_status, keep_spool, None
+        self.durable, self.series_quiet, self.holding = sync == "power", float(series_quiet), bool(self.recipe.deface.get("enabled"))
         self.dst = Path(dst)
         self.spool, self.quarantine = _beside(self.dst, ".spool"), _beside(self.dst, ".quarantine")
         self.staging = self.spool / ".staging"
-        self._lock, self._n = threading.Lock(), 0
+        self._lock, self._n = threading.RLock(), 0
         self.done: dict[str, dict] = {}       # digest of the received bytes -> its journal record
         self.outputs: dict[str, str] = {}     # output path -> digest of the instance that wrote it
-        self.counts = dict.fromkeys(("received", "written", "excluded", "quarantined", "failed", "duplicate", "forwarded", "forward_refused"), 0)
+        self.held: dict[str, dict] = {}       # series key -> {"digests", "last" (monotonic time), "open" (associations sending it)}
+        self.counts = dict.fromkeys(("received", "written", "excluded", "quarantined", "failed", "held", "duplicate", "forwarded",
+                                     "forward_refused"), 0)
         self.deid = Deidentifier(self.recipe, key)
         self.dst.parent.mkdir(parents=True, exist_ok=True)
         self._out_lock = lock_output(self.dst)   # one writer per output folder: no `deid` run or second server into it
@@ -147,56 +148,82 @@ class Gateway:
             for p in (self.dst, self.spool, self.quarantine): p.mkdir(exist_ok=True)
             shutil.rmtree(self.staging, ignore_errors=True); self.staging.mkdir()
             for tmp in [*self.spool.glob(".*.tmp"), *self.quarantine.glob(".*.tmp")]: tmp.unlink()   # cut short by a crash
-            for r in self.journal.records:
-                if "forwarded" in r or "forward_refused" in r:
-                    self.done.get(r.get("forwarded") or r["forward_refused"], {})["forwarded"] = True; continue
-                self.done[r["digest"]] = r
-                if r["status"] == "written": self.outputs[r["output"]] = r["digest"]
+            _index_journal(self)
             self._audit = open(_beside(self.dst, ".serve-audit.jsonl"), "ab")
         except BaseException:
             self._out_lock.release(); raise
+        self._holder = _Holder(self) if self.holding else None
 
-    def store(self, data: bytes) -> int:
-        "Take one received instance (file meta + dataset, as a Part 10 file); return the status to answer once it is safely done."
+    def store(self,
+              data: bytes,              # one received instance as a Part 10 file (file meta + dataset)
+              association: Any = None,  # who sent it (a series is held until all its senders are gone)
+             ) -> int:                  # the C-STORE status to answer, once the instance is safely done (or safely held)
+        "Take one received instance: spool, de-identify, write or quarantine, journal; or hold it with its series."
         digest = blake3.blake3(data).hexdigest()[:32]
         with self._lock:
             self.counts["received"] += 1
             rec = self.done.get(digest)
             if rec is not None:   # sent again (a retry after a lost answer, a restart): nothing new is written
                 self.counts["duplicate"] += 1
-            else:
-                spooled = self.spool / f"{digest}.dcm"   # not fsynced: until it is answered, the sender keeps the instance
-                atomic_write_bytes(spooled, data, durable=False)
-                rec = _settle(self, digest, spooled)
+                return _answer(self, rec)
+            series = _series_to_hold(self, data)
+            spooled = self.spool / f"{digest}.dcm"   # not fsynced unless held: until answered, the sender keeps the instance
+            atomic_write_bytes(spooled, data, durable=self.durable and series is not None)
+            rec = _settle(self, digest, spooled) if series is None else _hold(self, digest, series, association)
         return _answer(self, rec)
 
-    def recover(self) -> int:
-        "Finish instances received but not journalled before a crash (they were never acknowledged); return how many."
-        n = 0
-        for spooled in sorted(self.spool.glob("*.dcm")):
-            with self._lock:
-                if spooled.stem in self.done:
-                    if not self.keep_spool: spooled.unlink()
-                elif blake3.blake3(spooled.read_bytes()).hexdigest()[:32] != spooled.stem:   # cut short by a power cut: never answered
-                    spooled.unlink()
-                else:
-                    _settle(self, spooled.stem, spooled); n += 1
-        if self.forwarder is not None:
-            for d, r in self.done.items():
-                if r["status"] == "written" and not r.get("forwarded"): self.forwarder.put(d, self.dst / r["output"])
-        return n
+    def association_ended(self, association: Any) -> None:
+        "A sender is gone: its series may be complete once quiet."
+        with self._lock:
+            for s in self.held.values(): s["open"].discard(id(association))
+
+    def recover(self) -> int: return _recover(self)
 
     def close(self) -> None:
-        "Stop forwarding (what is left is forwarded at the next start), close the journal, free the output folder."
+        "Stop forwarding and holding (held series and what is left to forward are done at the next start), close the journal."
+        if self._holder is not None: self._holder.stop()
         if self.forwarder is not None: self.forwarder.stop()
         self.journal.close(); self._audit.close(); self._out_lock.release()
         log.info("gateway closed: %s", ", ".join(f"{v} {k}" for k, v in self.counts.items()))
 
+# %% ../../nbs/40_serve.ipynb #a109314b
+def _index_journal(gw: Gateway) -> None:
+    "What an earlier run journalled: instances done, outputs taken, what was forwarded, series still held."
+    for r in gw.journal.records:
+        if "forwarded" in r or "forward_refused" in r:
+            gw.done.get(r.get("forwarded") or r["forward_refused"], {})["forwarded"] = True; continue
+        gw.done[r["digest"]] = r
+        if r["status"] == "held":
+            gw.held.setdefault(r["series"], {"digests": set(), "last": time.monotonic(), "open": set()})["digests"].add(r["digest"])
+            continue
+        for s in gw.held.values(): s["digests"].discard(r["digest"])   # held earlier, done since
+        if r["status"] == "written": gw.outputs[r["output"]] = r["digest"]
+    gw.held = {k: s for k, s in gw.held.items() if s["digests"]}
+
+def _recover(gw: Gateway) -> int:
+    "Finish instances received but not journalled before a crash (they were never acknowledged); return how many."
+    n = 0
+    for spooled in sorted(gw.spool.glob("*.dcm")):
+        with gw._lock:
+            if spooled.stem in gw.done:
+                if not gw.keep_spool and gw.done[spooled.stem]["status"] != "held": spooled.unlink()
+                continue
+            data = spooled.read_bytes()
+            if blake3.blake3(data).hexdigest()[:32] != spooled.stem:   # cut short by a power cut: never answered
+                spooled.unlink(); continue
+            series = _series_to_hold(gw, data)
+            _settle(gw, spooled.stem, spooled) if series is None else _hold(gw, spooled.stem, series, None)
+            n += 1
+    if gw.forwarder is not None:
+        for d, r in gw.done.items():
+            if r["status"] == "written" and not r.get("forwarded"): gw.forwarder.put(d, gw.dst / r["output"])
+    return n
+
 # %% ../../nbs/40_serve.ipynb #5e84d0f8
-def _settle(gw: Gateway, digest: str, spooled: Path) -> dict:
+def _settle(gw: Gateway, digest: str, spooled: Path, series: tuple | None = None) -> dict:
     "De-identify one spooled instance with `process_file`, put the output (or the quarantined original) in place, journal it."
-    gw._n += 1
-    r: FileResult = process_file(gw._n, str(spooled), spooled.name, str(gw.staging), gw.deid, fast=True, timeout=None)
+    gw._n += 1   # (`series`: its series' face-step plan, as a batch run passes it)
+    r: FileResult = process_file(gw._n, str(spooled), spooled.name, str(gw.staging), gw.deid, fast=True, timeout=None, series=series)
     if r.status == "written":
         first = gw.outputs.get(r.output)
         if first is not None and first != digest:   # another received object gave the same de-identified instance
@@ -226,9 +253,64 @@ def _settle(gw: Gateway, digest: str, spooled: Path) -> dict:
     return rec
 
 def _answer(gw: Gateway, rec: dict) -> int:
-    "The C-STORE status for a settled instance: success, or (if asked) failure for one held back."
+    "The C-STORE status for a settled (or held) instance: success, or (if asked) failure for one held back."
     if rec["status"] in ("quarantined", "failed") and gw.quarantine_status == "failure": return CANNOT_UNDERSTAND
     return SUCCESS
+
+# %% ../../nbs/40_serve.ipynb #0ec4051b
+def _series_to_hold(gw: Gateway, data: bytes) -> str | None:
+    "When the recipe defaces: a key for the CT or MR series of this instance (a hash, not its UID), else None."
+    if not gw.holding: return None
+    try:
+        ds = pydicom.dcmread(BytesIO(data), stop_before_pixels=True, specific_tags=["Modality", "SeriesInstanceUID"])
+    except Exception:
+        return None   # `process_file` says what is wrong with it
+    uid = str(ds.get("SeriesInstanceUID", "") or "")
+    if str(ds.get("Modality", "")).upper() not in ("CT", "MR") or not uid: return None
+    return blake3.blake3(uid.encode()).hexdigest()[:16]
+
+def _hold(gw: Gateway, digest: str, series: str, association: Any) -> dict:
+    "Keep a spooled instance until its series is complete: durable in the spool and journalled, so it can be acknowledged."
+    if gw.durable: _fsync(gw.spool)
+    rec = {"digest": digest, "status": "held", "series": series}
+    gw.journal.append(rec)
+    gw.done[digest] = rec
+    s = gw.held.setdefault(series, {"digests": set(), "last": 0.0, "open": set()})
+    s["digests"].add(digest); s["last"] = time.monotonic(); gw.counts["held"] += 1
+    if association is not None: s["open"].add(id(association))
+    return rec
+
+def _process_series(gw: Gateway, series: str) -> None:
+    "De-identify a complete held series as a batch run does (the face step plans it from all its headers)."
+    from pseudicom.deface import plan_deface
+    paths = sorted(str(gw.spool / f"{d}.dcm") for d in gw.held.pop(series)["digests"])
+    headers = []
+    for p in paths:
+        try: headers.append((p, pydicom.dcmread(p, stop_before_pixels=True)))
+        except Exception: pass   # unreadable: `process_file` says why
+    plan, read = plan_deface(headers), {p for p, _ in headers}
+    for p in paths:
+        key = plan.member.get(p)
+        note = (plan.notes[key], plan.series[key]) if key else (next(iter(plan.notes.values()), "not defaced"), ()) if p in read else None
+        _settle(gw, Path(p).stem, Path(p), note)
+    log.info("series %s: %d instances processed", series, len(paths))
+
+class _Holder(threading.Thread):
+    "Processes each held series once nobody is sending it and it has been quiet for `series_quiet` seconds."
+    def __init__(self, gw: Gateway):
+        super().__init__(name="pseudicom-series", daemon=True)
+        self.gw, self._halt = gw, threading.Event()
+        self.start()
+
+    def run(self) -> None:
+        while not self._halt.wait(0.2):
+            with self.gw._lock:
+                now = time.monotonic()
+                for series in [k for k, s in self.gw.held.items() if not s["open"] and now - s["last"] >= self.gw.series_quiet]:
+                    try: _process_series(self.gw, series)
+                    except Exception as e: log.error("series %s: %s; it is done again at the next start", series, type(e).__name__)
+
+    def stop(self) -> None: self._halt.set(); self.join(timeout=60)
 
 # %% ../../nbs/40_serve.ipynb #780cce7b
 class Forwarder:
@@ -390,14 +472,15 @@ def start_server(
         try:
             rq = event.request
             return gateway.store(part10_bytes(str(rq.AffectedSOPClassUID), str(rq.AffectedSOPInstanceUID), str(event.context.transfer_syntax),
-                                              rq.DataSet.getvalue(), event.assoc.requestor.ae_title))
+                                              rq.DataSet.getvalue(), event.assoc.requestor.ae_title), event.assoc)
         except Exception as e:   # our side cannot keep it (disk full, ...): not acknowledged, the sender keeps it and retries
             log.error("could not keep a received instance: %s: %s", type(e).__name__, getattr(e, "strerror", None) or "see the journal")
             return OUT_OF_RESOURCES
 
     gateway.recover()
     return ae.start_server((host, port), block=False, ssl_context=ssl_context,
-                           evt_handlers=[(evt.EVT_REQUESTED, on_request), (evt.EVT_C_STORE, on_store)])
+                           evt_handlers=[(evt.EVT_REQUESTED, on_request), (evt.EVT_C_STORE, on_store),
+                                         (evt.EVT_CONN_CLOSE, lambda event: gateway.association_ended(event.assoc))])
 
 # %% ../../nbs/40_serve.ipynb #8d397836
 def _associate(peer: Peer, ae_title: str, contexts: list, roles: list, handlers: list, ssl_context):
