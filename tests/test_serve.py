@@ -431,3 +431,16 @@ def test_held_series_survive_a_restart(key_file, tmp_path):
     finally:
         gw.close()
     assert not list((tmp_path / "out.spool").glob("*.dcm"))
+
+
+def test_quarantine_status_failure_is_what_the_sender_sees(key_file, tmp_path):
+    "By default a held-back instance is answered success (kept with its reason); --quarantine-status failure answers 0xC000."
+    _need_dcmtk()
+    from pydicom.data import get_testdata_file
+    quarantined = Path(get_testdata_file("MR_small.dcm"))   # burned-in text possible and no rule covers it
+    for choice, expect in (("success", "Received Store Response (Success)"), ("failure", "Received Store Response (Error: CannotUnderstand)")):
+        port = free_port()
+        with running(serve_cmd(tmp_path / choice, key_file, port, "--quarantine-status", choice), port, tmp_path / f"{choice}.log"):
+            sent = storescu([quarantined], port, verbose=True)
+        assert expect in sent.stdout + sent.stderr, sent.stdout + sent.stderr
+        assert len(list((tmp_path / f"{choice}.quarantine").glob("*.json"))) == 1 and not dcm_files(tmp_path / choice)
