@@ -210,6 +210,8 @@ def _add_network_commands(sub) -> None:
                    "holds each CT/MR series until it is complete (see --series-quiet)")
     s.add_argument("--series-quiet", type=float, default=10.0, metavar="SECONDS", help="when defacing: a series is complete once "
                    "every association that sent it is released and no instance of it came for this long (default 10)")
+    s.add_argument("--timeout", type=float, default=600.0, metavar="SECONDS", help="per-instance time limit; an instance that "
+                   "takes longer fails and is kept in DST.quarantine/ (default 600, 0 = none)")
     s.add_argument("--quiet", action="store_true", help="log warnings only (default: one line per instance: status and de-identified UID)")
 
     p = sub.add_parser("pull", help="retrieve studies from a PACS (C-FIND, C-GET) and de-identify them into DST",
@@ -228,6 +230,7 @@ def _add_network_commands(sub) -> None:
     p.add_argument("--subjects", help="subject table CSV with columns PatientID,SubjectID (for the trial recipe)")
     p.add_argument("--layout", choices=["hierarchy", "flat"], help="output layout (overrides the recipe)")
     p.add_argument("--ae-title", default="PSEUDICOM", help="our AE title (default PSEUDICOM)")
+    p.add_argument("--timeout", type=float, default=600.0, metavar="SECONDS", help="per-instance time limit (default 600, 0 = none)")
     p.add_argument("--tls-cert", help="our certificate (PEM), to connect with TLS"); p.add_argument("--tls-key", help="its private key (PEM)")
     p.add_argument("--tls-ca", help="CA certificates (PEM) to check the PACS's certificate with")
 
@@ -242,7 +245,7 @@ def _gateway_of(args):
     if args.layout: recipe.output = {**recipe.output, "layout": args.layout}
     if getattr(args, "deface", False): recipe.deface = {**recipe.deface, "enabled": True}
     if bool(args.tls_cert) != bool(args.tls_key): raise PseudicomError("give --tls-cert and --tls-key together.")
-    return recipe, lambda **kw: Gateway(recipe, args.dst, _load_key(args), **kw)
+    return recipe, lambda **kw: Gateway(recipe, args.dst, _load_key(args), timeout=args.timeout or None, **kw)
 
 def _cmd_pull(args) -> int:
     import logging

@@ -7,6 +7,7 @@ Docs: https://pseudicom.github.io/pseudicom/serve.html.md"""
 # %% ../../nbs/40_serve.ipynb #704ecb96
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -119,7 +120,8 @@ class Gateway:
                  quarantine_status: str = "success",  # answer to a quarantined or failed instance: "success" or "failure"
                  keep_spool: bool = False,            # keep received instances in DST.spool once done (they carry PHI)
                  sync: str = "power",                 # "power": fsync before answering (survives a power cut); "process": survives a crash or kill -9 only
-                 series_quiet: float = 10.0):         # recipes that deface: seconds without news of a series (its senders gone) before it is processed
+                 series_quiet: float = 10.0,          # recipes that deface: seconds without news of a series (its senders gone) before it is processed
+                 timeout: float | None = 600.0):      # per-instance time limit in seconds, as `deid --timeout` (None: none)
         self.recipe = load_recipe(recipe)
         if self.recipe.output.get("layout", "hierarchy") == "mirror":
             raise PseudicomError("layout 'mirror' copies input file names, which received instances do not have: use hierarchy or flat.")
@@ -127,12 +129,12 @@ class Gateway:
             raise PseudicomError(f"quarantine_status must be 'success' or 'failure', not '{quarantine_status}'.")
         if key is None: raise PseudicomError("the gateway needs a key (--key-file): a restart must give the same outputs.")
         if sync not in ("power", "process"): raise PseudicomError(f"sync must be 'power' or 'process', not '{sync}'.")
-        self.key, self.quarantine_status, self.keep_spool, self.forwarder = key, quarantine_status, keep_spool, None
+        self.key, self.quarantine_status, self.keep_spool, self.forwarder, self.timeout = key, quarantine_status, keep_spool, None, timeout
         self.durable, self.series_quiet, self.holding = sync == "power", float(series_quiet), bool(self.recipe.deface.get("enabled"))
         self.dst = Path(dst)
         self.spool, self.quarantine = _beside(self.dst, ".spool"), _beside(self.dst, ".quarantine")
         self.staging = self.spool / ".staging"
-        self._lock, self._n = threading.RLock(), 0
+        self._lock, self._n = threading.RLock(), itertools.count(1)   # (staging file numbers)
         self.done: dict[str, dict] = {}       # digest of the received bytes -> its journal record
         self.outputs: dict[str, str] = {}     # output path -> digest of the instance that wrote it
         self.held: dict[str, dict] = {}       # series key -> {"digests", "last" (monotonic time), "open" (associations sending it)}
@@ -220,10 +222,10 @@ def _recover(gw: Gateway) -> int:
     return n
 
 # %% ../../nbs/40_serve.ipynb #5e84d0f8
-def _settle(gw: Gateway, digest: str, spooled: Path, series: tuple | None = None) -> dict:
-    "De-identify one spooled instance with `process_file`, put the output (or the quarantined original) in place, journal it."
-    gw._n += 1   # (`series`: its series' face-step plan, as a batch run passes it)
-    r: FileResult = process_file(gw._n, str(spooled), spooled.name, str(gw.staging), gw.deid, fast=True, timeout=None, series=series)
+def _settle(gw: Gateway, digest: str, spooled: Path, series: tuple | None = None, r: FileResult | None = None) -> dict:
+    """De-identify one spooled instance with `process_file` (unless `r` is its result already), put the output (or the
+    quarantined original) in place, journal it. `series`: its series' face-step plan, as a batch run passes it."""
+    if r is None: r = _deidentify(gw, spooled, series)
     if r.status == "written":
         first = gw.outputs.get(r.output)
         if first is not None and first != digest:   # another received object gave the same de-identified instance
@@ -251,6 +253,10 @@ def _settle(gw: Gateway, digest: str, spooled: Path, series: tuple | None = None
     log.info("%s %s", r.status, r.instance or f"(received {digest[:12]})")   # de-identified UID only, never a received value
     if r.status == "written" and gw.forwarder is not None: gw.forwarder.put(digest, gw.dst / r.output)
     return rec
+
+def _deidentify(gw: Gateway, spooled: Path, series: tuple | None = None) -> FileResult:
+    "The engine of `pseudicom deid` on one spooled file, into the staging folder (thread-safe: it places nothing)."
+    return process_file(next(gw._n), str(spooled), spooled.name, str(gw.staging), gw.deid, fast=True, timeout=gw.timeout, series=series)
 
 def _answer(gw: Gateway, rec: dict) -> int:
     "The C-STORE status for a settled (or held) instance: success, or (if asked) failure for one held back."
@@ -280,10 +286,10 @@ def _hold(gw: Gateway, digest: str, series: str, association: Any) -> dict:
     if association is not None: s["open"].add(id(association))
     return rec
 
-def _process_series(gw: Gateway, series: str) -> None:
-    "De-identify a complete held series as a batch run does (the face step plans it from all its headers)."
+def _process_series(gw: Gateway, series: str, paths: list[str]) -> None:
+    """De-identify a complete held series as a batch run does (the face step plans it from all its headers). The work is
+    done outside the gateway's lock, so other senders are answered meanwhile; each result is placed under it."""
     from pseudicom.deface import plan_deface
-    paths = sorted(str(gw.spool / f"{d}.dcm") for d in gw.held.pop(series)["digests"])
     headers = []
     for p in paths:
         try: headers.append((p, pydicom.dcmread(p, stop_before_pixels=True)))
@@ -292,23 +298,28 @@ def _process_series(gw: Gateway, series: str) -> None:
     for p in paths:
         key = plan.member.get(p)
         note = (plan.notes[key], plan.series[key]) if key else (next(iter(plan.notes.values()), "not defaced"), ()) if p in read else None
-        _settle(gw, Path(p).stem, Path(p), note)
+        r = _deidentify(gw, Path(p), note)
+        with gw._lock: _settle(gw, Path(p).stem, Path(p), note, r)
     log.info("series %s: %d instances processed", series, len(paths))
 
 class _Holder(threading.Thread):
     "Processes each held series once nobody is sending it and it has been quiet for `series_quiet` seconds."
     def __init__(self, gw: Gateway):
         super().__init__(name="pseudicom-series", daemon=True)
-        self.gw, self._halt = gw, threading.Event()
+        self.gw, self._halt, self.busy = gw, threading.Event(), False
         self.start()
 
     def run(self) -> None:
         while not self._halt.wait(0.2):
-            with self.gw._lock:
+            with self.gw._lock:   # take the complete series out of `held` (a late instance of one starts a new hold)
                 now = time.monotonic()
-                for series in [k for k, s in self.gw.held.items() if not s["open"] and now - s["last"] >= self.gw.series_quiet]:
-                    try: _process_series(self.gw, series)
-                    except Exception as e: log.error("series %s: %s; it is done again at the next start", series, type(e).__name__)
+                ready = [k for k, s in self.gw.held.items() if not s["open"] and now - s["last"] >= self.gw.series_quiet]
+                ready = [(k, sorted(str(self.gw.spool / f"{d}.dcm") for d in self.gw.held.pop(k)["digests"])) for k in ready]
+                self.busy = bool(ready)
+            for series, paths in ready:
+                try: _process_series(self.gw, series, paths)
+                except Exception as e: log.error("series %s: %s; it is done again at the next start", series, type(e).__name__)
+            self.busy = False
 
     def stop(self) -> None: self._halt.set(); self.join(timeout=60)
 
