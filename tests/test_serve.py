@@ -462,3 +462,25 @@ def test_quarantine_status_failure_is_what_the_sender_sees(key_file, tmp_path):
             sent = storescu([quarantined], port, verbose=True)
         assert expect in sent.stdout + sent.stderr, sent.stdout + sent.stderr
         assert len(list((tmp_path / f"{choice}.quarantine").glob("*.json"))) == 1 and not dcm_files(tmp_path / choice)
+
+
+def test_forward_over_tls_to_a_tls_storescp(key_file, tmp_path):
+    "--forward-tls: the gateway presents its certificate to the receiver and checks the receiver's against --tls-ca."
+    _need_dcmtk()
+    certs = _certificates(tmp_path / "certs")
+    one = synthesize_ct_series(tmp_path / "ct", 2, rows=32, columns=32)
+    research, scp_port, port = tmp_path / "research", free_port(), free_port()
+    research.mkdir()
+    scp = [str(DCMTK / "storescp"), "-B", "+xa", "+tls", str(certs["server.key"]), str(certs["server.pem"]), "+cf", str(certs["ca.pem"]),
+           "-aet", "RESEARCH", "-od", str(research), str(scp_port)]
+    cmd = serve_cmd(tmp_path / "out", key_file, port, "--tls-cert", str(certs["client.pem"]), "--tls-key", str(certs["client.key"]),
+                    "--tls-ca", str(certs["ca.pem"]), "--forward", f"RESEARCH@127.0.0.1:{scp_port}", "--forward-tls")
+    with running(scp, scp_port, tmp_path / "storescp.log"), running(cmd, port, tmp_path / "serve.log"):
+        sent = subprocess.run([str(DCMTK / "storescu"), "-aet", "SENDER", "-aec", "PSEUDICOM", "+tls", str(certs["server.key"]),
+                               str(certs["server.pem"]), "+cf", str(certs["ca.pem"]), "127.0.0.1", str(port), *map(str, one)],
+                              capture_output=True, text=True, timeout=60)
+        assert sent.returncode == 0, sent.stderr
+        end = time.monotonic() + 60
+        while sum("forwarded" in r for r in journal(tmp_path / "out")) < 2 and time.monotonic() < end: time.sleep(0.2)
+    ours = sorted(dataset_part(d) for d in dcm_files(tmp_path / "out").values())
+    assert len(ours) == 2 and sorted(dataset_part(p.read_bytes()) for p in research.iterdir()) == ours

@@ -203,9 +203,11 @@ def _add_network_commands(sub) -> None:
     s.add_argument("--sync", choices=["power", "process"], default="power", help="before answering, fsync the output and the "
                    "journal so an acknowledged instance survives a power cut (power, default), or only hand them to the OS: it "
                    "survives a crash or kill -9 of pseudicom, not a power cut (process; faster on slow disks)")
-    s.add_argument("--tls-cert", help="our certificate (PEM): listen with TLS (and forward with TLS)")
+    s.add_argument("--tls-cert", help="our certificate (PEM): listen with TLS")
     s.add_argument("--tls-key", help="the certificate's private key (PEM)")
     s.add_argument("--tls-ca", help="CA certificates (PEM): callers must present a certificate from them")
+    s.add_argument("--forward-tls", action="store_true", help="forward over TLS too, presenting --tls-cert and checking the "
+                   "receiver's certificate against --tls-ca")
     s.add_argument("--deface", action="store_true", help="remove facial features from head CT/MR series (overrides the recipe); "
                    "holds each CT/MR series until it is complete (see --series-quiet)")
     s.add_argument("--series-quiet", type=float, default=10.0, metavar="SECONDS", help="when defacing: a series is complete once "
@@ -280,9 +282,11 @@ def _cmd_serve(args) -> int:
     gateway = make(quarantine_status=args.quarantine_status, keep_spool=args.keep_spool, sync=args.sync, series_quiet=args.series_quiet)
     server = None
     try:
+        if args.forward_tls and not (forward and args.tls_cert):
+            raise PseudicomError("--forward-tls needs --forward and --tls-cert/--tls-key (and --tls-ca to check the receiver).")
         if forward is not None:
             Forwarder(gateway, forward, args.ae_title,
-                      tls_context(args.tls_cert, args.tls_key, args.tls_ca, server=False) if args.tls_cert else None)
+                      tls_context(args.tls_cert, args.tls_key, args.tls_ca, server=False) if args.forward_tls else None)
         try:
             server = start_server(gateway, args.ae_title, args.host, args.port, allow, ctx)
         except OSError as e:
