@@ -484,3 +484,22 @@ def test_forward_over_tls_to_a_tls_storescp(key_file, tmp_path):
         while sum("forwarded" in r for r in journal(tmp_path / "out")) < 2 and time.monotonic() < end: time.sleep(0.2)
     ours = sorted(dataset_part(d) for d in dcm_files(tmp_path / "out").values())
     assert len(ours) == 2 and sorted(dataset_part(p.read_bytes()) for p in research.iterdir()) == ours
+
+
+def test_two_senders_at_once_with_the_same_instances_write_each_once(key_file, tmp_path):
+    _need_dcmtk()
+    series = synthesize_ct_series(tmp_path / "ct", 20, rows=64, columns=64)
+    dst, port = tmp_path / "out", free_port()
+    with running(serve_cmd(dst, key_file, port, "--sync", "process"), port, tmp_path / "serve.log"):
+        senders = [subprocess.Popen([str(DCMTK / "storescu"), "-aet", f"SENDER{i}", "-aec", "PSEUDICOM", "127.0.0.1", str(port),
+                                     *map(str, series if i == 0 else series[::-1])], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                   for i in range(2)]
+        try:
+            assert [s.wait(timeout=120) for s in senders] == [0, 0]
+        finally:
+            for s in senders:
+                if s.poll() is None: s.kill()
+    assert len(dcm_files(dst)) == 20
+    written = [r["output"] for r in journal(dst) if r["status"] == "written"]
+    assert len(written) == len(set(written)) == 20
+    assert "40 received, 20 written" in (tmp_path / "serve.log").read_text() and "20 duplicate" in (tmp_path / "serve.log").read_text()

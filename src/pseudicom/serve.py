@@ -483,7 +483,7 @@ def start_server(
         try:
             rq = event.request
             return gateway.store(part10_bytes(str(rq.AffectedSOPClassUID), str(rq.AffectedSOPInstanceUID), str(event.context.transfer_syntax),
-                                              rq.DataSet.getvalue(), event.assoc.requestor.ae_title), event.assoc)
+                                              rq.DataSet.getvalue()), event.assoc)   # (no sender AE in it: the same instance from two senders is one)
         except Exception as e:   # our side cannot keep it (disk full, ...): not acknowledged, the sender keeps it and retries
             log.error("could not keep a received instance: %s: %s", type(e).__name__, getattr(e, "strerror", None) or "see the journal")
             return OUT_OF_RESOURCES
@@ -552,7 +552,7 @@ def pull(
         rq = event.request
         try:
             return gateway.store(part10_bytes(str(rq.AffectedSOPClassUID), str(rq.AffectedSOPInstanceUID),
-                                              str(event.context.transfer_syntax), rq.DataSet.getvalue(), peer.ae_title))
+                                              str(event.context.transfer_syntax), rq.DataSet.getvalue()))
         except Exception as e:
             log.error("could not keep a retrieved instance: %s", type(e).__name__)
             return OUT_OF_RESOURCES
