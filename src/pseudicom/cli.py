@@ -128,6 +128,7 @@ def _parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser("demo", help="synthesize, de-identify, verify, and show where to look next")
     m.add_argument("dir", nargs="?", default="pseudicom-demo", help="folder for everything the demo writes (default ./pseudicom-demo)")
+    _add_network_commands(sub)   # serve (nbs/40_serve.ipynb)
     return p
 
 def _key_args(p: argparse.ArgumentParser) -> None:
@@ -159,6 +160,146 @@ def _import_pydicom() -> None:
     finally:
         for m in held:
             if m in sys.modules and sys.modules[m] is None: del sys.modules[m]
+
+# %% ../../nbs/30_cli.ipynb #b40serve
+_SERVE_EPILOG = """\
+examples:
+  pseudicom serve out --recipe pseudonymize --key-file project.key                 # 127.0.0.1:11112, AE title PSEUDICOM
+  pseudicom serve out --recipe trial --key-file project.key --host 0.0.0.0 --port 104 \\
+      --allow CT1@10.1.2.3 --allow CLINPACS --forward RESEARCH@pacs.example.org:104
+  echoscu -aec PSEUDICOM 127.0.0.1 11112                                           # C-ECHO (dcmtk)
+  storescu -aec PSEUDICOM 127.0.0.1 11112 +sd +r study/                            # send a study (dcmtk)
+
+Each received instance is spooled (DST.spool/), de-identified with the engine of `pseudicom deid`
+(same bytes for the same file, recipe and key), written to DST (or kept with its reason in
+DST.quarantine/), journalled (DST.serve.jsonl), and only then acknowledged; then forwarded.
+Stop with Ctrl-C or SIGTERM; the same command again resumes: nothing acknowledged is lost,
+nothing is written or forwarded twice.
+Instances are processed one at a time as they arrive, except when the recipe defaces (--deface):
+then each CT and MR instance is kept (spooled durably and journalled, then acknowledged) until its
+series is complete -- every association that sent it released and --series-quiet seconds without
+a new instance -- and the series is then de-identified and defaced as a whole, as `deid --deface` does.
+"""
+
+def _add_network_commands(sub) -> None:
+    "The `serve` subcommand (pynetdicom: pip install 'pseudicom[net]')."
+    s = sub.add_parser("serve", help="receive studies over DICOM (C-STORE), de-identify each instance into DST, forward it",
+                       epilog=_SERVE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.add_argument("dst", help="output folder: new, empty, or one this gateway wrote before (same recipe and key)")
+    s.add_argument("--recipe", required=True, help="built-in name (basic, pseudonymize, trial) or a recipe YAML file")
+    _key_args(s)
+    s.add_argument("--subjects", help="subject table CSV with columns PatientID,SubjectID (for the trial recipe)")
+    s.add_argument("--layout", choices=["hierarchy", "flat"], help="output layout (overrides the recipe)")
+    s.add_argument("--ae-title", default="PSEUDICOM", help="our AE title (default PSEUDICOM)")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0: all)")
+    s.add_argument("--port", type=int, default=11112, help="TCP port (default 11112)")
+    s.add_argument("--allow", action="append", metavar="AE[@HOST]", help="accept associations only from this calling AE title "
+                   "(and host); repeat for more (default: any caller that reaches the port)")
+    s.add_argument("--forward", metavar="AE@HOST:PORT", help="send each written instance on to this Storage SCP")
+    s.add_argument("--quarantine-status", choices=["success", "failure"], default="success", help="answer to an instance held "
+                   "back (quarantined or failed; kept in DST.quarantine/ with its reason): success (default: the sender does not "
+                   "retry it forever) or failure (0xC000)")
+    s.add_argument("--keep-spool", action="store_true", help="keep the received originals in DST.spool/ (they carry PHI)")
+    s.add_argument("--sync", choices=["power", "process"], default="power", help="before answering, fsync the output and the "
+                   "journal so an acknowledged instance survives a power cut (power, default), or only hand them to the OS: it "
+                   "survives a crash or kill -9 of pseudicom, not a power cut (process; faster on slow disks)")
+    s.add_argument("--tls-cert", help="our certificate (PEM): listen with TLS")
+    s.add_argument("--tls-key", help="the certificate's private key (PEM)")
+    s.add_argument("--tls-ca", help="CA certificates (PEM): callers must present a certificate from them")
+    s.add_argument("--forward-tls", action="store_true", help="forward over TLS too, presenting --tls-cert and checking the "
+                   "receiver's certificate against --tls-ca")
+    s.add_argument("--deface", action="store_true", help="remove facial features from head CT/MR series (overrides the recipe); "
+                   "holds each CT/MR series until it is complete (see --series-quiet)")
+    s.add_argument("--series-quiet", type=float, default=10.0, metavar="SECONDS", help="when defacing: a series is complete once "
+                   "every association that sent it is released and no instance of it came for this long (default 10)")
+    s.add_argument("--timeout", type=float, default=600.0, metavar="SECONDS", help="per-instance time limit; an instance that "
+                   "takes longer fails and is kept in DST.quarantine/ (default 600, 0 = none)")
+    s.add_argument("--quiet", action="store_true", help="log warnings only (default: one line per instance: status and de-identified UID)")
+
+    p = sub.add_parser("pull", help="retrieve studies from a PACS (C-FIND, C-GET) and de-identify them into DST",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="examples:\n  pseudicom pull out --from PACS@10.0.0.5:104 --study 1.2.840.1234.5 --recipe pseudonymize --key-file project.key\n"
+                              "  pseudicom pull out --from PACS@10.0.0.5:104 --studies-file uids.txt --recipe trial --key-file project.key\n"
+                              "\nThe PACS must know our AE title (--ae-title, default PSEUDICOM) and allow it C-FIND and C-GET.\n"
+                              "Each instance goes through the same gateway as `serve` (DST.spool, DST.quarantine, DST.serve.jsonl):\n"
+                              "the same bytes as `pseudicom deid` of the same files; pulling a study again writes nothing twice.\n")
+    p.add_argument("dst", help="output folder: new, empty, or one a gateway (serve or pull) wrote before with the same recipe and key")
+    p.add_argument("--from", dest="source", required=True, metavar="AE@HOST:PORT", help="the PACS to retrieve from")
+    p.add_argument("--study", action="append", default=[], metavar="UID", help="StudyInstanceUID to retrieve; repeat for more")
+    p.add_argument("--studies-file", help="a file with one StudyInstanceUID per line")
+    p.add_argument("--recipe", required=True, help="built-in name (basic, pseudonymize, trial) or a recipe YAML file")
+    _key_args(p)
+    p.add_argument("--subjects", help="subject table CSV with columns PatientID,SubjectID (for the trial recipe)")
+    p.add_argument("--layout", choices=["hierarchy", "flat"], help="output layout (overrides the recipe)")
+    p.add_argument("--ae-title", default="PSEUDICOM", help="our AE title (default PSEUDICOM)")
+    p.add_argument("--timeout", type=float, default=600.0, metavar="SECONDS", help="per-instance time limit (default 600, 0 = none)")
+    p.add_argument("--tls-cert", help="our certificate (PEM), to connect with TLS"); p.add_argument("--tls-key", help="its private key (PEM)")
+    p.add_argument("--tls-ca", help="CA certificates (PEM) to check the PACS's certificate with")
+
+def _gateway_of(args):
+    "The recipe and Gateway that `serve` and `pull` share (pynetdicom is needed)."
+    try:
+        from pseudicom.serve import Gateway
+    except ImportError as e:
+        raise PseudicomError(f"the network commands need pynetdicom ({e}): pip install 'pseudicom[net]'.") from None
+    from pseudicom.recipe import load_recipe
+    recipe = load_recipe(args.recipe, subjects=args.subjects)
+    if args.layout: recipe.output = {**recipe.output, "layout": args.layout}
+    if getattr(args, "deface", False): recipe.deface = {**recipe.deface, "enabled": True}
+    if bool(args.tls_cert) != bool(args.tls_key): raise PseudicomError("give --tls-cert and --tls-key together.")
+    return recipe, lambda **kw: Gateway(recipe, args.dst, _load_key(args), timeout=args.timeout or None, **kw)
+
+def _cmd_pull(args) -> int:
+    import logging
+    from pseudicom.serve import parse_peer, pull, tls_context
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    studies = list(args.study) + (Path(args.studies_file).read_text().split() if args.studies_file else [])
+    if not studies: raise PseudicomError("give at least one --study UID (or --studies-file).")
+    peer = parse_peer(args.source)
+    recipe, make = _gateway_of(args)
+    gateway = make()
+    try:
+        gateway.recover()
+        done = pull(gateway, peer, studies, args.ae_title, tls_context(args.tls_cert, args.tls_key, args.tls_ca, server=False) if args.tls_cert else None)
+    finally:
+        gateway.close()
+    for d in done:
+        print(f"study {d['study']}: " + (f"{d['announced']} instances announced, {d['sent']} retrieved, {d['failed']} not sent by the PACS"
+                                         if d["found"] else "not found"))
+    print("pulled into " + str(args.dst) + ": " + ", ".join(f"{v} {k}" for k, v in gateway.counts.items() if "forward" not in k))
+    ok = all(d["found"] and not d["failed"] and d["sent"] >= d["announced"] for d in done) and not gateway.counts["failed"]
+    return EXIT_OK if ok else EXIT_FAILURES
+
+def _cmd_serve(args) -> int:
+    import logging
+    import time
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    recipe, make = _gateway_of(args)
+    from pseudicom.serve import Forwarder, parse_peer, start_server, tls_context
+    allow = [parse_peer(a, need_port=False) for a in args.allow or []]
+    forward = parse_peer(args.forward) if args.forward else None
+    ctx = tls_context(args.tls_cert, args.tls_key, args.tls_ca) if args.tls_cert else None
+    gateway = make(quarantine_status=args.quarantine_status, keep_spool=args.keep_spool, sync=args.sync, series_quiet=args.series_quiet)
+    server = None
+    try:
+        if args.forward_tls and not (forward and args.tls_cert):
+            raise PseudicomError("--forward-tls needs --forward and --tls-cert/--tls-key (and --tls-ca to check the receiver).")
+        if forward is not None:
+            Forwarder(gateway, forward, args.ae_title,
+                      tls_context(args.tls_cert, args.tls_key, args.tls_ca, server=False) if args.forward_tls else None)
+        try:
+            server = start_server(gateway, args.ae_title, args.host, args.port, allow, ctx)
+        except OSError as e:
+            raise PseudicomError(f"cannot listen on {args.host}:{args.port} ({e.strerror}); is another server using that port?") from None
+        print(f"pseudicom serve: listening as {args.ae_title} on {args.host}:{args.port}{' (TLS)' if ctx else ''}, writing to "
+              f"{args.dst} (recipe {recipe.name}, key {gateway.key.fingerprint}){f', forwarding to {forward}' if forward else ''}", flush=True)
+        while True: time.sleep(3600)
+    except (KeyboardInterrupt, _Stopped):
+        return EXIT_OK
+    finally:
+        if server is not None: server.shutdown()
+        gateway.close()
+        print("pseudicom serve: stopped; " + ", ".join(f"{v} {k}" for k, v in gateway.counts.items()), file=sys.stderr, flush=True)
 
 # %% ../../nbs/30_cli.ipynb #eedb8dff
 class _Stopped(BaseException):
@@ -317,7 +458,8 @@ def _cmd_demo(args) -> int:
     return demo(args.dir)
 
 _COMMANDS = {"deid": _cmd_deid, "verify": _cmd_verify, "synth": _cmd_synth, "keygen": _cmd_keygen,
-             "recipe": _cmd_recipe, "demo": _cmd_demo, "nbcheck": _cmd_nbcheck, "crosswalk": _cmd_crosswalk}
+             "recipe": _cmd_recipe, "demo": _cmd_demo, "nbcheck": _cmd_nbcheck, "crosswalk": _cmd_crosswalk,
+             "serve": _cmd_serve, "pull": _cmd_pull}
 
 _STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 
