@@ -1,6 +1,4 @@
 "Shared fixtures: one synthetic study set per test session, never modified by tests."
-import shutil
-from pathlib import Path
 
 import pytest
 

@@ -2,7 +2,6 @@
 quarantines none, leaves no header leak, and every planted text box is constant fill in every frame
 while lossless pixels outside the redacted boxes are unchanged bit for bit."""
 import json
-from pathlib import Path
 
 import numpy as np
 import pydicom

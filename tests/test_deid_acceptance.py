@@ -6,7 +6,6 @@ by attribute against the package's PS3.15 Table E.1-1, never against the pipelin
 import datetime as dt
 import hashlib
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -209,9 +208,8 @@ def test_trial_subject_ids_full_dates_and_institution(synth_set, test_key, tmp_p
 
 def test_byte_identical_across_runs_and_workers(synth_set, test_key, tmp_path):
     src, _ = synth_set
-    r1 = run("pseudonymize", src, tmp_path / "a", key=test_key, workers=1)
-    r2 = run("pseudonymize", src, tmp_path / "b", key=test_key, workers=2)
-    r3 = run("pseudonymize", src, tmp_path / "c", key=test_key, workers=1)
+    for folder, workers in (("a", 1), ("b", 2), ("c", 1)):
+        run("pseudonymize", src, tmp_path / folder, key=test_key, workers=workers)
     h1, h2, h3 = (tree_hashes(tmp_path / d) for d in "abc")
     assert h1 == h2 == h3 and len(h1) >= 5
 

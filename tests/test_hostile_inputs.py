@@ -1,9 +1,7 @@
 """Hostile and broken inputs (issue 7): every file gets a clear per-file error or a correct, clean
 output; the batch never crashes, never hangs, never leaves a half file, never writes unclean output."""
 import io
-import shutil
 import struct
-import zlib
 from pathlib import Path
 
 import pydicom

@@ -5,7 +5,6 @@ sharing a UID (conflict), zero padding after the data set, over-long PixelData, 
 import json
 import os
 import shutil
-import warnings
 from pathlib import Path
 
 import blake3
@@ -14,7 +13,7 @@ import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 from pydicom.fileset import FileSet, is_conformant_file_id
-from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossless
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from pseudicom.cli import main
 from pseudicom.keys import Key

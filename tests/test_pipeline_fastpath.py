@@ -1,9 +1,7 @@
 """The streaming fast path writes exactly the bytes of the full path: synthetic CT, MR, SR, US and SC files,
 and CT slices with elements after PixelData (trailing padding, a private group, a kept attribute)."""
-import hashlib
 
 import blake3
-import shutil
 from pathlib import Path
 
 import pydicom

@@ -16,7 +16,6 @@ def test_mirror_quarantines_identifying_paths_and_keeps_the_rest(synth_set, test
     src, truth = synth_set
     r = run(recipe_covering_burned_in("pseudonymize", src, truth), src, tmp_path / "out", key=test_key, workers=1, layout="mirror")
     assert r.ok
-    by_source = {f.source: f for f in r.files}
     for f in r.files:
         top = f.source.split("/")[0]
         if top in ("MUSTERMANN^MAX_19380819", "PID-0001") or top.startswith("MUSTERFRAU"):

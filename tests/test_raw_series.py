@@ -11,7 +11,6 @@ pydicom path's.
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pydicom
@@ -20,7 +19,7 @@ import pytest
 from pseudicom import pipeline
 from pseudicom.deid import Deidentifier
 from pseudicom.keys import Key
-from pseudicom.pipeline import FileResult, process_file
+from pseudicom.pipeline import process_file
 from pseudicom.synth import synthesize_ct_series
 
 

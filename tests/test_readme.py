@@ -1,5 +1,4 @@
 "The README cannot drift: its Python example runs, its commands exist, its tutorials exist."
-import os
 import re
 import subprocess
 import sys

@@ -2,7 +2,6 @@
 import os
 from pathlib import Path
 
-import pytest
 
 from pseudicom.cli import main
 from pseudicom.keys import Crosswalk, Key

@@ -21,7 +21,7 @@ from conftest import recipe_covering_burned_in
 from pseudicom.io import walk_files
 from pseudicom.keys import Key, remap_uid
 from pseudicom.pipeline import run
-from pseudicom.synth import PATIENTS, synthesize_ct_series
+from pseudicom.synth import synthesize_ct_series
 from pseudicom.verify import CATEGORIES, verify
 
 KEY = Key(b"k" * 32)
@@ -222,15 +222,13 @@ def test_trial_output_is_clean(synth_set, tmp_path):
 # ---- issue 15: fail closed, every spelling, every patient, blobs, pixel streams, removed items, independence ----
 
 import gzip
-import subprocess
-import sys
 
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.uid import RLELossless
 
-from verify_cases import PATIENTS, leak_files, plant, uid, write_patients
+from verify_cases import PATIENTS, plant, uid, write_patients
 
 import pseudicom.deid
 

@@ -7,7 +7,6 @@ nested sequence item, a private element as text and as bytes, the file meta). ve
 mutated file (recall 100%, printed) and none of the unmutated copies.
 """
 import datetime as dt
-from pathlib import Path
 
 import pydicom
 import pytest

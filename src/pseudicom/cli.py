@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
 import signal
 import sys
-import textwrap
 import warnings
 from pathlib import Path
 

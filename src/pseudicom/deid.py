@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 import functools
 import re
-from dataclasses import dataclass, field, asdict
+from dataclasses import dataclass, field
 from typing import Any
 
 import pydicom
@@ -23,8 +23,8 @@ from pydicom.tag import Tag
 import pseudicom
 from . import profile as _profile
 from . import spellings as _spellings
-from .errors import DicomValueError, QuarantineError, tag_str
-from .keys import Crosswalk, Key, date_offset_days, pseudo_id, remap_uid
+from .errors import DicomValueError, tag_str
+from .keys import Key, date_offset_days, pseudo_id, remap_uid
 from .profile import Action, ProfileOption, compile_actions, method_codes
 from .recipe import Recipe, load_recipe, parse_attribute
 
@@ -78,7 +78,7 @@ def shift_date(
     try:
         day = _dt.datetime.strptime(value.strip(), "%Y%m%d").date()
     except ValueError:
-        raise DicomValueError(f"'DA' value is not a date in YYYYMMDD form; cannot shift it.") from None
+        raise DicomValueError("'DA' value is not a date in YYYYMMDD form; cannot shift it.") from None
     return (day + _dt.timedelta(days=offset_days)).strftime("%Y%m%d")
 
 def shift_datetime(value: str, offset_days: int) -> str:
@@ -665,7 +665,6 @@ class Deidentifier:
 
     def _sr_value(self, ds: Dataset, elem: DataElement, path: str, ctx: _Context) -> None:
         "Structured report content values (not in Table E.1-1 themselves): cleaned or replaced."
-        tag = int(elem.tag)
         if self.clean_sr:
             rule = "Clean Structured Content option: content item value"
             if elem.VR in ("UT", "ST", "LT"): self._clean_text(elem, path, ctx, rule)

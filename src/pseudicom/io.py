@@ -7,7 +7,6 @@ Docs: https://pseudicom.github.io/pseudicom/io.html.md"""
 # %% ../../nbs/01_io.ipynb #927c5a46
 from __future__ import annotations
 
-import hashlib
 import io as _io
 import mmap
 import os
@@ -21,7 +20,6 @@ from typing import Callable
 import blake3
 import pydicom
 from pydicom.dataset import Dataset, FileDataset
-from pydicom.errors import InvalidDicomError
 
 from .errors import DicomReadError, QuarantineError, UnsafeOutputError, tag_str
 

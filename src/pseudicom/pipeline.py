@@ -25,9 +25,9 @@ import threading
 import time
 import warnings
 from collections import Counter
-from concurrent.futures import FIRST_COMPLETED, Executor, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -40,7 +40,7 @@ import pseudicom
 from .deid import Deidentifier, identifying_strings
 from .errors import (BurnedInAnnotationError, OutputWriteError, PseudicomError, PseudicomWarning, QuarantineError,
                               UnsafeOutputError)
-from .io import (FileLayout, _check_complete, lock_output, atomic_write_bytes, atomic_write_parts, check_separate, dataset_bytes,
+from .io import (FileLayout, _check_complete, lock_output, atomic_write_bytes, check_separate, dataset_bytes,
                           _describes_image, is_dicomdir, pixel_excess, read_dataset, read_header, walk_files, write_parts)
 from .keys import Crosswalk, Key
 from .profile import ProfileOption

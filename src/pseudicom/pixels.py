@@ -24,7 +24,7 @@ from pydicom.multival import MultiValue
 from pydicom.pixels import get_decoder, get_encoder
 from pydicom.pixels.utils import pack_bits, unpack_bits
 from pydicom.uid import (
-    UID, ExplicitVRLittleEndian, HTJ2K, HTJ2KLossless, HTJ2KLosslessRPCL, JPEG2000, JPEG2000Lossless,
+    UID, HTJ2K, HTJ2KLossless, HTJ2KLosslessRPCL, JPEG2000, JPEG2000Lossless,
     JPEGBaseline8Bit, JPEGExtended12Bit, JPEGLossless, JPEGLosslessSV1, JPEGLSLossless, JPEGLSNearLossless,
     RLELossless,
 )

@@ -13,7 +13,7 @@ import struct
 from typing import Any, Iterator
 
 import pydicom
-from pydicom.datadict import (dictionary_has_tag, dictionary_keyword, dictionary_VR, keyword_for_tag, private_dictionary_VR,
+from pydicom.datadict import (dictionary_has_tag, dictionary_keyword, dictionary_VR, private_dictionary_VR,
                               tag_for_keyword)
 from pydicom.tag import BaseTag
 from pydicom.uid import UID

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydicom.datadict import dictionary_VR, keyword_dict, tag_for_keyword
+from pydicom.datadict import keyword_dict, tag_for_keyword
 
 from .errors import RecipeError, did_you_mean
 from .profile import Action, ProfileOption, compile_actions, parse_options

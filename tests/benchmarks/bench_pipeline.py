@@ -94,7 +94,6 @@ def build_corpus(work: Path, n_ct: int, n_small: int, n_cines: int) -> dict[str,
 
 def write_cine(path: Path, seed: int, frames: int = 60, rows: int = 480, cols: int = 640) -> None:
     "An uncompressed ultrasound cine with fake PHI in the header and a text banner in every frame."
-    import pydicom
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian
     from pseudicom.synth import synth_uid

@@ -7,7 +7,6 @@ Docs: https://pseudicom.github.io/pseudicom/widgets_browser.html.md"""
 # %% ../../../nbs/20a_widgets_browser.ipynb #74309270
 from __future__ import annotations
 
-import html
 import os
 from pathlib import Path
 from typing import Any
