@@ -485,6 +485,7 @@ def console() -> None:
         signum = e.signum if isinstance(e, _Stopped) else signal.SIGINT
         print(f"pseudicom: interrupted ({signal.Signals(signum).name}) while starting; nothing was written. Run the same command again.", file=sys.stderr)
         code = 128 + signum
+    for s in _STOP_SIGNALS: signal.signal(s, signal.SIG_IGN)   # the end: a late second signal must not kill the exit itself
     gc.freeze()
     sys.exit(code)
 

@@ -1414,12 +1414,26 @@ def _crosswalk_of(path: str, source: str, deid: Deidentifier) -> dict:
     except PseudicomError:
         return {}
 
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+
+@contextmanager
+def _held_signals():
+    "Hold interrupts while the pool may fork: a new worker must not run the main process's handler before it ignores them."
+    # A worker forked a moment before Ctrl-C ran the main process's KeyboardInterrupt handler in its copy of the main
+    # process's stack, and the run ended oddly (we saw exit by SIGINT, -2, in 2 of 60 interrupts under load).
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
 def _die_with_parent() -> None:
     "Pool workers end when the main process ends, even by kill -9 (Linux), so none writes after a resumed run started."
     # Ctrl-C and a closed terminal reach the whole process group: the main process alone decides, and stops the workers
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)   # not the main process's handler, inherited by fork
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)   # held by the parent while it forked us (`_held_signals`)
     if sys.platform.startswith("linux"):
         try:
             ctypes.CDLL(None).prctl(1, int(signal.SIGKILL))   # PR_SET_PDEATHSIG
@@ -1481,7 +1495,8 @@ def _execute(tasks: list, recipe: Recipe, key: Key, staging: str, dst: str, work
     try:
         while next_yield < len(chunks):
             while next_submit < len(chunks) and len(inflight) + len(done_chunks) < window:
-                fut = executor.submit(_process_chunk, recipe, key, staging, dst, chunks[next_submit], fast, timeout, want_crosswalk)
+                with _held_signals():   # the pool may fork a worker here
+                    fut = executor.submit(_process_chunk, recipe, key, staging, dst, chunks[next_submit], fast, timeout, want_crosswalk)
                 inflight[fut] = next_submit; next_submit += 1
             finished, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
             for fut in finished:
