@@ -179,16 +179,20 @@ series is complete -- every association that sent it released and --series-quiet
 a new instance -- and the series is then de-identified and defaced as a whole, as `deid --deface` does.
 """
 
+def _gateway_args(parser) -> None:
+    "What `serve` and `pull` both take: the recipe, the key, the subject table, the layout and our AE title."
+    parser.add_argument("--recipe", required=True, help="built-in name (basic, pseudonymize, trial) or a recipe YAML file")
+    _key_args(parser)
+    parser.add_argument("--subjects", help="subject table CSV with columns PatientID,SubjectID (for the trial recipe)")
+    parser.add_argument("--layout", choices=["hierarchy", "flat"], help="output layout (overrides the recipe)")
+    parser.add_argument("--ae-title", default="PSEUDICOM", help="our AE title (default PSEUDICOM)")
+
 def _add_network_commands(sub) -> None:
     "The `serve` subcommand (pynetdicom: pip install 'pseudicom[net]')."
     s = sub.add_parser("serve", help="receive studies over DICOM (C-STORE), de-identify each instance into DST, forward it",
                        epilog=_SERVE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("dst", help="output folder: new, empty, or one this gateway wrote before (same recipe and key)")
-    s.add_argument("--recipe", required=True, help="built-in name (basic, pseudonymize, trial) or a recipe YAML file")
-    _key_args(s)
-    s.add_argument("--subjects", help="subject table CSV with columns PatientID,SubjectID (for the trial recipe)")
-    s.add_argument("--layout", choices=["hierarchy", "flat"], help="output layout (overrides the recipe)")
-    s.add_argument("--ae-title", default="PSEUDICOM", help="our AE title (default PSEUDICOM)")
+    _gateway_args(s)
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0: all)")
     s.add_argument("--port", type=int, default=11112, help="TCP port (default 11112)")
     s.add_argument("--allow", action="append", metavar="AE[@HOST]", help="accept associations only from this calling AE title "
@@ -225,11 +229,7 @@ def _add_network_commands(sub) -> None:
     p.add_argument("--from", dest="source", required=True, metavar="AE@HOST:PORT", help="the PACS to retrieve from")
     p.add_argument("--study", action="append", default=[], metavar="UID", help="StudyInstanceUID to retrieve; repeat for more")
     p.add_argument("--studies-file", help="a file with one StudyInstanceUID per line")
-    p.add_argument("--recipe", required=True, help="built-in name (basic, pseudonymize, trial) or a recipe YAML file")
-    _key_args(p)
-    p.add_argument("--subjects", help="subject table CSV with columns PatientID,SubjectID (for the trial recipe)")
-    p.add_argument("--layout", choices=["hierarchy", "flat"], help="output layout (overrides the recipe)")
-    p.add_argument("--ae-title", default="PSEUDICOM", help="our AE title (default PSEUDICOM)")
+    _gateway_args(p)
     p.add_argument("--timeout", type=float, default=600.0, metavar="SECONDS", help="per-instance time limit (default 600, 0 = none)")
     p.add_argument("--tls-cert", help="our certificate (PEM), to connect with TLS"); p.add_argument("--tls-key", help="its private key (PEM)")
     p.add_argument("--tls-ca", help="CA certificates (PEM) to check the PACS's certificate with")
