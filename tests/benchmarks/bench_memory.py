@@ -1,0 +1,80 @@
+"""Peak memory of `pseudicom deid` against the number of input files (the faults issue, item 8).
+
+Tiny files (a 16x16 CT slice, about 2 KB each) so that only what the run keeps per file counts. Each
+run is a fresh process; its peak resident set (VmHWM) is printed with the per-file cost above the
+smallest run. Target: the largest run within 1.2 times the smallest.
+
+    python tests/benchmarks/bench_memory.py [--counts 2000 20000 100000] [--workers 2] [--work DIR]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+CHILD = r"""
+import sys
+from pseudicom.cli import main
+rc = main(sys.argv[1:])
+print("VmHWM", [l for l in open("/proc/self/status") if l.startswith("VmHWM")][0].split()[1])
+sys.exit(rc)
+"""
+
+
+def make_corpus(folder: Path, count: int) -> None:
+    "`count` tiny CT slices: one written by synth, the rest copies with their own UIDs (fast to make at 100,000)."
+    from pydicom import dcmread
+    from pseudicom.synth import synthesize_ct_series
+    if folder.is_dir() and len(list(folder.iterdir())) == count:
+        return
+    shutil.rmtree(folder, ignore_errors=True)
+    seed = folder.with_name(folder.name + "-seed")
+    synthesize_ct_series(seed, 1, rows=16, columns=16, seed=3)
+    template = dcmread(next(seed.iterdir()))
+    folder.mkdir(parents=True)
+    for i in range(count):
+        template.SOPInstanceUID = template.file_meta.MediaStorageSOPInstanceUID = f"2.25.{10**20 + i}"
+        template.InstanceNumber = i + 1
+        template.save_as(folder / f"{i:06d}.dcm", enforce_file_format=True)
+    shutil.rmtree(seed)
+
+
+def peak_kb(src: Path, dst: Path, workers: int) -> tuple[int, float]:
+    shutil.rmtree(dst, ignore_errors=True)
+    for suffix in (".report.json", ".audit.jsonl", ".journal.jsonl", ".journal.audit", ".record.json", ".record.html", ".lock"):
+        Path(str(dst) + suffix).unlink(missing_ok=True)
+    started = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", CHILD, "deid", str(src), str(dst), "--recipe", "basic", "--workers", str(workers),
+                          "--quiet"], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(out.stderr[-2000:])
+    return int(out.stdout.split("VmHWM")[-1].split()[0]), time.perf_counter() - started
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--counts", type=int, nargs="+", default=[2000, 20000, 100000])
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "pseudicom-bench-memory")
+    args = ap.parse_args()
+    rows = []
+    for n in args.counts:
+        make_corpus(args.work / f"in-{n}", n)
+        kb, seconds = peak_kb(args.work / f"in-{n}", args.work / f"out-{n}", args.workers)
+        rows.append((n, kb, seconds))
+        print(f"{n:>7} files: peak {kb / 1024:7.1f} MB in the main process, {seconds:6.1f} s", flush=True)
+    base_n, base_kb, _ = rows[0]
+    for n, kb, _ in rows[1:]:
+        print(f"{n:>7} files: {kb / base_kb:.2f} x the {base_n}-file run; "
+              f"{(kb - base_kb) * 1024 / max(n - base_n, 1):.0f} bytes more per file (target: within 1.2 x)")
+    if os.environ.get("PSEUDICOM_BENCH_KEEP") is None:
+        shutil.rmtree(args.work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
