@@ -8,6 +8,7 @@ Docs: https://pseudicom.github.io/pseudicom/deface.html.md"""
 from __future__ import annotations
 
 import copy
+import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,9 +22,10 @@ from skimage import filters, measure, morphology
 from .errors import DicomValueError, tag_str
 
 # %% auto #0
-__all__ = ['EYE_DEPTH_MM', 'EYE_TOP_MM', 'MIN_NOSE_MM', 'DEFACE_METHOD_CODE', 'CT_AIR_HU', 'VolumeGeometry',
-           'geometry_from_datasets', 'is_head_series', 'DefaceResult', 'deface', 'deface_datasets', 'render_surface',
-           'DefacePlan', 'plan_deface', 'SeriesDefacer']
+__all__ = ['EYE_DEPTH_MM', 'EYE_TOP_MM', 'MIN_NOSE_MM', 'DEFACE_METHOD_CODE', 'CT_AIR_HU', 'TEMPLATE_LANDMARKS', 'FACE_BOX',
+           'MIN_DICE', 'MAX_BRAIN_CHANGED', 'VolumeGeometry', 'geometry_from_datasets', 'is_head_series',
+           'DefaceResult', 'HeadTemplate', 'head_template', 'register_head', 'deface', 'deface_datasets',
+           'render_surface', 'DefacePlan', 'plan_deface', 'SeriesDefacer']
 
 # %% ../../nbs/12_deface.ipynb #13cdbf25
 _AXES = ((1.0, 0.0, 0.0, "L", "R"), (0.0, 1.0, 0.0, "P", "A"), (0.0, 0.0, 1.0, "S", "I"))
@@ -248,6 +250,7 @@ class DefaceResult:
     landmarks: dict[str, tuple[float, ...]] = field(default_factory=dict)  # LPS mm: nose_tip, nasion
     planes: dict[str, float] = field(default_factory=dict)                # y_behind_eyes, z_above_eyes (LPS mm)
     steps: list[str] = field(default_factory=list)     # what was done, in order
+    qa: dict = field(default_factory=dict)             # quality numbers: head overlap, face in front removed, brain changed...
 
     @property
     def n_removed(self) -> int:
@@ -320,6 +323,184 @@ def _face_landmarks(head: np.ndarray, axes) -> tuple[dict, str]:
     return dict(nose_tip=(x_center, float(front[tip]), float(gz[tip])),
                 nasion=(x_center, float(front[nasion]), float(gz[nasion]))), ""
 
+# %% ../../nbs/12_deface.ipynb #4386d59c
+TEMPLATE_LANDMARKS = {"nose_tip": (0.0, -116.0, -65.0), "right_eye": (-32.0, -90.0, -30.0),
+                      "left_eye": (32.0, -90.0, -30.0), "mouth": (0.0, -103.0, -92.0)}  # LPS mm on pydeface's template
+FACE_BOX = dict(y_max=-90.0, z_max=-20.0, x_abs_max=50.0)   # "in front of the face plane" on the template (LPS mm)
+
+@dataclass(frozen=True)
+class HeadTemplate:
+    "pydeface's mean T1 head and face mask (MIT licence), with an LPS-aligned copy for registration."
+    affine: np.ndarray   # template voxel -> LPS mm
+    remove: np.ndarray   # bool per template voxel: under the face mask
+    grid: np.ndarray     # intensities on the LPS grid, array order (z, y, x)
+    head: np.ndarray     # bool on the grid: the head
+    brain: np.ndarray    # bool on the grid: the brain region (inside the skull, away from the face)
+    axes: tuple          # x, y, z coordinates (mm) of the grid
+    step: float          # grid spacing (mm)
+
+@functools.lru_cache(maxsize=2)
+def head_template(step: float = 3.0) -> HeadTemplate:
+    "Load the template shipped by the `pydeface` package (extra `deface`) and derive its head and brain regions."
+    try:
+        import nibabel
+        from importlib.resources import files
+        data = files("pydeface") / "data"
+    except ImportError as e:
+        raise DicomValueError(f"template defacing needs the packages of the 'deface' extra ({e.name} is missing): "
+                              "pip install 'pseudicom[deface]'.") from None
+    image = nibabel.load(str(data / "mean_reg2mean.nii.gz"))
+    affine = np.diag([-1.0, -1.0, 1.0, 1.0]) @ image.affine          # NIfTI RAS -> DICOM LPS
+    values = np.asarray(image.dataobj, dtype=np.float32)
+    remove = np.asarray(nibabel.load(str(data / "facemask.nii.gz")).dataobj) < 0.5
+    n = np.array(values.shape) - 1
+    corners = np.array([[i, j, k, 1] for i in (0, n[0]) for j in (0, n[1]) for k in (0, n[2])]) @ affine.T
+    lo, hi = corners[:, :3].min(0), corners[:, :3].max(0)
+    axes = tuple(np.arange(lo[a], hi[a] + step / 2, step) for a in range(3))
+    zz, yy, xx = np.meshgrid(axes[2], axes[1], axes[0], indexing="ij")
+    ijk = np.stack([xx, yy, zz, np.ones_like(xx)], -1) @ np.linalg.inv(affine)[:3].T
+    grid = ndimage.map_coordinates(values, np.moveaxis(ijk, -1, 0), order=1, cval=0.0).astype(np.float32)
+    face = ndimage.map_coordinates(remove.astype(np.float32), np.moveaxis(ijk, -1, 0), order=1) > 0.5
+    head = ndimage.binary_fill_holes(grid > filters.threshold_otsu(grid) / 2)
+    deep = ndimage.binary_erosion(head, iterations=max(1, int(round(15.0 / step))))
+    near_face = ndimage.binary_dilation(face, iterations=max(1, int(round(20.0 / step))))
+    brain = deep & ~near_face & (axes[2] > TEMPLATE_LANDMARKS["nose_tip"][2])[:, None, None]
+    return HeadTemplate(affine, remove, grid, head, brain, axes, step)
+
+# %% ../../nbs/12_deface.ipynb #6659f970
+def _sitk_image(array: np.ndarray, axes, step: float):
+    import SimpleITK as sitk
+    image = sitk.GetImageFromArray(np.ascontiguousarray(array))
+    image.SetOrigin([float(a[0]) for a in axes]); image.SetSpacing([float(step)] * 3)
+    return image
+
+def _fit(fixed, moving, mask, transform, step_mm: float, iterations: int, levels: tuple) -> float:
+    "One multi-resolution Mattes mutual-information fit of `transform` (in place); the final metric value."
+    import SimpleITK as sitk
+    reg = sitk.ImageRegistrationMethod()
+    reg.SetMetricAsMattesMutualInformation(32)
+    reg.SetMetricSamplingStrategy(reg.REGULAR); reg.SetMetricSamplingPercentage(0.4, 1)   # seeded: reproducible
+    reg.SetMetricFixedMask(mask); reg.SetInterpolator(sitk.sitkLinear)
+    reg.SetOptimizerAsRegularStepGradientDescent(step_mm, 0.01, iterations, relaxationFactor=0.6)
+    reg.SetOptimizerScalesFromPhysicalShift()
+    reg.SetShrinkFactorsPerLevel(list(levels)); reg.SetSmoothingSigmasPerLevel([float(s) for s in levels])   # mm
+    reg.SetInitialTransform(transform, inPlace=True)
+    reg.Execute(fixed, moving)
+    return float(reg.GetMetricValue())
+
+def _centre(mask: np.ndarray, axes) -> tuple[np.ndarray, tuple[float, float]]:
+    "Centre (x, y, z mm) of a mask on a grid, and its z extent."
+    zz, yy, xx = np.nonzero(mask)
+    return np.array([axes[0][xx].mean(), axes[1][yy].mean(), axes[2][zz].mean()]), (axes[2][zz].min(), axes[2][zz].max())
+
+def register_head(
+    grid: np.ndarray, inside: np.ndarray, head: np.ndarray, axes, step: float,  # the series on an LPS grid, its coverage and head mask
+    template: HeadTemplate,
+) -> tuple[np.ndarray, dict]:   # 4x4 series LPS -> template LPS, and what the fit reached
+    "Affine registration of the head template to the series: rigid from several heights (partial coverage), then affine."
+    import SimpleITK as sitk
+    if head.sum() < 100:
+        return np.eye(4), dict(dice=0.0, metric=0.0, starts=0)
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(2)
+    fixed, moving = _sitk_image(grid.astype(np.float32), axes, step), _sitk_image(template.grid, template.axes, template.step)
+    mask = _sitk_image(inside.astype(np.uint8), axes, step)
+    c_s, z_s = _centre(head, axes)
+    c_t, z_t = _centre(template.head, template.axes)
+    half = (z_s[1] - z_s[0]) / 2
+    starts = np.arange(z_t[0] + half, z_t[1] - half + 1e-6, 15.0) if z_t[1] - z_t[0] > 2 * half + 15 else np.array([c_t[2]])
+    best = None
+    for z in starts:   # the series' centre at several template heights: a partial head fits somewhere along z
+        rigid = sitk.Euler3DTransform(); rigid.SetCenter([float(v) for v in c_s])
+        rigid.SetTranslation([float(c_t[0] - c_s[0]), float(c_t[1] - c_s[1]), float(z - c_s[2])])
+        value = _fit(fixed, moving, mask, rigid, 4.0, 60, (2, 1))
+        if best is None or value < best[0]: best = (value, rigid)
+    affine = sitk.AffineTransform(3); affine.SetCenter(best[1].GetCenter())
+    affine.SetMatrix(best[1].GetMatrix()); affine.SetTranslation(best[1].GetTranslation())
+    metric = _fit(fixed, moving, mask, affine, 2.0, 100, (2, 1))
+    a = np.array(affine.GetMatrix()).reshape(3, 3); c = np.array(affine.GetCenter())
+    m = np.eye(4); m[:3, :3] = a; m[:3, 3] = np.array(affine.GetTranslation()) + c - a @ c
+    warped = _lookup(template.head, template.axes, template.step, _points(axes) @ m[:3, :3].T + m[:3, 3])
+    dice = 2 * (warped & head & inside).sum() / max(int((warped & inside).sum() + (head & inside).sum()), 1)
+    return m, dict(dice=float(dice), metric=metric, starts=len(starts))
+
+def _points(axes) -> np.ndarray:
+    zz, yy, xx = np.meshgrid(axes[2], axes[1], axes[0], indexing="ij")
+    return np.stack([xx, yy, zz], -1)
+
+def _lookup(mask: np.ndarray, axes, step: float, points: np.ndarray) -> np.ndarray:
+    "Nearest value of a grid mask (z, y, x) at LPS points (..., 3); False outside."
+    idx = [np.rint((points[..., a] - axes[a][0]) / step).astype(np.int64) for a in (2, 1, 0)]
+    ok = np.all([(i >= 0) & (i < n) for i, n in zip(idx, mask.shape)], axis=0)
+    out = np.zeros(points.shape[:-1], bool)
+    out[ok] = mask[idx[0][ok], idx[1][ok], idx[2][ok]]
+    return out
+
+# %% ../../nbs/12_deface.ipynb #aa96d89a
+def _map_back(geometry: VolumeGeometry, m: np.ndarray, template: HeadTemplate) -> tuple[np.ndarray, np.ndarray]:
+    "The template's face mask (1 mm, nearest) and brain region on every voxel of the series, slice by slice."
+    to_voxel = np.linalg.inv(template.affine) @ m
+    shape = geometry.shape
+    removed, brain = np.zeros(shape, bool), np.zeros(shape, bool)
+    r, c = np.meshgrid(np.arange(shape[1]), np.arange(shape[2]), indexing="ij")
+    n = np.array(template.remove.shape)
+    for k in range(shape[0]):
+        p = geometry.voxel_to_patient(np.full(r.shape, k), r, c)
+        idx = np.rint(p @ to_voxel[:3, :3].T + to_voxel[:3, 3]).astype(np.int64)
+        ok = np.all((idx >= 0) & (idx < n), axis=-1)
+        removed[k][ok] = template.remove[idx[ok, 0], idx[ok, 1], idx[ok, 2]]
+        brain[k] = _lookup(template.brain, template.axes, template.step, p @ m[:3, :3].T + m[:3, 3])
+    return removed, brain
+
+def _face_checks(geometry: VolumeGeometry, m: np.ndarray, removed: np.ndarray, head: np.ndarray, axes, step: float,
+                 removed_grid: np.ndarray, inside: np.ndarray) -> tuple[dict, dict, list[str]]:
+    "Landmarks mapped to the series (LPS mm), QA numbers, and the problems found (empty: the face is covered)."
+    inv = np.linalg.inv(m)
+    landmarks, problems = {}, []
+    near_head = ndimage.binary_dilation(head, iterations=max(1, int(round(20.0 / step))))   # faces differ from the mean
+    for name, point in TEMPLATE_LANDMARKS.items():
+        p = inv[:3, :3] @ np.array(point) + inv[:3, 3]
+        voxel, seen = geometry.patient_to_voxel(p)
+        if not seen: continue
+        landmarks[name] = tuple(float(v) for v in p)
+        if not removed[tuple(voxel)]: problems.append(f"the {name.replace('_', ' ')} is not under the mapped face mask")
+        if not _lookup(near_head, axes, step, p): problems.append(f"the {name.replace('_', ' ')} lands > 20 mm from the head")
+    if not landmarks:
+        problems.append("none of the face landmarks (nose tip, eyes, mouth) is in the field of view, so the absence "
+                        "of a face cannot be confirmed")
+    q = _points(axes) @ m[:3, :3].T + m[:3, 3]     # grid points in template space
+    box = ((q[..., 1] < FACE_BOX["y_max"]) & (q[..., 2] < FACE_BOX["z_max"]) & (np.abs(q[..., 0]) < FACE_BOX["x_abs_max"])
+           & head & inside)
+    front = float(removed_grid[box].mean()) if box.any() else float("nan")
+    if box.sum() >= 10 and front < 0.8:
+        problems.append(f"only {front:.0%} of the head in front of the face plane is under the mask (< 80%)")
+    return landmarks, dict(face_front_removed=front, face_front_voxels_grid=int(box.sum())), problems
+
+# %% ../../nbs/12_deface.ipynb #c459e880
+MIN_DICE = 0.85          # head overlap the registered template must reach
+MAX_BRAIN_CHANGED = 0.01 # share of the (template) brain region that may change
+
+def _template_face(volume: np.ndarray, geometry: VolumeGeometry, axes, grid: np.ndarray, head: np.ndarray,
+                   grid_mm: float) -> tuple:
+    "(removed, brain, landmarks, qa, problems, steps) from the head template registered to the series."
+    template = head_template(grid_mm)
+    inside = _resample(np.ones(volume.shape, np.float32), geometry, axes, 0.0) > 0
+    m, fit = register_head(grid, inside, head, axes, grid_mm, template)
+    qa = dict(dice=round(fit["dice"], 4))
+    steps = [f"head template registered (affine, mutual information {fit['metric']:.3f}, {fit['starts']} start heights): "
+             f"head overlap (Dice) {fit['dice']:.2f}"]
+    if fit["dice"] < MIN_DICE:
+        return None, None, {}, qa, [f"the head template does not fit the series (head overlap {fit['dice']:.2f} "
+                                    f"< {MIN_DICE}); registration failed"], steps
+    removed, brain = _map_back(geometry, m, template)
+    to_voxel = np.linalg.inv(template.affine) @ m
+    idx = np.rint(_points(axes) @ to_voxel[:3, :3].T + to_voxel[:3, 3]).astype(np.int64)
+    ok = np.all((idx >= 0) & (idx < np.array(template.remove.shape)), axis=-1)
+    removed_grid = np.zeros(ok.shape, bool); removed_grid[ok] = template.remove[tuple(idx[ok].T)]
+    landmarks, checks, problems = _face_checks(geometry, m, removed, head, axes, grid_mm, removed_grid, inside)
+    qa.update(checks)
+    steps.append("face landmarks in view: " + (", ".join(landmarks) or "none"))
+    return removed, brain, landmarks, qa, problems, steps
+
 # %% ../../nbs/12_deface.ipynb #5754730a
 def deface(
     volume: np.ndarray,          # (slices, rows, columns) real-world values (HU for CT), sorted as `geometry`
@@ -328,6 +509,7 @@ def deface(
     margin_mm: float = 5.0,      # safety margin (mm) around the expected extent of the eyes
     remove_ears: bool = False,   # also clear the ears (thin lateral protrusions at ear level)
     grid_mm: float = 3.0,        # spacing of the patient-aligned analysis grid
+    method: str = "template",    # "template": registered face mask (plus the profile cut when it finds a face); "profile": the cut only
 ) -> DefaceResult:
     "Set the face (nose, lips, eyes, chin) of a head volume to background, deciding in patient coordinates."
     modality = str(modality).upper()
@@ -343,36 +525,31 @@ def deface(
     steps = [f"air threshold {threshold:.0f} ({'fixed' if modality == 'CT' else 'Otsu'}), "
              f"head {int(head.sum())} grid voxels of {grid_mm:g} mm"]
     landmarks, why_not = _face_landmarks(head, axes)
-    if not landmarks:
-        return DefaceResult(False, why_not, volume, np.zeros(volume.shape, bool), None, {}, {}, steps)
+    removed, brain, qa = np.zeros(volume.shape, dtype=bool), None, {}
+    if method == "template":
+        t_removed, brain, t_landmarks, qa, problems, t_steps = _template_face(volume, geometry, axes, grid, head, grid_mm)
+        steps += t_steps
+        if problems:
+            return DefaceResult(False, "no face found where the head template puts it: " + "; ".join(problems), volume,
+                                removed, None, t_landmarks, {}, steps, qa)
+        removed |= t_removed
+        landmarks = {**t_landmarks, **landmarks}
+    elif not landmarks:
+        return DefaceResult(False, why_not, volume, removed, None, {}, {}, steps)
     air = grid[~head & (grid <= threshold)]
     background = CT_AIR_HU if modality == "CT" else float(np.median(air) if air.size else np.percentile(volume, 1))
-    _, y_nasion, z_nasion = landmarks["nasion"]
-    planes = dict(y_behind_eyes=y_nasion + EYE_DEPTH_MM + margin_mm, z_above_eyes=z_nasion + EYE_TOP_MM + margin_mm)
-    steps.append(f"nose tip at y={landmarks['nose_tip'][1]:.0f} z={landmarks['nose_tip'][2]:.0f} mm, "
-                 f"nasion at y={y_nasion:.0f} z={z_nasion:.0f} mm")
-    ears = _ear_mask(head, tissue, axes, landmarks, planes, margin_mm, grid_mm) if remove_ears else None
-    removed = np.zeros(volume.shape, dtype=bool)
-    n_ears = 0
-    r, c = np.meshgrid(np.arange(volume.shape[1]), np.arange(volume.shape[2]), indexing="ij")
-    for k in range(volume.shape[0]):                       # slice by slice: large series stay small in memory
-        pts = geometry.voxel_to_patient(np.full(r.shape, k), r, c)
-        removed[k] = (pts[..., 1] < planes["y_behind_eyes"]) & (pts[..., 2] < planes["z_above_eyes"])
-        if ears is not None:
-            idx = [np.clip(np.rint((pts[..., a] - axes[a][0]) / grid_mm).astype(int), 0, len(axes[a]) - 1)
-                   for a in (2, 1, 0)]
-            on_ear = ears[idx[0], idx[1], idx[2]] & ~removed[k]
-            n_ears += int(on_ear.sum())
-            removed[k] |= on_ear
-    steps.append(f"face region: anterior of y={planes['y_behind_eyes']:.0f} and inferior of "
-                 f"z={planes['z_above_eyes']:.0f} mm: {int(removed.sum()) - n_ears} voxels")
-    if ears is not None:
-        steps.append(f"ears: {n_ears} voxels")
+    planes = _profile_cut(geometry, landmarks, margin_mm, removed, steps, brain) if "nasion" in landmarks else {}
+    if remove_ears and "nasion" in landmarks:
+        _add_ears(geometry, _ear_mask(head, tissue, axes, landmarks, planes, margin_mm, grid_mm), axes, grid_mm, removed, steps)
     out = volume.astype(np.float32, copy=True)
     out[removed] = background
+    qa.update(_qa_numbers(volume, out, removed, brain, geometry))
     steps.append(f"set {int(removed.sum())} voxels to background {background:.0f}")
-    return DefaceResult(True, f"face removed ({int(removed.sum())} voxels)", out, removed, background,
-                        landmarks, planes, steps)
+    if brain is not None and qa["brain_changed"] > MAX_BRAIN_CHANGED:
+        return DefaceResult(False, f"no face found safely: the removal would change {qa['brain_changed']:.1%} of the "
+                            "brain region", volume, np.zeros(volume.shape, bool), None, landmarks, planes, steps, qa)
+    return DefaceResult(True, f"face removed ({int(removed.sum())} voxels, {qa['removed_cm3']:.0f} cm³)", out, removed,
+                        background, landmarks, planes, steps, qa)
 
 # %% ../../nbs/12_deface.ipynb #aa6cf11d
 def _ear_mask(head: np.ndarray, tissue: np.ndarray, axes, landmarks: dict, planes: dict, margin_mm: float,
@@ -393,6 +570,50 @@ def _ear_mask(head: np.ndarray, tissue: np.ndarray, axes, landmarks: dict, plane
     if grow > 0 and ears.any():
         ears = ndimage.binary_dilation(ears, morphology.ball(grow)) & region
     return ears
+
+# %% ../../nbs/12_deface.ipynb #fac419c5
+def _profile_cut(geometry: VolumeGeometry, landmarks: dict, margin_mm: float, removed: np.ndarray, steps: list,
+                 keep: np.ndarray | None = None) -> dict:
+    "Add (in place) everything in front of the eyes' back and below their tops, from the profile's nasion, except `keep`."
+    _, y_nasion, z_nasion = landmarks["nasion"]
+    planes = dict(y_behind_eyes=y_nasion + EYE_DEPTH_MM + margin_mm, z_above_eyes=z_nasion + EYE_TOP_MM + margin_mm)
+    steps.append(f"nose tip at y={landmarks['nose_tip'][1]:.0f} z={landmarks['nose_tip'][2]:.0f} mm, "
+                 f"nasion at y={y_nasion:.0f} z={z_nasion:.0f} mm")
+    before = int(removed.sum())
+    r, c = np.meshgrid(np.arange(geometry.shape[1]), np.arange(geometry.shape[2]), indexing="ij")
+    for k in range(geometry.shape[0]):                       # slice by slice: large series stay small in memory
+        pts = geometry.voxel_to_patient(np.full(r.shape, k), r, c)
+        cut = (pts[..., 1] < planes["y_behind_eyes"]) & (pts[..., 2] < planes["z_above_eyes"])
+        removed[k] |= cut & ~keep[k] if keep is not None else cut
+    steps.append(f"face region: anterior of y={planes['y_behind_eyes']:.0f} and inferior of "
+                 f"z={planes['z_above_eyes']:.0f} mm: {int(removed.sum()) - before} more voxels")
+    return planes
+
+def _add_ears(geometry: VolumeGeometry, ears: np.ndarray, axes, grid_mm: float, removed: np.ndarray, steps: list) -> None:
+    "Add (in place) the voxels under the grid's ear mask."
+    n_ears = 0
+    r, c = np.meshgrid(np.arange(geometry.shape[1]), np.arange(geometry.shape[2]), indexing="ij")
+    for k in range(geometry.shape[0]):
+        pts = geometry.voxel_to_patient(np.full(r.shape, k), r, c)
+        idx = [np.clip(np.rint((pts[..., a] - axes[a][0]) / grid_mm).astype(int), 0, len(axes[a]) - 1) for a in (2, 1, 0)]
+        on_ear = ears[idx[0], idx[1], idx[2]] & ~removed[k]
+        n_ears += int(on_ear.sum())
+        removed[k] |= on_ear
+    steps.append(f"ears: {n_ears} voxels")
+
+def _qa_numbers(before: np.ndarray, after: np.ndarray, removed: np.ndarray, brain, geometry: VolumeGeometry) -> dict:
+    "What changed: voxels and cm³ removed, their extent (mm), voxels changed outside the mask, brain share changed."
+    voxel_mm3 = float(np.prod(geometry.spacing))
+    qa = dict(removed_voxels=int(removed.sum()), removed_cm3=round(float(removed.sum()) * voxel_mm3 / 1000, 1),
+              changed_outside_mask=int((after[~removed] != before[~removed]).sum()))
+    if removed.any():
+        k, r, c = np.nonzero(removed)
+        pts = geometry.voxel_to_patient(k, r, c)
+        qa["removed_extent_mm"] = [round(float(v), 1) for v in pts.max(0) - pts.min(0)]
+    if brain is not None:
+        qa["brain_voxels"] = int(brain.sum())
+        qa["brain_changed"] = float((removed & brain).sum() / max(int(brain.sum()), 1))
+    return qa
 
 # %% ../../nbs/12_deface.ipynb #cba3476f
 def _stored_range(ds: Dataset) -> tuple[int, int]:
@@ -423,6 +644,7 @@ def deface_datasets(
     datasets: list[Dataset],       # all single-frame slices of one series, with pixel data
     margin_mm: float = 5.0,        # see `deface`
     remove_ears: bool = False,     # see `deface`
+    method: str = "template",      # see `deface`
 ) -> tuple[list[Dataset], DefaceResult]:  # the same datasets (changed in place), and what was done
     "Deface one head CT/MR series in place if `is_head_series` flags it; otherwise leave it and say why."
     datasets = list(datasets)
@@ -439,7 +661,7 @@ def deface_datasets(
     arrays = [datasets[i].pixel_array for i in geometry.order]
     volume = np.stack([a * _rescale(datasets[i])[0] + _rescale(datasets[i])[1]
                        for a, i in zip(arrays, geometry.order)]).astype(np.float32)
-    result = deface(volume, geometry, str(datasets[0].Modality), margin_mm=margin_mm, remove_ears=remove_ears)
+    result = deface(volume, geometry, str(datasets[0].Modality), margin_mm=margin_mm, remove_ears=remove_ears, method=method)
     result.steps.insert(0, why)
     if not result.applied:
         result.reason = f"not defaced: {result.reason}"
@@ -447,7 +669,21 @@ def deface_datasets(
     for k, i in enumerate(geometry.order):
         if result.removed[k].any():
             _write_pixels(datasets[i], result.volume[k], arrays[k].dtype)
+    _check_written(datasets, geometry, arrays, result)
     return datasets, result
+
+def _check_written(datasets: list[Dataset], geometry: VolumeGeometry, arrays: list, result: DefaceResult) -> None:
+    "Decode the written slices again: outside the mask nothing changed, inside it is all background (QA)."
+    outside = inside = 0
+    for k, i in enumerate(geometry.order):
+        if not result.removed[k].any(): continue
+        after = datasets[i].pixel_array
+        outside += int((after[~result.removed[k]] != arrays[k][~result.removed[k]]).sum())
+        inside += int((after[result.removed[k]] != after[result.removed[k]].flat[0]).sum())
+    result.qa.update(changed_outside_mask=outside, removed_not_background=inside)
+    if outside or inside:
+        raise DicomValueError(f"defacing check failed: {outside} voxels changed outside the face mask and {inside} inside "
+                              "it are not background after writing; the series is held back.")
 
 # %% ../../nbs/12_deface.ipynb #d5c4d83b
 def render_surface(
@@ -506,8 +742,8 @@ def plan_deface(
 
 class SeriesDefacer:
     "Defaces each series once per process (a small cache) and hands out its slices."
-    def __init__(self, margin_mm: float = 5.0, remove_ears: bool = False, cache_series: int = 2):
-        self.margin_mm, self.remove_ears, self.cache_series = margin_mm, remove_ears, cache_series
+    def __init__(self, margin_mm: float = 5.0, remove_ears: bool = False, cache_series: int = 2, method: str = "template"):
+        self.margin_mm, self.remove_ears, self.cache_series, self.method = margin_mm, remove_ears, cache_series, method
         self._cache: dict[tuple[str, ...], tuple[dict[str, Dataset], DefaceResult]] = {}
 
     def slice(self,
@@ -518,9 +754,9 @@ class SeriesDefacer:
         "The defaced dataset of `path` (a fresh copy) and what was done to its series."
         if paths not in self._cache:
             datasets = [read(p) for p in paths]
-            _, result = deface_datasets(datasets, margin_mm=self.margin_mm, remove_ears=self.remove_ears)
-            result = DefaceResult(result.applied, result.reason, background=result.background,
-                                  landmarks=dict(result.landmarks), planes=dict(result.planes), steps=list(result.steps))
+            _, result = deface_datasets(datasets, margin_mm=self.margin_mm, remove_ears=self.remove_ears, method=self.method)
+            result = DefaceResult(result.applied, result.reason, background=result.background, landmarks=dict(result.landmarks),
+                                  planes=dict(result.planes), steps=list(result.steps), qa=dict(result.qa))
             while len(self._cache) >= self.cache_series: self._cache.pop(next(iter(self._cache)))
             self._cache[paths] = (dict(zip(paths, datasets)), result)
         by_path, result = self._cache[paths]
