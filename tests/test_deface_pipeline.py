@@ -99,14 +99,20 @@ def test_head_series_that_cannot_be_defaced_is_quarantined(tmp_path):
     assert [f["status"] for f in report["files"]] == ["quarantined"] * 20
 
 
-def test_real_ct_head_slices_that_cannot_be_defaced_are_quarantined(tmp_path):
-    "deid-data's two real CT brain slices (one position, one series): no volume to deface, so both are held back."
+def test_real_head_images_that_cannot_be_defaced_are_quarantined(tmp_path):
+    """Real head images with no volume to deface are held back: deid-data's two CT brain slices (one position,
+    one series), pydicom-data's 10-frame enhanced head MR (no plane positions) and nibabel's enhanced MPRAGE
+    (176 frames, pixels blanked by its shipper: no head to fit)."""
     src = tmp_path / "in"; src.mkdir()
-    for name in ("ctbrain1.dcm", "ctbrain2.dcm"):
-        shutil.copy(_real(f"deid-data/humans/{name}"), src / name)
+    for rel in ("deid-data/humans/ctbrain1.dcm", "deid-data/humans/ctbrain2.dcm", "pydicom-data/emri_small.dcm",
+                "nibabel/philips_mprage.dcm"):
+        shutil.copy(_real(rel), src / Path(rel).name)
     result = _deface_run(src, tmp_path / "out")
-    assert [f.status for f in result.files] == ["quarantined", "quarantined"], result.summary()
-    assert all("cannot be defaced" in f.reason for f in result.files), [f.reason for f in result.files]
+    assert [f.status for f in result.files] == ["quarantined"] * 4, result.summary()
+    reasons = {f.source: f.reason for f in result.files}
+    assert "cannot be defaced" in reasons["ctbrain1.dcm"] and "cannot be defaced" in reasons["ctbrain2.dcm"], reasons
+    assert "PerFrameFunctionalGroupsSequence" in reasons["emri_small.dcm"], reasons
+    assert "head template does not fit" in reasons["philips_mprage.dcm"], reasons
 
 
 def test_real_ge_pd_head_mr_defaced_by_the_pipeline(tmp_path, capsys):

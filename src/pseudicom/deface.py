@@ -436,19 +436,31 @@ def _lookup(mask: np.ndarray, axes, step: float, points: np.ndarray) -> np.ndarr
     return out
 
 # %% ../../nbs/12_deface.ipynb #aa96d89a
+def _slice_coords(geometry: VolumeGeometry, k: int, matrix: np.ndarray) -> list[np.ndarray]:
+    "`matrix` (4x4) applied to the patient point of every voxel of slice k: three (rows, columns) float32 arrays."
+    rows = np.arange(geometry.shape[1], dtype=np.float64) * geometry.pixel_spacing[0]
+    cols = np.arange(geometry.shape[2], dtype=np.float64) * geometry.pixel_spacing[1]
+    a, o = matrix[:3, :3], matrix[:3, :3] @ geometry.origins[k] + matrix[:3, 3]
+    u, v = a @ geometry.column_cosines, a @ geometry.row_cosines
+    return [np.add.outer(rows * u[i] + o[i], cols * v[i]).astype(np.float32) for i in range(3)]
+
+def _gather(mask: np.ndarray, coords: list[np.ndarray]) -> np.ndarray:
+    "Nearest value of `mask` at fractional indices `coords` (one array per axis of `mask`); False outside."
+    idx = [np.rint(c).astype(np.int32) for c in coords]
+    ok = np.logical_and.reduce([(i >= 0) & (i < n) for i, n in zip(idx, mask.shape)])
+    out = np.zeros(idx[0].shape, bool)
+    out[ok] = mask[tuple(i[ok] for i in idx)]
+    return out
+
 def _map_back(geometry: VolumeGeometry, m: np.ndarray, template: HeadTemplate) -> tuple[np.ndarray, np.ndarray]:
     "The template's face mask (1 mm, nearest) and brain region on every voxel of the series, slice by slice."
     to_voxel = np.linalg.inv(template.affine) @ m
-    shape = geometry.shape
-    removed, brain = np.zeros(shape, bool), np.zeros(shape, bool)
-    r, c = np.meshgrid(np.arange(shape[1]), np.arange(shape[2]), indexing="ij")
-    n = np.array(template.remove.shape)
-    for k in range(shape[0]):
-        p = geometry.voxel_to_patient(np.full(r.shape, k), r, c)
-        idx = np.rint(p @ to_voxel[:3, :3].T + to_voxel[:3, 3]).astype(np.int64)
-        ok = np.all((idx >= 0) & (idx < n), axis=-1)
-        removed[k][ok] = template.remove[idx[ok, 0], idx[ok, 1], idx[ok, 2]]
-        brain[k] = _lookup(template.brain, template.axes, template.step, p @ m[:3, :3].T + m[:3, 3])
+    to_grid = np.eye(4); to_grid[:3, :3] /= template.step; to_grid[:3, 3] = -np.array([a[0] for a in template.axes]) / template.step
+    to_grid = to_grid @ m
+    removed, brain = np.zeros(geometry.shape, bool), np.zeros(geometry.shape, bool)
+    for k in range(geometry.shape[0]):
+        removed[k] = _gather(template.remove, _slice_coords(geometry, k, to_voxel))
+        brain[k] = _gather(template.brain, _slice_coords(geometry, k, to_grid)[::-1])   # grid axes (z, y, x)
     return removed, brain
 
 def _face_checks(geometry: VolumeGeometry, m: np.ndarray, removed: np.ndarray, head: np.ndarray, axes, step: float,
@@ -580,10 +592,9 @@ def _profile_cut(geometry: VolumeGeometry, landmarks: dict, margin_mm: float, re
     steps.append(f"nose tip at y={landmarks['nose_tip'][1]:.0f} z={landmarks['nose_tip'][2]:.0f} mm, "
                  f"nasion at y={y_nasion:.0f} z={z_nasion:.0f} mm")
     before = int(removed.sum())
-    r, c = np.meshgrid(np.arange(geometry.shape[1]), np.arange(geometry.shape[2]), indexing="ij")
     for k in range(geometry.shape[0]):                       # slice by slice: large series stay small in memory
-        pts = geometry.voxel_to_patient(np.full(r.shape, k), r, c)
-        cut = (pts[..., 1] < planes["y_behind_eyes"]) & (pts[..., 2] < planes["z_above_eyes"])
+        _, y, z = _slice_coords(geometry, k, np.eye(4))
+        cut = (y < planes["y_behind_eyes"]) & (z < planes["z_above_eyes"])
         removed[k] |= cut & ~keep[k] if keep is not None else cut
     steps.append(f"face region: anterior of y={planes['y_behind_eyes']:.0f} and inferior of "
                  f"z={planes['z_above_eyes']:.0f} mm: {int(removed.sum()) - before} more voxels")
@@ -602,14 +613,15 @@ def _add_ears(geometry: VolumeGeometry, ears: np.ndarray, axes, grid_mm: float, 
     steps.append(f"ears: {n_ears} voxels")
 
 def _qa_numbers(before: np.ndarray, after: np.ndarray, removed: np.ndarray, brain, geometry: VolumeGeometry) -> dict:
-    "What changed: voxels and cm³ removed, their extent (mm), voxels changed outside the mask, brain share changed."
+    "What changed: voxels and cm³ removed, their extent (x, y, z mm, of the slices' bounding boxes), brain share changed."
     voxel_mm3 = float(np.prod(geometry.spacing))
-    qa = dict(removed_voxels=int(removed.sum()), removed_cm3=round(float(removed.sum()) * voxel_mm3 / 1000, 1),
-              changed_outside_mask=int((after[~removed] != before[~removed]).sum()))
-    if removed.any():
-        k, r, c = np.nonzero(removed)
-        pts = geometry.voxel_to_patient(k, r, c)
-        qa["removed_extent_mm"] = [round(float(v), 1) for v in pts.max(0) - pts.min(0)]
+    qa = dict(removed_voxels=int(removed.sum()), removed_cm3=round(float(removed.sum()) * voxel_mm3 / 1000, 1))
+    corners = []
+    for k in np.flatnonzero(removed.any(axis=(1, 2))):
+        rows, cols = np.flatnonzero(removed[k].any(1)), np.flatnonzero(removed[k].any(0))
+        corners += [geometry.voxel_to_patient(int(k), r, c) for r in (rows[0], rows[-1]) for c in (cols[0], cols[-1])]
+    if corners:
+        qa["removed_extent_mm"] = [round(float(v), 1) for v in np.max(corners, 0) - np.min(corners, 0)]
     if brain is not None:
         qa["brain_voxels"] = int(brain.sum())
         qa["brain_changed"] = float((removed & brain).sum() / max(int(brain.sum()), 1))
@@ -626,7 +638,10 @@ def _rescale(ds: Dataset) -> tuple[float, float]:
 def _write_pixels(ds: Dataset, values: np.ndarray, dtype: np.dtype) -> None:
     slope, intercept = _rescale(ds)
     lo, hi = _stored_range(ds)
-    stored = np.clip(np.rint((values - intercept) / slope), lo, hi).astype(dtype)
+    _put_stored(ds, np.clip(np.rint((values - intercept) / slope), lo, hi).astype(dtype))
+
+def _put_stored(ds: Dataset, stored: np.ndarray) -> None:
+    "Set PixelData from stored values (one frame or all frames), in the dataset's own transfer syntax."
     syntax = ds.file_meta.TransferSyntaxUID if "TransferSyntaxUID" in getattr(ds, "file_meta", {}) else None
     if syntax is not None and syntax.is_compressed:
         try:
@@ -651,6 +666,8 @@ def deface_datasets(
     flagged, why = is_head_series(datasets)
     if not flagged:
         return datasets, DefaceResult(False, f"not defaced: {why}")
+    if len(datasets) == 1 and int(datasets[0].get("NumberOfFrames", 1) or 1) > 1 and "PixelData" in datasets[0]:
+        return datasets, _deface_frames(datasets[0], why, margin_mm=margin_mm, remove_ears=remove_ears, method=method)
     for ds in datasets:
         if "PixelData" not in ds:
             raise DicomValueError(f"{_where(ds)}(7FE0,0010) PixelData is missing: defacing needs the pixels "
@@ -684,6 +701,55 @@ def _check_written(datasets: list[Dataset], geometry: VolumeGeometry, arrays: li
     if outside or inside:
         raise DicomValueError(f"defacing check failed: {outside} voxels changed outside the face mask and {inside} inside "
                               "it are not background after writing; the series is held back.")
+
+# %% ../../nbs/12_deface.ipynb #ae1289c7
+def _frame_headers(ds: Dataset) -> list[Dataset]:
+    "One small header per frame of an enhanced (multi-frame) CT/MR image: position, orientation, spacing, rescale."
+    shared = (ds.get("SharedFunctionalGroupsSequence") or [Dataset()])[0]
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence") or []
+    if len(per_frame) != int(ds.NumberOfFrames):
+        raise DicomValueError(f"{_where(ds)}(5200,9230) PerFrameFunctionalGroupsSequence has {len(per_frame)} items for "
+                              f"{int(ds.NumberOfFrames)} frames: the frames cannot be placed in patient coordinates for defacing.")
+    headers = []
+    for frame in per_frame:
+        def item(keyword: str) -> Dataset:
+            seq = frame.get(keyword) or shared.get(keyword)
+            return seq[0] if seq else Dataset()
+        h = Dataset()
+        h.Rows, h.Columns, h.filename = ds.Rows, ds.Columns, getattr(ds, "filename", None)
+        for keyword, group in (("ImagePositionPatient", "PlanePositionSequence"), ("ImageOrientationPatient", "PlaneOrientationSequence"),
+                               ("PixelSpacing", "PixelMeasuresSequence"), ("SliceThickness", "PixelMeasuresSequence"),
+                               ("RescaleSlope", "PixelValueTransformationSequence"), ("RescaleIntercept", "PixelValueTransformationSequence")):
+            value = item(group).get(keyword, ds.get(keyword))
+            if value is not None: setattr(h, keyword, value)
+        headers.append(h)
+    return headers
+
+def _deface_frames(ds: Dataset, why: str, **options) -> DefaceResult:
+    "Deface an enhanced (multi-frame) head CT/MR image in place: its frames are the slices."
+    headers = _frame_headers(ds)
+    geometry = geometry_from_datasets(headers)
+    frames = ds.pixel_array
+    rescale = [_rescale(h) for h in headers]
+    volume = np.stack([frames[i] * rescale[i][0] + rescale[i][1] for i in geometry.order]).astype(np.float32)
+    result = deface(volume, geometry, str(ds.Modality), **options)
+    result.steps.insert(0, why)
+    if not result.applied:
+        result.reason = f"not defaced: {result.reason}"
+        return result
+    stored, (lo, hi) = frames.copy(), _stored_range(ds)
+    for k, i in enumerate(geometry.order):
+        slope, intercept = rescale[i]
+        stored[i][result.removed[k]] = np.clip(np.rint((result.background - intercept) / slope), lo, hi)
+    _put_stored(ds, stored)
+    after = ds.pixel_array
+    removed = np.zeros(frames.shape, bool)
+    removed[list(geometry.order)] = result.removed
+    result.qa.update(changed_outside_mask=int((after[~removed] != frames[~removed]).sum()),
+                     removed_not_background=int((after[removed] != stored[removed]).sum()))
+    if result.qa["changed_outside_mask"] or result.qa["removed_not_background"]:
+        raise DicomValueError(f"{_where(ds)}defacing check failed after writing the frames; the image is held back.")
+    return result
 
 # %% ../../nbs/12_deface.ipynb #d5c4d83b
 def render_surface(
