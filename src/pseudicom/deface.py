@@ -23,7 +23,7 @@ from .errors import DicomValueError, tag_str
 
 # %% auto #0
 __all__ = ['EYE_DEPTH_MM', 'EYE_TOP_MM', 'MIN_NOSE_MM', 'DEFACE_METHOD_CODE', 'CT_AIR_HU', 'TEMPLATE_LANDMARKS', 'FACE_BOX',
-           'MIN_DICE', 'MAX_BRAIN_CHANGED', 'VolumeGeometry', 'geometry_from_datasets', 'is_head_series',
+           'MIN_DICE', 'MAX_BRAIN_CHANGED', 'MAX_TIP_MM', 'VolumeGeometry', 'geometry_from_datasets', 'is_head_series',
            'DefaceResult', 'HeadTemplate', 'head_template', 'register_head', 'deface', 'deface_datasets',
            'render_surface', 'DefacePlan', 'plan_deface', 'SeriesDefacer']
 
@@ -336,6 +336,7 @@ class HeadTemplate:
     grid: np.ndarray     # intensities on the LPS grid, array order (z, y, x)
     head: np.ndarray     # bool on the grid: the head
     brain: np.ndarray    # bool on the grid: the brain region (inside the skull, away from the face)
+    near_face: np.ndarray  # bool on the grid: within 20 mm of the face mask (where the profile cut may add to it)
     axes: tuple          # x, y, z coordinates (mm) of the grid
     step: float          # grid spacing (mm)
 
@@ -365,7 +366,7 @@ def head_template(step: float = 3.0) -> HeadTemplate:
     deep = ndimage.binary_erosion(head, iterations=max(1, int(round(15.0 / step))))
     near_face = ndimage.binary_dilation(face, iterations=max(1, int(round(20.0 / step))))
     brain = deep & ~near_face & (axes[2] > TEMPLATE_LANDMARKS["nose_tip"][2])[:, None, None]
-    return HeadTemplate(affine, remove, grid, head, brain, axes, step)
+    return HeadTemplate(affine, remove, grid, head, brain, near_face, axes, step)
 
 # %% ../../nbs/12_deface.ipynb #6659f970
 def _sitk_image(array: np.ndarray, axes, step: float):
@@ -452,16 +453,17 @@ def _gather(mask: np.ndarray, coords: list[np.ndarray]) -> np.ndarray:
     out[ok] = mask[tuple(i[ok] for i in idx)]
     return out
 
-def _map_back(geometry: VolumeGeometry, m: np.ndarray, template: HeadTemplate) -> tuple[np.ndarray, np.ndarray]:
-    "The template's face mask (1 mm, nearest) and brain region on every voxel of the series, slice by slice."
+def _map_back(geometry: VolumeGeometry, m: np.ndarray, template: HeadTemplate) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    "The template's face mask (1 mm, nearest), brain region and near-face region on every voxel of the series."
     to_voxel = np.linalg.inv(template.affine) @ m
     to_grid = np.eye(4); to_grid[:3, :3] /= template.step; to_grid[:3, 3] = -np.array([a[0] for a in template.axes]) / template.step
     to_grid = to_grid @ m
-    removed, brain = np.zeros(geometry.shape, bool), np.zeros(geometry.shape, bool)
+    removed, brain, near = (np.zeros(geometry.shape, bool) for _ in range(3))
     for k in range(geometry.shape[0]):
         removed[k] = _gather(template.remove, _slice_coords(geometry, k, to_voxel))
-        brain[k] = _gather(template.brain, _slice_coords(geometry, k, to_grid)[::-1])   # grid axes (z, y, x)
-    return removed, brain
+        on_grid = _slice_coords(geometry, k, to_grid)[::-1]   # grid axes (z, y, x)
+        brain[k], near[k] = _gather(template.brain, on_grid), _gather(template.near_face, on_grid)
+    return removed, brain, near
 
 def _face_checks(geometry: VolumeGeometry, m: np.ndarray, removed: np.ndarray, head: np.ndarray, axes, step: float,
                  removed_grid: np.ndarray, inside: np.ndarray) -> tuple[dict, dict, list[str]]:
@@ -490,10 +492,11 @@ def _face_checks(geometry: VolumeGeometry, m: np.ndarray, removed: np.ndarray, h
 # %% ../../nbs/12_deface.ipynb #c459e880
 MIN_DICE = 0.85          # head overlap the registered template must reach
 MAX_BRAIN_CHANGED = 0.01 # share of the (template) brain region that may change
+MAX_TIP_MM = 20.0        # the profile cut is added only if its nose tip is this close to the template's
 
 def _template_face(volume: np.ndarray, geometry: VolumeGeometry, axes, grid: np.ndarray, head: np.ndarray,
-                   grid_mm: float) -> tuple:
-    "(removed, brain, landmarks, qa, problems, steps) from the head template registered to the series."
+                   grid_mm: float) -> dict:
+    "removed, brain, near_face, landmarks, nose_tip (mapped, LPS mm), qa, problems, steps: the registered template's say."
     template = head_template(grid_mm)
     inside = _resample(np.ones(volume.shape, np.float32), geometry, axes, 0.0) > 0
     m, fit = register_head(grid, inside, head, axes, grid_mm, template)
@@ -501,9 +504,9 @@ def _template_face(volume: np.ndarray, geometry: VolumeGeometry, axes, grid: np.
     steps = [f"head template registered (affine, mutual information {fit['metric']:.3f}, {fit['starts']} start heights): "
              f"head overlap (Dice) {fit['dice']:.2f}"]
     if fit["dice"] < MIN_DICE:
-        return None, None, {}, qa, [f"the head template does not fit the series (head overlap {fit['dice']:.2f} "
-                                    f"< {MIN_DICE}); registration failed"], steps
-    removed, brain = _map_back(geometry, m, template)
+        return dict(landmarks={}, qa=qa, steps=steps, problems=[f"the head template does not fit the series (head overlap "
+                                                                f"{fit['dice']:.2f} < {MIN_DICE}); registration failed"])
+    removed, brain, near_face = _map_back(geometry, m, template)
     to_voxel = np.linalg.inv(template.affine) @ m
     idx = np.rint(_points(axes) @ to_voxel[:3, :3].T + to_voxel[:3, 3]).astype(np.int64)
     ok = np.all((idx >= 0) & (idx < np.array(template.remove.shape)), axis=-1)
@@ -511,7 +514,10 @@ def _template_face(volume: np.ndarray, geometry: VolumeGeometry, axes, grid: np.
     landmarks, checks, problems = _face_checks(geometry, m, removed, head, axes, grid_mm, removed_grid, inside)
     qa.update(checks)
     steps.append("face landmarks in view: " + (", ".join(landmarks) or "none"))
-    return removed, brain, landmarks, qa, problems, steps
+    inv = np.linalg.inv(m)
+    nose_tip = inv[:3, :3] @ np.array(TEMPLATE_LANDMARKS["nose_tip"]) + inv[:3, 3]
+    return dict(removed=removed, brain=brain, near_face=near_face, landmarks=landmarks, nose_tip=nose_tip, qa=qa,
+                problems=problems, steps=steps)
 
 # %% ../../nbs/12_deface.ipynb #5754730a
 def deface(
@@ -537,20 +543,25 @@ def deface(
     steps = [f"air threshold {threshold:.0f} ({'fixed' if modality == 'CT' else 'Otsu'}), "
              f"head {int(head.sum())} grid voxels of {grid_mm:g} mm"]
     landmarks, why_not = _face_landmarks(head, axes)
-    removed, brain, qa = np.zeros(volume.shape, dtype=bool), None, {}
+    removed, brain, keep, qa = np.zeros(volume.shape, dtype=bool), None, None, {}
     if method == "template":
-        t_removed, brain, t_landmarks, qa, problems, t_steps = _template_face(volume, geometry, axes, grid, head, grid_mm)
-        steps += t_steps
-        if problems:
-            return DefaceResult(False, "no face found where the head template puts it: " + "; ".join(problems), volume,
-                                removed, None, t_landmarks, {}, steps, qa)
-        removed |= t_removed
-        landmarks = {**t_landmarks, **landmarks}
+        t = _template_face(volume, geometry, axes, grid, head, grid_mm)
+        steps += t["steps"]; qa = t["qa"]
+        if t["problems"]:
+            return DefaceResult(False, "no face found where the head template puts it: " + "; ".join(t["problems"]), volume,
+                                removed, None, t["landmarks"], {}, steps, qa)
+        removed |= t["removed"]
+        brain, keep = t["brain"], t["brain"] | ~t["near_face"]   # the profile cut stays near the face, out of the brain
+        if landmarks and np.linalg.norm(np.subtract(landmarks["nose_tip"], t["nose_tip"])) > MAX_TIP_MM:
+            steps.append(f"profile cut not used: its nose tip lies {np.linalg.norm(np.subtract(landmarks['nose_tip'], t['nose_tip'])):.0f} "
+                         f"mm from the template's (> {MAX_TIP_MM:.0f} mm)")
+            landmarks = {}
+        landmarks = {**t["landmarks"], **landmarks}
     elif not landmarks:
         return DefaceResult(False, why_not, volume, removed, None, {}, {}, steps)
     air = grid[~head & (grid <= threshold)]
     background = CT_AIR_HU if modality == "CT" else float(np.median(air) if air.size else np.percentile(volume, 1))
-    planes = _profile_cut(geometry, landmarks, margin_mm, removed, steps, brain) if "nasion" in landmarks else {}
+    planes = _profile_cut(geometry, landmarks, margin_mm, removed, steps, keep) if "nasion" in landmarks else {}
     if remove_ears and "nasion" in landmarks:
         _add_ears(geometry, _ear_mask(head, tissue, axes, landmarks, planes, margin_mm, grid_mm), axes, grid_mm, removed, steps)
     out = volume.astype(np.float32, copy=True)
