@@ -394,6 +394,7 @@ def _centre(mask: np.ndarray, axes) -> tuple[np.ndarray, tuple[float, float]]:
     zz, yy, xx = np.nonzero(mask)
     return np.array([axes[0][xx].mean(), axes[1][yy].mean(), axes[2][zz].mean()]), (axes[2][zz].min(), axes[2][zz].max())
 
+# %% ../../nbs/12_deface.ipynb #4a1d9604
 def register_head(
     grid: np.ndarray, inside: np.ndarray, head: np.ndarray, axes, step: float,  # the series on an LPS grid, its coverage and head mask
     template: HeadTemplate,
@@ -700,6 +701,7 @@ def deface_datasets(
     _check_written(datasets, geometry, arrays, result)
     return datasets, result
 
+# %% ../../nbs/12_deface.ipynb #51391523
 def _check_written(datasets: list[Dataset], geometry: VolumeGeometry, arrays: list, result: DefaceResult) -> None:
     "Decode the written slices again: outside the mask nothing changed, inside it is all background (QA)."
     outside = inside = 0
