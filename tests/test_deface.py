@@ -276,3 +276,17 @@ def test_real_head_tilted_in_the_scanner(axis: int, degrees: float) -> None:
     scores = real_head_scores(before, after, geometry, GE_EYES, np.rint(result.background))
     assert scores["front_removed"] >= 0.80 and scores["brain_unchanged"] >= 0.99, (scores, result.steps)
     assert result.n_removed < 150_000, result.steps   # untilted: 97,704 voxels; a misled profile cut takes ~350,000
+
+
+def test_real_head_ears_on_request() -> None:
+    "Ears on the real GE head: found without a usable nose profile (anchored on the template), the brain kept."
+    datasets = [pydicom.dcmread(f) for f in ge_pd_head_files()]
+    geometry = geometry_from_datasets(datasets)
+    before = np.stack([datasets[k].pixel_array for k in geometry.order]).astype(np.int32)
+    _, plain = deface_datasets([pydicom.dcmread(f) for f in ge_pd_head_files()])
+    datasets, ears = deface_datasets(datasets, remove_ears=True)
+    assert ears.applied and any(s.startswith("ears: ") for s in ears.steps), ears.steps
+    assert (ears.removed >= plain.removed).all() and ears.n_removed > plain.n_removed + 5000
+    after = np.stack([datasets[k].pixel_array for k in geometry.order]).astype(np.int32)
+    scores = real_head_scores(before, after, geometry, GE_EYES, np.rint(ears.background))
+    assert scores["brain_unchanged"] >= 0.99 and ears.qa["brain_changed"] <= 0.01, scores

@@ -22,10 +22,10 @@ from skimage import filters, measure, morphology
 from .errors import DicomValueError, tag_str
 
 # %% auto #0
-__all__ = ['EYE_DEPTH_MM', 'EYE_TOP_MM', 'MIN_NOSE_MM', 'DEFACE_METHOD_CODE', 'CT_AIR_HU', 'TEMPLATE_LANDMARKS', 'FACE_BOX',
-           'MIN_DICE', 'MAX_BRAIN_CHANGED', 'MAX_TIP_MM', 'VolumeGeometry', 'geometry_from_datasets', 'is_head_series',
-           'DefaceResult', 'HeadTemplate', 'head_template', 'register_head', 'deface', 'deface_datasets',
-           'render_surface', 'DefacePlan', 'plan_deface', 'SeriesDefacer']
+__all__ = ['EYE_DEPTH_MM', 'EYE_TOP_MM', 'MIN_NOSE_MM', 'DEFACE_METHOD_CODE', 'CT_AIR_HU', 'TEMPLATE_LANDMARKS',
+           'TEMPLATE_NASION', 'FACE_BOX', 'MIN_DICE', 'MAX_BRAIN_CHANGED', 'MAX_TIP_MM', 'VolumeGeometry',
+           'geometry_from_datasets', 'is_head_series', 'DefaceResult', 'HeadTemplate', 'head_template', 'register_head',
+           'deface', 'deface_datasets', 'render_surface', 'DefacePlan', 'plan_deface', 'SeriesDefacer']
 
 # %% ../../nbs/12_deface.ipynb #13cdbf25
 _AXES = ((1.0, 0.0, 0.0, "L", "R"), (0.0, 1.0, 0.0, "P", "A"), (0.0, 0.0, 1.0, "S", "I"))
@@ -326,6 +326,7 @@ def _face_landmarks(head: np.ndarray, axes) -> tuple[dict, str]:
 # %% ../../nbs/12_deface.ipynb #4386d59c
 TEMPLATE_LANDMARKS = {"nose_tip": (0.0, -116.0, -65.0), "right_eye": (-32.0, -90.0, -30.0),
                       "left_eye": (32.0, -90.0, -30.0), "mouth": (0.0, -103.0, -92.0)}  # LPS mm on pydeface's template
+TEMPLATE_NASION = (0.0, -104.0, -28.0)   # LPS mm on the template: where the ear search is anchored without a profile
 FACE_BOX = dict(y_max=-90.0, z_max=-20.0, x_abs_max=50.0)   # "in front of the face plane" on the template (LPS mm)
 
 @dataclass(frozen=True)
@@ -517,7 +518,8 @@ def _template_face(volume: np.ndarray, geometry: VolumeGeometry, axes, grid: np.
     steps.append("face landmarks in view: " + (", ".join(landmarks) or "none"))
     inv = np.linalg.inv(m)
     nose_tip = inv[:3, :3] @ np.array(TEMPLATE_LANDMARKS["nose_tip"]) + inv[:3, 3]
-    return dict(removed=removed, brain=brain, near_face=near_face, landmarks=landmarks, nose_tip=nose_tip, qa=qa,
+    nasion = inv[:3, :3] @ np.array(TEMPLATE_NASION) + inv[:3, 3]
+    return dict(removed=removed, brain=brain, near_face=near_face, landmarks=landmarks, nose_tip=nose_tip, nasion=nasion, qa=qa,
                 problems=problems, steps=steps)
 
 # %% ../../nbs/12_deface.ipynb #5754730a
@@ -563,8 +565,10 @@ def deface(
     air = grid[~head & (grid <= threshold)]
     background = CT_AIR_HU if modality == "CT" else float(np.median(air) if air.size else np.percentile(volume, 1))
     planes = _profile_cut(geometry, landmarks, margin_mm, removed, steps, keep) if "nasion" in landmarks else {}
-    if remove_ears and "nasion" in landmarks:
-        _add_ears(geometry, _ear_mask(head, tissue, axes, landmarks, planes, margin_mm, grid_mm), axes, grid_mm, removed, steps)
+    if remove_ears:   # anchored on the profile's nose and nasion, else on the template's mapped back
+        marks = landmarks if "nasion" in landmarks else dict(nose_tip=tuple(t["nose_tip"]), nasion=tuple(t["nasion"]))
+        at = planes or dict(y_behind_eyes=marks["nasion"][1] + EYE_DEPTH_MM + margin_mm)
+        _add_ears(geometry, _ear_mask(head, tissue, axes, marks, at, margin_mm, grid_mm), axes, grid_mm, removed, steps)
     out = volume.astype(np.float32, copy=True)
     out[removed] = background
     qa.update(_qa_numbers(volume, out, removed, brain, geometry))
