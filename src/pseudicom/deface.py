@@ -23,7 +23,7 @@ from .errors import DicomValueError, tag_str
 
 # %% auto #0
 __all__ = ['EYE_DEPTH_MM', 'EYE_TOP_MM', 'MIN_NOSE_MM', 'DEFACE_METHOD_CODE', 'CT_AIR_HU', 'TEMPLATE_LANDMARKS',
-           'TEMPLATE_NASION', 'FACE_BOX', 'MIN_DICE', 'MAX_BRAIN_CHANGED', 'MAX_TIP_MM', 'VolumeGeometry',
+           'TEMPLATE_NASION', 'FACE_BOX', 'MIN_DICE', 'MIN_MI', 'MAX_BRAIN_CHANGED', 'MAX_TIP_MM', 'VolumeGeometry',
            'geometry_from_datasets', 'is_head_series', 'DefaceResult', 'HeadTemplate', 'head_template', 'register_head',
            'deface', 'deface_datasets', 'render_surface', 'DefacePlan', 'plan_deface', 'SeriesDefacer']
 
@@ -324,8 +324,8 @@ def _face_landmarks(head: np.ndarray, axes) -> tuple[dict, str]:
                 nasion=(x_center, float(front[nasion]), float(gz[nasion]))), ""
 
 # %% ../../nbs/12_deface.ipynb #4386d59c
-TEMPLATE_LANDMARKS = {"nose_tip": (0.0, -116.0, -65.0), "right_eye": (-32.0, -90.0, -30.0),
-                      "left_eye": (32.0, -90.0, -30.0), "mouth": (0.0, -103.0, -92.0)}  # LPS mm on pydeface's template
+TEMPLATE_LANDMARKS = {"nose_tip": (0.0, -116.0, -65.0), "right_eye": (-32.0, -95.0, -30.0),   # eyes: front of the globes
+                      "left_eye": (32.0, -95.0, -30.0), "mouth": (0.0, -103.0, -92.0)}  # LPS mm on pydeface's template
 TEMPLATE_NASION = (0.0, -104.0, -28.0)   # LPS mm on the template: where the ear search is anchored without a profile
 FACE_BOX = dict(y_max=-90.0, z_max=-20.0, x_abs_max=50.0)   # "in front of the face plane" on the template (LPS mm)
 
@@ -400,7 +400,7 @@ def register_head(
     grid: np.ndarray, inside: np.ndarray, head: np.ndarray, axes, step: float,  # the series on an LPS grid, its coverage and head mask
     template: HeadTemplate,
 ) -> tuple[np.ndarray, dict]:   # 4x4 series LPS -> template LPS, and what the fit reached
-    "Affine registration of the head template to the series: rigid from several heights (partial coverage), then affine."
+    "Affine registration of the head template to the series: similarity from several heights (partial coverage), then affine."
     import SimpleITK as sitk
     if head.sum() < 100:
         return np.eye(4), dict(dice=0.0, metric=0.0, starts=0)
@@ -409,11 +409,12 @@ def register_head(
     mask = _sitk_image(inside.astype(np.uint8), axes, step)
     c_s, z_s = _centre(head, axes)
     c_t, z_t = _centre(template.head, template.axes)
-    half = (z_s[1] - z_s[0]) / 2
+    scale = float(np.clip(_width(template.head, template.axes) / _width(head, axes), 0.6, 1.6))   # a child's head is smaller
+    half = scale * (z_s[1] - z_s[0]) / 2
     starts = np.arange(z_t[0] + half, z_t[1] - half + 1e-6, 15.0) if z_t[1] - z_t[0] > 2 * half + 15 else np.array([c_t[2]])
     best = None
     for z in starts:   # the series' centre at several template heights: a partial head fits somewhere along z
-        rigid = sitk.Euler3DTransform(); rigid.SetCenter([float(v) for v in c_s])
+        rigid = sitk.Similarity3DTransform(); rigid.SetCenter([float(v) for v in c_s]); rigid.SetScale(scale)
         rigid.SetTranslation([float(c_t[0] - c_s[0]), float(c_t[1] - c_s[1]), float(z - c_s[2])])
         value = _fit(fixed, moving, mask, rigid, 4.0, 60, (2, 1))
         if best is None or value < best[0]: best = (value, rigid)
@@ -425,6 +426,11 @@ def register_head(
     warped = _lookup(template.head, template.axes, template.step, _points(axes) @ m[:3, :3].T + m[:3, 3])
     dice = 2 * (warped & head & inside).sum() / max(int((warped & inside).sum() + (head & inside).sum()), 1)
     return m, dict(dice=float(dice), metric=metric, starts=len(starts))
+
+def _width(mask: np.ndarray, axes) -> float:
+    "Left-right extent (mm) of a head mask on a grid, robust to a few stray voxels."
+    x = axes[0][np.nonzero(mask)[2]]
+    return float(np.percentile(x, 99.5) - np.percentile(x, 0.5)) if x.size else 1.0
 
 def _points(axes) -> np.ndarray:
     zz, yy, xx = np.meshgrid(axes[2], axes[1], axes[0], indexing="ij")
@@ -473,12 +479,15 @@ def _face_checks(geometry: VolumeGeometry, m: np.ndarray, removed: np.ndarray, h
     inv = np.linalg.inv(m)
     landmarks, problems = {}, []
     near_head = ndimage.binary_dilation(head, iterations=max(1, int(round(20.0 / step))))   # faces differ from the mean
+    reach = min(3.0, max(geometry.spacing) / 2)   # thick slices: the nearest voxel centre may lie half a slice away
+    around = np.array([[0, 0, 0]] + [list(v) for v in np.vstack([np.eye(3), -np.eye(3)]) * reach])
     for name, point in TEMPLATE_LANDMARKS.items():
         p = inv[:3, :3] @ np.array(point) + inv[:3, 3]
-        voxel, seen = geometry.patient_to_voxel(p)
-        if not seen: continue
+        if not geometry.patient_to_voxel(p)[1]: continue
         landmarks[name] = tuple(float(v) for v in p)
-        if not removed[tuple(voxel)]: problems.append(f"the {name.replace('_', ' ')} is not under the mapped face mask")
+        voxels, seen = geometry.patient_to_voxel(p + around)
+        if not any(removed[tuple(v)] for v, s in zip(voxels, seen) if s):
+            problems.append(f"the {name.replace('_', ' ')} is not under the mapped face mask (within {reach:.1f} mm)")
         if not _lookup(near_head, axes, step, p): problems.append(f"the {name.replace('_', ' ')} lands > 20 mm from the head")
     if not landmarks:
         problems.append("none of the face landmarks (nose tip, eyes, mouth) is in the field of view, so the absence "
@@ -493,6 +502,7 @@ def _face_checks(geometry: VolumeGeometry, m: np.ndarray, removed: np.ndarray, h
 
 # %% ../../nbs/12_deface.ipynb #c459e880
 MIN_DICE = 0.85          # head overlap the registered template must reach
+MIN_MI = 0.15            # mutual information (nats) it must reach: noise scores ~0, real heads 0.5-0.8
 MAX_BRAIN_CHANGED = 0.01 # share of the (template) brain region that may change
 MAX_TIP_MM = 20.0        # the profile cut is added only if its nose tip is this close to the template's
 
@@ -502,12 +512,13 @@ def _template_face(volume: np.ndarray, geometry: VolumeGeometry, axes, grid: np.
     template = head_template(grid_mm)
     inside = _resample(np.ones(volume.shape, np.float32), geometry, axes, 0.0) > 0
     m, fit = register_head(grid, inside, head, axes, grid_mm, template)
-    qa = dict(dice=round(fit["dice"], 4))
+    qa = dict(dice=round(fit["dice"], 4), mutual_information=round(-fit["metric"], 4))
     steps = [f"head template registered (affine, mutual information {fit['metric']:.3f}, {fit['starts']} start heights): "
              f"head overlap (Dice) {fit['dice']:.2f}"]
-    if fit["dice"] < MIN_DICE:
-        return dict(landmarks={}, qa=qa, steps=steps, problems=[f"the head template does not fit the series (head overlap "
-                                                                f"{fit['dice']:.2f} < {MIN_DICE}); registration failed"])
+    if fit["dice"] < MIN_DICE or -fit["metric"] < MIN_MI:
+        return dict(landmarks={}, qa=qa, steps=steps, problems=[
+            f"the head template does not fit the series (head overlap {fit['dice']:.2f}, needs {MIN_DICE}; mutual information "
+            f"{-fit['metric']:.2f}, needs {MIN_MI}); registration failed"])
     removed, brain, near_face = _map_back(geometry, m, template)
     to_voxel = np.linalg.inv(template.affine) @ m
     idx = np.rint(_points(axes) @ to_voxel[:3, :3].T + to_voxel[:3, 3]).astype(np.int64)

@@ -1252,7 +1252,7 @@ def _removed_note(qa: dict) -> str:
     extent = "x".join(f"{v:.0f}" for v in qa.get("removed_extent_mm", []))
     note = f"removed {qa.get('removed_voxels', 0)} voxels ({qa.get('removed_cm3', 0):g} cm³{', extent ' + extent + ' mm' if extent else ''})"
     if "dice" in qa:
-        note += (f"; QA: template fit {qa['dice']:.2f}, head in front of the face plane removed {qa.get('face_front_removed', 0):.0%}, "
+        note += (f"; QA: template fit {qa['dice']:.2f} (mutual information {qa.get('mutual_information', 0):.2f}), head in front of the face plane removed {qa.get('face_front_removed', 0):.0%}, "
                  f"brain changed {qa.get('brain_changed', 0):.2%}, voxels changed outside the mask {qa.get('changed_outside_mask', 0)}")
     return note
 
