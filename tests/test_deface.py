@@ -294,3 +294,28 @@ def test_real_head_ears_on_request() -> None:
     after = np.stack([datasets[k].pixel_array for k in geometry.order]).astype(np.int32)
     scores = real_head_scores(before, after, geometry, GE_EYES, np.rint(ears.background))
     assert scores["brain_unchanged"] >= 0.99 and ears.qa["brain_changed"] <= 0.01, scores
+
+
+@pytest.mark.parametrize("first,last", [(0, 12), (0, 10), (4, 16)], ids=["lower-12", "lower-10", "middle-12"])
+def test_real_head_partial_coverage(first: int, last: int) -> None:
+    """Part of the GE series (sorted slices first..last-1: chin to eyes, or the middle): the template fits the part;
+    the face in view removed, the brain kept (a profile misled by the cut-off top must not be added)."""
+    files = ge_pd_head_files()
+    datasets = [pydicom.dcmread(f) for f in files]
+    datasets = [datasets[k] for k in geometry_from_datasets(datasets).order[first:last]]
+    geometry = geometry_from_datasets(datasets)
+    before = np.stack([datasets[k].pixel_array for k in geometry.order]).astype(np.int32)
+    datasets, result = deface_datasets(datasets)
+    assert result.applied, result.reason
+    after = np.stack([datasets[k].pixel_array for k in geometry.order]).astype(np.int32)
+    eyes = [(k - first, r, c) for k, r, c in GE_EYES]
+    scores = real_head_scores(before, after, geometry, eyes, np.rint(result.background))
+    assert scores["front_removed"] >= 0.80 and scores["brain_unchanged"] >= 0.99, (scores, result.steps)
+
+
+def test_real_head_top_only_is_not_passed_as_faceless() -> None:
+    "The upper half of the GE series (no face landmark in view): the absence of a face cannot be confirmed, so not defaced."
+    datasets = [pydicom.dcmread(f) for f in ge_pd_head_files()]
+    datasets = [datasets[k] for k in geometry_from_datasets(datasets).order[10:]]
+    _, result = deface_datasets(datasets)
+    assert not result.applied and "none of the face landmarks" in result.reason, result.reason

@@ -23,9 +23,10 @@ from .errors import DicomValueError, tag_str
 
 # %% auto #0
 __all__ = ['EYE_DEPTH_MM', 'EYE_TOP_MM', 'MIN_NOSE_MM', 'DEFACE_METHOD_CODE', 'CT_AIR_HU', 'TEMPLATE_LANDMARKS',
-           'TEMPLATE_NASION', 'FACE_BOX', 'MIN_DICE', 'MIN_MI', 'MAX_BRAIN_CHANGED', 'MAX_TIP_MM', 'VolumeGeometry',
-           'geometry_from_datasets', 'is_head_series', 'DefaceResult', 'HeadTemplate', 'head_template', 'register_head',
-           'deface', 'deface_datasets', 'render_surface', 'DefacePlan', 'plan_deface', 'SeriesDefacer']
+           'TEMPLATE_NASION', 'FACE_BOX', 'MIN_DICE', 'MIN_MI', 'MAX_BRAIN_CHANGED', 'MAX_TIP_MM', 'MAX_NASION_MM',
+           'VolumeGeometry', 'geometry_from_datasets', 'is_head_series', 'DefaceResult', 'HeadTemplate',
+           'head_template', 'register_head', 'deface', 'deface_datasets', 'render_surface', 'DefacePlan', 'plan_deface',
+           'SeriesDefacer']
 
 # %% ../../nbs/12_deface.ipynb #13cdbf25
 _AXES = ((1.0, 0.0, 0.0, "L", "R"), (0.0, 1.0, 0.0, "P", "A"), (0.0, 0.0, 1.0, "S", "I"))
@@ -504,7 +505,8 @@ def _face_checks(geometry: VolumeGeometry, m: np.ndarray, removed: np.ndarray, h
 MIN_DICE = 0.85          # head overlap the registered template must reach
 MIN_MI = 0.15            # mutual information (nats) it must reach: noise scores ~0, real heads 0.5-0.8
 MAX_BRAIN_CHANGED = 0.01 # share of the (template) brain region that may change
-MAX_TIP_MM = 20.0        # the profile cut is added only if its nose tip is this close to the template's
+MAX_TIP_MM = 20.0        # the profile cut is added only if its nose tip is this close to the template's,
+MAX_NASION_MM = 30.0     # and its nasion this close (the mean template's nasion is shallow: phantoms lie 10-22 mm off)
 
 def _template_face(volume: np.ndarray, geometry: VolumeGeometry, axes, grid: np.ndarray, head: np.ndarray,
                    grid_mm: float) -> dict:
@@ -566,9 +568,10 @@ def deface(
                                 removed, None, t["landmarks"], {}, steps, qa)
         removed |= t["removed"]
         brain, keep = t["brain"], t["brain"] | ~t["near_face"]   # the profile cut stays near the face, out of the brain
-        if landmarks and np.linalg.norm(np.subtract(landmarks["nose_tip"], t["nose_tip"])) > MAX_TIP_MM:
-            steps.append(f"profile cut not used: its nose tip lies {np.linalg.norm(np.subtract(landmarks['nose_tip'], t['nose_tip'])):.0f} "
-                         f"mm from the template's (> {MAX_TIP_MM:.0f} mm)")
+        off = {k: float(np.linalg.norm(np.subtract(landmarks[k], t[k]))) for k in ("nose_tip", "nasion")} if landmarks else {}
+        if off and (off["nose_tip"] > MAX_TIP_MM or off["nasion"] > MAX_NASION_MM):
+            steps.append(f"profile cut not used: its nose tip and nasion lie {off['nose_tip']:.0f} and {off['nasion']:.0f} mm "
+                         f"from the template's (limits {MAX_TIP_MM:.0f} and {MAX_NASION_MM:.0f} mm)")
             landmarks = {}
         landmarks = {**t["landmarks"], **landmarks}
     elif not landmarks:
