@@ -299,7 +299,7 @@ def _cmd_serve(args) -> int:
         gateway.close()
         print("pseudicom serve: stopped; " + ", ".join(f"{v} {k}" for k, v in gateway.counts.items()), file=sys.stderr, flush=True)
 
-# %% ../../nbs/30_cli.ipynb #eedb8dff
+# %% ../../nbs/30_cli.ipynb #92581084
 class _Stopped(BaseException):
     "SIGTERM or SIGHUP: the run stops as it does on Ctrl-C (a BaseException, so no `except Exception` swallows it)."
     def __init__(self, signum: int): super().__init__(signum); self.signum = signum
@@ -319,6 +319,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     if issubclass(category, PseudicomWarning):
         print(f"pseudicom: warning: {message}", file=sys.stderr)
 
+# %% ../../nbs/30_cli.ipynb #8316f479
 def main(
     argv: list[str] | None = None,  # arguments (default: sys.argv[1:])
 ) -> int:                           # exit code
@@ -351,6 +352,7 @@ def main(
     finally:
         for s, handler in previous.items(): signal.signal(s, handler)
 
+# %% ../../nbs/30_cli.ipynb #1a5bcea0
 def _cmd_deid(args) -> int:
     from pseudicom.pipeline import run
     from pseudicom.recipe import load_recipe
@@ -459,6 +461,7 @@ _COMMANDS = {"deid": _cmd_deid, "verify": _cmd_verify, "synth": _cmd_synth, "key
              "recipe": _cmd_recipe, "demo": _cmd_demo, "nbcheck": _cmd_nbcheck, "crosswalk": _cmd_crosswalk,
              "serve": _cmd_serve, "pull": _cmd_pull}
 
+# %% ../../nbs/30_cli.ipynb #5ccf4886
 _STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 
 def _import_held() -> None:

@@ -96,6 +96,7 @@ def walk_files(
     problems.sort(key=lambda p: p.path.as_posix())
     return FileListing(root, tuple(files), tuple(problems))
 
+# %% ../../nbs/01_io.ipynb #8eb5d5c4
 def _inside(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
