@@ -1,4 +1,6 @@
 "The face step inside a batch run (issue 8): head series defaced as volumes, other series left alone and said so."
+import base64
+import io
 import json
 from pathlib import Path
 import shutil
@@ -6,12 +8,14 @@ import shutil
 import numpy as np
 import pydicom
 import pytest
+from PIL import Image
 from pydicom.data import get_testdata_file
 
 from pseudicom.cli import main
 from pseudicom.keys import Key
 from pseudicom.pipeline import run
 from pseudicom.recipe import load_recipe
+from pseudicom.record import RunRecord
 from pseudicom.synth_head import COARSE_OBLIQUE, head_series
 
 
@@ -48,6 +52,15 @@ def test_run_defaces_head_series_and_leaves_others(tmp_path, kind, opts):
     assert face >= 0.95 and brain >= 0.99, (face, brain)
     chest = next(f for f in result.files if f.source == "chest.dcm")
     assert chest.deface.startswith("not defaced")
+    # the report and the run record show the defaced series as a picture: one, of the head series' output folder
+    heads = {str(Path(f.output).parent) for f in result.files if f.output and f.deface.startswith("defaced")}
+    assert set(result.deface_thumbnails) == heads and len(heads) == 1
+    report = json.loads(Path(result.report_path).read_text())
+    png = base64.b64decode(report["deface_thumbnails"][heads.pop()])
+    picture = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+    assert ((picture[..., 0] - picture[..., 1]) > 100).sum() > 0   # what was removed, in red
+    page = RunRecord(result).html_page()
+    assert page.count("<img alt='defaced head, side view'") == 1
     out = pydicom.dcmread(tmp_path / "out" / chest.output)
     assert "113102" not in [i.CodeValue for i in out.DeidentificationMethodCodeSequence]
     assert (out.pixel_array == pydicom.dcmread(src / "chest.dcm").pixel_array).all()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import io
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,7 @@ __all__ = ['EYE_DEPTH_MM', 'EYE_TOP_MM', 'MIN_NOSE_MM', 'DEFACE_METHOD_CODE', 'C
            'TEMPLATE_NASION', 'FACE_BOX', 'MIN_DICE', 'MIN_MI', 'MAX_BRAIN_CHANGED', 'MAX_TIP_MM', 'MAX_NASION_MM',
            'VolumeGeometry', 'geometry_from_datasets', 'is_head_series', 'DefaceResult', 'HeadTemplate',
            'head_template', 'register_head', 'deface', 'deface_datasets', 'render_surface', 'DefacePlan', 'plan_deface',
-           'SeriesDefacer']
+           'SeriesDefacer', 'face_thumbnail']
 
 # %% ../../nbs/12_deface.ipynb #13cdbf25
 _AXES = ((1.0, 0.0, 0.0, "L", "R"), (0.0, 1.0, 0.0, "P", "A"), (0.0, 0.0, 1.0, "S", "I"))
@@ -252,6 +253,7 @@ class DefaceResult:
     planes: dict[str, float] = field(default_factory=dict)                # y_behind_eyes, z_above_eyes (LPS mm)
     steps: list[str] = field(default_factory=list)     # what was done, in order
     qa: dict = field(default_factory=dict)             # quality numbers: head overlap, face in front removed, brain changed...
+    thumbnail: bytes = b""                              # PNG: the defaced head from the side, what was removed in red
 
     @property
     def n_removed(self) -> int:
@@ -852,9 +854,40 @@ class SeriesDefacer:
         if paths not in self._cache:
             datasets = [read(p) for p in paths]
             _, result = deface_datasets(datasets, margin_mm=self.margin_mm, remove_ears=self.remove_ears, method=self.method)
+            thumbnail = face_thumbnail(result.volume, result.removed, _slice_ratio(datasets)) if result.applied else b""
             result = DefaceResult(result.applied, result.reason, background=result.background, landmarks=dict(result.landmarks),
-                                  planes=dict(result.planes), steps=list(result.steps), qa=dict(result.qa))
+                                  planes=dict(result.planes), steps=list(result.steps), qa=dict(result.qa), thumbnail=thumbnail)
             while len(self._cache) >= self.cache_series: self._cache.pop(next(iter(self._cache)))
             self._cache[paths] = (dict(zip(paths, datasets)), result)
         by_path, result = self._cache[paths]
         return copy.deepcopy(by_path[path]), result
+
+# %% ../../nbs/12_deface.ipynb #69386dc8
+def _slice_ratio(datasets: list) -> float:
+    "Slice spacing over pixel spacing (how much to stretch the slice axis of a side view); 1 when unknown."
+    try:
+        positions = sorted(float(ds.ImagePositionPatient[2]) for ds in datasets)
+        gaps = [b - a for a, b in zip(positions, positions[1:]) if b > a]
+        return max(1.0, min(10.0, (sorted(gaps)[len(gaps) // 2] if gaps else 1.0) / float(datasets[0].PixelSpacing[0])))
+    except (AttributeError, IndexError, TypeError, ValueError, KeyError):
+        return 1.0
+
+def face_thumbnail(
+    volume: np.ndarray,    # the defaced volume (slices, rows, columns)
+    removed: np.ndarray,   # the voxels set to background, same shape
+    slice_ratio: float = 1.0,  # slice spacing / pixel spacing: the slice axis is stretched by it
+    height: int = 160,     # height of the picture in pixels
+) -> bytes:                # PNG
+    "The defaced head from the side (maximum over the columns), removed voxels in red, slices stretched to true shape."
+    from PIL import Image
+    side = np.asarray(volume, dtype=np.float32).max(axis=2)              # (slices, rows)
+    cut = np.asarray(removed, dtype=bool).any(axis=2)
+    lo, hi = np.percentile(side, (1, 99)) if side.size else (0.0, 1.0)
+    grey = np.clip((side - lo) / max(hi - lo, 1e-6) * 255, 0, 255).astype(np.uint8)
+    rgb = np.stack([grey, grey, grey], axis=-1)
+    rgb[cut] = (rgb[cut] * 0.4 + np.array([255, 0, 0]) * 0.6).astype(np.uint8)
+    image = Image.fromarray(rgb[::-1])                                    # the last slice on top
+    w, h = image.size
+    image = image.resize((max(1, round(w * height / (h * slice_ratio))), height))
+    buf = io.BytesIO(); image.save(buf, format="PNG", optimize=False)
+    return buf.getvalue()

@@ -7,6 +7,7 @@ Docs: https://pseudicom.github.io/pseudicom/pipeline.html.md"""
 # %% ../../nbs/08_pipeline.ipynb #8927f415
 from __future__ import annotations
 
+import base64
 import contextlib
 import ctypes
 import errno
@@ -71,6 +72,7 @@ class FileResult:
     audit_lines: bytes = field(default=b"", repr=False)   # the audit records as UTF-8 JSON lines (how workers send them back)
     actions: dict = field(default_factory=dict, repr=False)  # (keyword or tag, action) -> count, for `action_counts`
     deface: str = ""               # what the face step did to this file's series ("" when deface is off or not CT/MR)
+    deface_thumbnail: bytes = field(default=b"", repr=False)   # PNG of the defaced series (on its first file only)
     staged: str = field(default="", repr=False)   # where the worker left the output for the main process to place
     notes: list[str] = field(default_factory=list)  # what the user should know about a file that was handled (no pixels, padding dropped, pydicom warnings)
     instance: str = field(default="", repr=False)   # the output's (de-identified) SOPInstanceUID: two inputs of one instance meet here
@@ -95,6 +97,7 @@ class RunResult:
     deface_notes: dict = field(default_factory=dict)  # series -> why it was (not) defaced, when the recipe asks for it
     kept_identifiers: list[str] = field(default_factory=list)  # attributes the profile changes and the recipe keeps
     dicomdir_path: str | None = None  # the DICOMDIR written over the output (run with dicomdir=True)
+    deface_thumbnails: dict = field(default_factory=dict)  # output folder of a defaced series -> PNG (side view, removed in red)
     _actions: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -148,6 +151,8 @@ class RunResult:
                 "counts": self.counts, "ok": self.ok, "seconds": round(self.seconds, 3), "workers": self.workers,
                 "resumed": self.resumed, "input_bytes": sum(f.size for f in self.files), "action_counts": self.action_counts,
                 "deface": self.deface_notes, **({"dicomdir": self.dicomdir_path} if self.dicomdir_path else {}),
+                **({"deface_thumbnails": {k: base64.b64encode(v).decode() for k, v in self.deface_thumbnails.items()}}
+                   if self.deface_thumbnails else {}),
                 "files": [{"index": f.index, "source": f.source, "status": f.status, "output": f.output,
                            "reason": f.reason, "blake3": f.digest, "changes": f.changes or len(f.audit), "pixel_boxes": f.pixel_boxes,
                            **({"deface": f.deface} if f.deface else {}), **({"notes": f.notes} if f.notes else {})}
@@ -484,6 +489,7 @@ def _process(index: int, path: str, source: str, staging: str, deid: Deidentifie
             raise QuarantineError(f"{source}: its head series was {what.reason}; with defacing on, it is held back. "
                                   "Review it, or deface it by hand.")
         result.deface, defaced = f"defaced: {series[0]}; {_removed_note(what.qa)}", True
+        if path == series[1][0]: result.deface_thumbnail = what.thumbnail   # once per series
     elif series is not None:
         result.deface = series[0]
     if not stream and "PixelData" not in ds and layout.pixel_start is not None:
@@ -1194,7 +1200,9 @@ def run(
                     audit_fh.write(f.audit_lines)
                     actions.add(f.actions)
                     if cw is not None: cw.update(f.crosswalk)
-                    f.audit_lines, f.actions, f.crosswalk = b"", {}, {}
+                    if f.deface_thumbnail and f.output:
+                        result.deface_thumbnails[str(Path(f.output).parent)] = f.deface_thumbnail
+                    f.audit_lines, f.actions, f.crosswalk, f.deface_thumbnail = b"", {}, {}, b""
                     result.files.append(f)
                     bar.update()
             offset = len(tasks)

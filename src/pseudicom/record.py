@@ -7,6 +7,7 @@ Docs: https://pseudicom.github.io/pseudicom/record.html.md"""
 # %% ../../nbs/33_record.ipynb #cc5e3dcc
 from __future__ import annotations
 
+import base64
 import copy
 import functools
 import html
@@ -259,6 +260,8 @@ class RunRecord:
                 "key": {"fingerprint": r.key_fingerprint, "mode": r.key_mode},
                 "counts": self.counts, "ok": r.ok, "actions": r.action_counts,
                 "pixel_boxes": self.pixel_boxes, "held_back": self.held_back,
+                "faces_removed": [{"series": k, "png": base64.b64encode(v).decode()}
+                                  for k, v in sorted(getattr(r, "deface_thumbnails", {}).items())],
                 "verification": self.verification,
                 "command": {"argv": self.argv, "line": self.command_line, "checked": self.command_checked,
                             "key_file": KEY_FILE_PLACEHOLDER + " stands for the key file; the key itself is never recorded"},
@@ -343,6 +346,8 @@ def _html(d: dict[str, Any]) -> str:
     boxes = "".join(f"<tr><td>{b['index']}</td><td><code>{e(b['output'])}</code></td><td>{e(b['rule'])}</td>"
                     f"<td>{e(b['box'])}</td><td>{e(b.get('score', ''))}</td></tr>" for b in d["pixel_boxes"])
     held = "".join(f"<tr><td>{h['index']}</td><td>{e(h['status'])}</td><td>{e(h['reason'])}</td></tr>" for h in d["held_back"])
+    faces = "".join(f"<tr><td><code>{e(x['series'])}</code></td><td><img alt='defaced head, side view' "
+                    f"src='data:image/png;base64,{e(x['png'])}'></td></tr>" for x in d.get("faces_removed", []))
     finds = "".join(f"<tr><td>{e(f['check'])}</td><td>{e(f['category'])}</td><td><code>{e(f['file'])}</code></td>"
                     f"<td><code>{e(f['where'])}</code></td></tr>" for f in (v["findings"] if v else []))
     part = lambda title, n, header, body: (f"<details><summary>{title} ({n})</summary><table><tr>{header}</tr>{body}</table></details>"
@@ -350,6 +355,8 @@ def _html(d: dict[str, Any]) -> str:
     return ("<div class='pseudicom-record'><h3>pseudicom run record</h3>" + head
             + part("files held back (index in the operator report)", len(d["held_back"]),
                    "<th>#</th><th>status</th><th>reason</th>", held)
+            + part("faces removed (defaced head series: side view, removed part in red)", len(d.get("faces_removed", [])),
+                   "<th>series (output folder)</th><th>picture</th>", faces)
             + part("pixel boxes redacted", len(d["pixel_boxes"]), "<th>#</th><th>output</th><th>rule</th><th>box (x0, y0, x1, y1)</th><th>score</th>", boxes)
             + part("actions per attribute", len(d["actions"]), "<th>attribute</th><th>actions</th>", acts)
             + part("verifier findings", len(v["findings"]) if v else 0, "<th>check</th><th>category</th><th>file</th><th>where</th>", finds)
