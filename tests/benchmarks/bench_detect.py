@@ -32,18 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-
-def build_ct(work: Path, n_ct: int) -> Path:
-    "Write (once) the synthetic CT series."
-    from pseudicom.synth import synthesize_ct_series
-    ct = work / f"ct{n_ct}"
-    if not (work / f".done-{ct.name}").exists():
-        shutil.rmtree(ct, ignore_errors=True)
-        t = time.perf_counter()
-        synthesize_ct_series(ct / "series", n_ct)
-        (work / f".done-{ct.name}").write_text("ok")
-        print(f"# wrote {n_ct} CT slices in {time.perf_counter() - t:.0f} s", flush=True)
-    return ct
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_pipeline import build_ct  # noqa: E402  (the same CT series as the pipeline benchmark)
 
 
 def build_real(work: Path, realdata: Path, limit: int | None) -> Path:

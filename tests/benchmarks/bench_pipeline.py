@@ -63,8 +63,8 @@ pixels:
 """
 
 
-def build_corpus(work: Path, n_ct: int, n_small: int, n_cines: int) -> dict[str, Path]:
-    "Write (once) the CT series, a small CT subset, the cines, and the mixed corpus (hard links)."
+def build_ct(work: Path, n_ct: int) -> Path:
+    "Write (once) the synthetic CT series of `n_ct` slices; other benchmarks use it too."
     from pseudicom.synth import synthesize_ct_series
     ct = work / f"ct{n_ct}"
     if not (work / f".done-{ct.name}").exists():
@@ -73,6 +73,12 @@ def build_corpus(work: Path, n_ct: int, n_small: int, n_cines: int) -> dict[str,
         synthesize_ct_series(ct / "series", n_ct)
         (work / f".done-{ct.name}").write_text("ok")
         print(f"# wrote {n_ct} CT slices in {time.perf_counter() - t:.0f} s", flush=True)
+    return ct
+
+
+def build_corpus(work: Path, n_ct: int, n_small: int, n_cines: int) -> dict[str, Path]:
+    "Write (once) the CT series, a small CT subset, the cines, and the mixed corpus (hard links)."
+    ct = build_ct(work, n_ct)
     small = work / f"ct{n_small}"
     if not (work / f".done-{small.name}").exists():
         shutil.rmtree(small, ignore_errors=True); (small / "series").mkdir(parents=True)
