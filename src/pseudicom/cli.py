@@ -159,7 +159,7 @@ def _import_pydicom() -> None:
         for m in held:
             if m in sys.modules and sys.modules[m] is None: del sys.modules[m]
 
-# %% ../../nbs/30_cli.ipynb #b40serve
+# %% ../../nbs/30_cli.ipynb #fa367534
 _SERVE_EPILOG = """\
 examples:
   pseudicom serve out --recipe pseudonymize --key-file project.key                 # 127.0.0.1:11112, AE title PSEUDICOM
@@ -234,6 +234,7 @@ def _add_network_commands(sub) -> None:
     p.add_argument("--tls-cert", help="our certificate (PEM), to connect with TLS"); p.add_argument("--tls-key", help="its private key (PEM)")
     p.add_argument("--tls-ca", help="CA certificates (PEM) to check the PACS's certificate with")
 
+# %% ../../nbs/30_cli.ipynb #214c4f09
 def _gateway_of(args):
     "The recipe and Gateway that `serve` and `pull` share (pynetdicom is needed)."
     try:
@@ -352,7 +353,7 @@ def main(
     finally:
         for s, handler in previous.items(): signal.signal(s, handler)
 
-# %% ../../nbs/30_cli.ipynb #1a5bcea0
+# %% ../../nbs/30_cli.ipynb #7b919d48
 def _cmd_deid(args) -> int:
     from pseudicom.pipeline import run
     from pseudicom.recipe import load_recipe
@@ -396,6 +397,7 @@ def _env(var: str) -> str:
     if not value: raise PseudicomError(f"environment variable {var} is not set or empty.")
     return value
 
+# %% ../../nbs/30_cli.ipynb #da720d6e
 def _cmd_nbcheck(args) -> int:
     from pseudicom.nbcheck import check_notebook, strip_notebook
     bad = 0
