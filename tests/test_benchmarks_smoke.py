@@ -20,7 +20,7 @@ def test_bench_pipeline_runs_every_tool(tmp_path):
     for line in ("pseudicom / cp -r throughput", "pseudicom / gdcmanon --dumb", "after start-up", "pseudicom / gdcmanon after start-up",
                  "fastest Python peer", "peak tree memory"):
         assert line in out, f"no '{line}' line:\n{out}"
-    rows = [l for l in out.splitlines() if l.startswith(("pseudicom basic", "gdcmanon", "dicognito", "deid", "dicom-anonymizer"))]
+    rows = [ln for ln in out.splitlines() if ln.startswith(("pseudicom basic", "gdcmanon", "dicognito", "deid", "dicom-anonymizer"))]
     for row in rows:   # tool, corpus, in, out, ..., rc: every tool wrote every input (ours redacts the US cines by the rule)
         cols = row[34:].split()
         assert cols[1] == cols[2] and cols[-1] == "0", row
@@ -34,7 +34,7 @@ def test_bench_detect_prints_both_modes_on_both_corpora(tmp_path):
     out = proc.stdout
     for corpus in ("real12", "ct12"):
         for mode in ("header-only", "detect"):
-            assert any(l.startswith(corpus) and l.split()[1] == mode for l in out.splitlines()), f"no {corpus} {mode} row:\n{out}"
+            assert any(ln.startswith(corpus) and ln.split()[1] == mode for ln in out.splitlines()), f"no {corpus} {mode} row:\n{out}"
     for line in ("real files (real12, 12 files): header-only", "CT slices (ct12, 12 files): header-only", "detect / header-only",
                  "detect on CT slices: 12 written, 0 quarantined, 0 failed, 0 written with detected boxes"):
         assert line in out, f"no '{line}' line:\n{out}"

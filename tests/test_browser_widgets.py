@@ -5,6 +5,7 @@ drags a rectangle on the RegionMarker with the mouse and checks that Python rece
 pixel coordinates and that the recipe holds it, changes an action in the TagBrowser, clicks a
 series in the StudyBrowser, and saves a screenshot of each widget under tests/artifacts/.
 Needs /usr/bin/chromium (CI: `apt-get install -y chromium`); never runs `playwright install`."""
+import contextlib
 import json
 import os
 import re
@@ -71,24 +72,16 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory, request):
-    "A JupyterLab server on a free port with a notebook using every widget; stopped at the end."
-    started = time.perf_counter()
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium).")
-    root = tmp_path_factory.mktemp("lab")
-    synthesize(root / "dicom", seed=0, small=True, truth_path=root / "truth.json")
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in CELLS])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, root / "widgets.ipynb")
+@contextlib.contextmanager
+def jupyterlab(root: Path, logs: Path, theme: str = "JupyterLab Light"):
+    "A JupyterLab server on a free port serving `root`, its log in `logs`; stopped at the end."
     settings = root / ".settings" / "@jupyterlab" / "apputils-extension"
-    settings.mkdir(parents=True)
+    settings.mkdir(parents=True, exist_ok=True)
     (settings / "notification.jupyterlab-settings").write_text('{"fetchNews": "false", "checkForUpdates": false}')
+    set_theme(root, theme)
     port, token = _free_port(), secrets.token_hex(16)
     env = {**os.environ, "JUPYTERLAB_SETTINGS_DIR": str(root / ".settings"),
            "JUPYTER_RUNTIME_DIR": str(root / ".runtime"), "PYTHONUNBUFFERED": "1"}
-    logs = tmp_path_factory.mktemp("lab-logs")
     log = open(logs / "server.log", "w")
     server = subprocess.Popen([sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
                                f"--ServerApp.token={token}", f"--ServerApp.root_dir={root}"]
@@ -100,7 +93,8 @@ def lab(tmp_path_factory, request):
         while True:
             try:
                 with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2) as r:
-                    if r.status == 200: break
+                    if r.status == 200:
+                        break
             except OSError:
                 pass
             if server.poll() is not None or time.monotonic() > deadline:
@@ -113,8 +107,34 @@ def lab(tmp_path_factory, request):
             try:
                 server.wait(15)
             except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL); server.wait()
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait()
         log.close()
+
+
+def set_theme(root: Path, theme: str) -> None:
+    "Choose JupyterLab's theme for the next page load ('JupyterLab Light' or 'JupyterLab Dark')."
+    settings = root / ".settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True, exist_ok=True)
+    (settings / "themes.jupyterlab-settings").write_text(json.dumps({"theme": theme}))
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory, request):
+    "A JupyterLab server on a free port with a notebook using every widget; stopped at the end."
+    started = time.perf_counter()
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium).")
+    root = tmp_path_factory.mktemp("lab")
+    synthesize(root / "dicom", seed=0, small=True, truth_path=root / "truth.json")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in CELLS])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, root / "widgets.ipynb")
+    logs = tmp_path_factory.mktemp("lab-logs")
+    try:
+        with jupyterlab(root, logs) as server:
+            yield server
+    finally:
         seconds = time.perf_counter() - started
         ARTIFACTS.mkdir(exist_ok=True)
         (ARTIFACTS / "duration.txt").write_text(f"{seconds:.1f}\n")
@@ -122,7 +142,8 @@ def lab(tmp_path_factory, request):
         capture = request.config.pluginmanager.get_plugin("capturemanager")
         line = f"\nbrowser widget suite: {seconds:.1f} s (JupyterLab + chromium, budget 180 s)"
         if capture:
-            with capture.global_and_fixture_disabled(): print(line)
+            with capture.global_and_fixture_disabled():
+                print(line)
         else:
             print(line)
         assert seconds < 180, line
@@ -134,7 +155,8 @@ def _wait_state(path: Path, check, timeout: float = 30.0) -> dict:
     while time.monotonic() < deadline:
         try:
             state = json.loads(path.read_text())
-            if check(state): return state
+            if check(state):
+                return state
         except (OSError, ValueError):
             pass
         time.sleep(0.2)
@@ -154,7 +176,8 @@ def _open_and_run_all(page, lab, notebook: str) -> None:
     first_prompt = page.locator(".jp-NotebookPanel:visible .jp-CodeCell .jp-InputPrompt").first
     for attempt in range(6):   # the kernel may still be connecting: Run All is then a no-op; try again
         dialog = page.locator(".jp-Dialog .jp-mod-accept")
-        if dialog.count(): dialog.first.click()   # "Select Kernel": accept the default python3
+        if dialog.count():
+            dialog.first.click()   # "Select Kernel": accept the default python3
         page.locator("#jp-MainMenu .lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
         page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
         try:
@@ -199,7 +222,8 @@ def test_widgets_in_jupyterlab(lab):
                 assert box and box["width"] > 50 and box["height"] > 50, sel
             imgs = page.locator(".jp-NotebookPanel:visible img")
             page.wait_for_function("() => [...document.querySelectorAll('.jp-OutputArea img')].every(i => i.complete && i.naturalWidth > 0)")
-            assert imgs.count() >= 3   # viewer + compare before/after
+            assert imgs.count() >= 2   # compare before/after (the viewer draws on a canvas since it became a stack viewer)
+            page.wait_for_selector(".piv-canvas[data-shown='0,0']", timeout=30_000)   # the viewer drew its first frame
             canvas = page.locator("canvas.prm-canvas")
             page.wait_for_function("""() => { const c = document.querySelector('canvas.prm-canvas');
                 const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
@@ -212,7 +236,8 @@ def test_widgets_in_jupyterlab(lab):
             x0, y0, x1, y1 = DRAG_BOX
             # hover(position=...) is relative to the canvas padding box and scrolls it into view first,
             # so the points stay right even while the notebook scrolls
-            at = lambda x, y: {"x": x * ZOOM, "y": y * ZOOM}
+            def at(x, y):
+                return {"x": x * ZOOM, "y": y * ZOOM}
             # (pixel centres: the browser may round mouse positions to whole CSS pixels)
             canvas.hover(position=at(x0 + 0.5, y0 + 0.5))
             page.mouse.down()
@@ -230,7 +255,7 @@ def test_widgets_in_jupyterlab(lab):
             row.locator("select").select_option("keep")
             state = _wait_state(state_file, lambda s: s["attributes"].get("StationName") == "keep")
             page.wait_for_function("""() => { const r = document.querySelector(".pseudicom-tag-browser tr[data-path='StationName']");
-                return r && r.children[5].textContent !== '' && r.querySelector('select').value === 'keep'; }""")
+                return r && r.children[4].textContent !== '' && r.querySelector('select').value === 'keep'; }""")
 
             # click a series in the StudyBrowser: the selection reaches Python
             page.locator(".pseudicom-study-browser tr[data-level='series']", has_text="MR").first.click()

@@ -22,24 +22,29 @@ def test_detect_mode_cleans_every_burned_in_file(synth_set, tmp_path):
     by_source = {f["source"]: f for f in report["files"]}
     assert all(f["status"] == "written" for f in report["files"]), [f for f in report["files"] if f["status"] != "written"]
     boxes_by_file = {}
-    for item in truth["burned_in"]: boxes_by_file.setdefault(item["file"], []).append(item["box"])
+    for item in truth["burned_in"]:
+        boxes_by_file.setdefault(item["file"], []).append(item["box"])
     assert len(boxes_by_file) >= 6
     for rel, boxes in boxes_by_file.items():
         f = by_source[rel]
         assert f["pixel_boxes"], rel
-        before = pydicom.dcmread(src / rel); after = pydicom.dcmread(tmp_path / "out" / f["output"])
+        before = pydicom.dcmread(src / rel)
+        after = pydicom.dcmread(tmp_path / "out" / f["output"])
         a, b = before.pixel_array, after.pixel_array
-        if int(before.get("NumberOfFrames", 1)) == 1: a, b = a[None], b[None]
+        if int(before.get("NumberOfFrames", 1)) == 1:
+            a, b = a[None], b[None]
         for x0, y0, x1, y1 in boxes:
             region = b[:, y0:y1, x0:x1]
             assert (region == region.reshape(-1, *region.shape[3:])[0]).all(), f"{rel}: box {x0, y0, x1, y1} not constant"
         lossless = "1.2.840.10008.1.2.4.50" not in str(before.file_meta.TransferSyntaxUID)
         if lossless:
             redacted = np.zeros(a.shape[1:3], bool)
-            for x0, y0, x1, y1 in (p["box"] for p in f["pixel_boxes"]): redacted[y0:y1, x0:x1] = True
+            for x0, y0, x1, y1 in (p["box"] for p in f["pixel_boxes"]):
+                redacted[y0:y1, x0:x1] = True
             assert (a[:, ~redacted] == b[:, ~redacted]).all(), f"{rel}: pixels outside the boxes changed"
         assert after.BurnedInAnnotation == "NO"
-    recipe = load_recipe("pseudonymize"); recipe.pixels["burned_in"] = "detect"
+    recipe = load_recipe("pseudonymize")
+    recipe.pixels["burned_in"] = "detect"
     from pseudicom.keys import Key
     check = verify(src, tmp_path / "out", recipe=recipe, key=Key.from_file(tmp_path / "k.key"), ocr=True)
     assert check.ok, check.summary()
@@ -57,8 +62,10 @@ def test_a_matching_rule_that_covers_nothing_does_not_clear_the_file(synth_set, 
     "keep_only: ultrasound_regions on a file without SequenceOfUltrasoundRegions blanks nothing: still quarantined."
     src, truth = synth_set
     rel = next(f for f in truth["files"] if f.endswith("US_native.dcm"))
-    ds = pydicom.dcmread(src / rel); del ds.SequenceOfUltrasoundRegions
-    (tmp_path / "in").mkdir(); ds.save_as(tmp_path / "in" / "us.dcm", enforce_file_format=True)
+    ds = pydicom.dcmread(src / rel)
+    del ds.SequenceOfUltrasoundRegions
+    (tmp_path / "in").mkdir()
+    ds.save_as(tmp_path / "in" / "us.dcm", enforce_file_format=True)
     recipe = load_recipe("basic")
     recipe.pixels["rules"] = [{"name": "US regions only", "keep_only": "ultrasound_regions", "when": {"Modality": "US"}}]
     result = run(recipe, tmp_path / "in", tmp_path / "out")

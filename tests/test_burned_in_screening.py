@@ -24,6 +24,7 @@ from pydicom.uid import (CTImageStorage, ExplicitVRLittleEndian, JPEG2000, JPEG2
                          RLELossless, generate_uid)
 
 from pseudicom import detect
+from pseudicom.fonts import dejavu_sans
 from pseudicom.cli import main
 
 NAME, PID = "KOWALSKI^JAN", "PX-4711-0815"      # planted in the header and drawn in the pixels
@@ -41,14 +42,16 @@ def _phantom(bits: int) -> np.ndarray:
     img[body] = 1064
     img[(((xx - 90) / 30) ** 2 + ((yy - 130) / 42) ** 2 < 1) | (((xx - 166) / 30) ** 2 + ((yy - 130) / 42) ** 2 < 1)] = 250
     img[np.abs(np.hypot((xx - 128) / 16, (yy - 195) / 12) - 1) < 0.3] = 1900               # vertebra
-    for cx, cy, r in ((128, 150, 7), (112, 165, 4), (150, 100, 3)): img[(xx - cx) ** 2 + (yy - cy) ** 2 < r * r] = 1350  # vessels
+    for cx, cy, r in ((128, 150, 7), (112, 165, 4), (150, 100, 3)):
+        img[(xx - cx) ** 2 + (yy - cy) ** 2 < r * r] = 1350  # vessels
     img += rng.normal(0, 20, img.shape) * body
     top = (1 << bits) - 1
-    if bits == 8: img = img * 255 / 4095
+    if bits == 8:
+        img = img * 255 / 4095
     layer = Image.new("L", (256, 256), 0)
     draw = ImageDraw.Draw(layer)
-    draw.text((4, 3), NAME.replace("^", " "), fill=255, font=detect._font(14))
-    draw.text((4, 22), f"ID {PID}", fill=255, font=detect._font(13))
+    draw.text((4, 3), NAME.replace("^", " "), fill=255, font=dejavu_sans(14))
+    draw.text((4, 22), f"ID {PID}", fill=255, font=dejavu_sans(13))
     a = np.asarray(layer, np.float32) / 255
     img = img * (1 - a) + top * a
     return np.clip(np.rint(img), 0, top).astype(np.uint8 if bits == 8 else np.uint16)
@@ -65,15 +68,21 @@ def _ct(path: Path, syntax: str, bia: str | None, image_type=("ORIGINAL", "PRIMA
     ds.PatientName, ds.PatientID, ds.PatientBirthDate = NAME, PID, "19380819"
     ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(entropy_srcs=["st"]), generate_uid(entropy_srcs=["se", syntax])
     ds.StudyDate, ds.InstanceNumber = "20240305", 1
-    if bia is not None: ds.BurnedInAnnotation = bia
-    for k, v in extra.items(): setattr(ds, k, v)
+    if bia is not None:
+        ds.BurnedInAnnotation = bia
+    for k, v in extra.items():
+        setattr(ds, k, v)
     bits = 8 if syntax == "jpeg" else 12
     arr = _phantom(bits)
     ds.set_pixel_data(arr, "MONOCHROME2", bits, generate_instance_uid=False)
-    if bits == 12: ds.RescaleIntercept, ds.RescaleSlope = -1024, 1
-    if syntax == "rle": ds.compress(RLELossless, generate_instance_uid=False)
-    elif syntax == "j2k": ds.compress(JPEG2000Lossless, generate_instance_uid=False)
-    elif syntax == "j2k-lossy": ds.compress(JPEG2000, j2k_cr=[4], generate_instance_uid=False)
+    if bits == 12:
+        ds.RescaleIntercept, ds.RescaleSlope = -1024, 1
+    if syntax == "rle":
+        ds.compress(RLELossless, generate_instance_uid=False)
+    elif syntax == "j2k":
+        ds.compress(JPEG2000Lossless, generate_instance_uid=False)
+    elif syntax == "j2k-lossy":
+        ds.compress(JPEG2000, j2k_cr=[4], generate_instance_uid=False)
     elif syntax == "jpeg":
         from PIL import Image
         buf = io.BytesIO()
@@ -126,7 +135,8 @@ def test_detect_finds_and_redacts_corner_text_in_every_syntax(corner_text, tmp_p
     assert len(files) == 2 * len(SYNTAXES)
     for name, f in sorted(files.items()):
         if f["status"] == "quarantined":   # allowed when it cannot be redacted, with the reason
-            assert "burned-in" in f["reason"], f; continue
+            assert "burned-in" in f["reason"], f
+            continue
         assert f["status"] == "written", f
         boxes = [b["box"] for b in f["pixel_boxes"]]
         assert boxes and all(b["rule"] == "detected (text screen)" for b in f["pixel_boxes"]), (name, f["pixel_boxes"])
@@ -136,7 +146,8 @@ def test_detect_finds_and_redacts_corner_text_in_every_syntax(corner_text, tmp_p
         assert _ocr_tokens(out.pixel_array) == [], name
         before = pydicom.dcmread(corner_text / name).pixel_array
         keep = np.ones(before.shape, bool)
-        for x0, y0, x1, y1 in boxes: keep[y0:y1, x0:x1] = False
+        for x0, y0, x1, y1 in boxes:
+            keep[y0:y1, x0:x1] = False
         if not name.startswith(("jpeg", "j2k-lossy")):   # lossless: every pixel outside the boxes is the input's
             assert (out.pixel_array[keep] == before[keep]).all(), name
     assert sum(f["status"] == "written" for f in files.values()) == len(files)   # in practice every syntax is redacted
@@ -194,7 +205,8 @@ PYDICOM_ANATOMY = ["CT_small.dcm", "MR_small.dcm", "MR_small_RLE.dcm", "MR_small
 @pytest.mark.parametrize("name", PYDICOM_ANATOMY)
 def test_real_ct_and_mr_from_pydicom_are_not_flagged_under_detect(tmp_path, name):
     "One run per file: the MR_small variants are one instance in several transfer syntaxes (duplicates in one run)."
-    src = tmp_path / "in"; src.mkdir()
+    src = tmp_path / "in"
+    src.mkdir()
     shutil.copy(get_testdata_file(name), src / name)
     f = _deid(src, tmp_path / "out", "--burned-in", "detect")[name]
     assert f["status"] == "written" and f["pixel_boxes"] == [], f
@@ -216,12 +228,14 @@ def test_no_real_ct_or_mr_image_is_screened_as_text():
     for item in json.loads(manifest.read_text())["files"]:
         try:
             ds = pydicom.dcmread(REALDATA / item["path"])
-            if str(ds.get("Modality", "")) not in ("CT", "MR") or "PixelData" not in ds or pixel_kind(ds) == "capture": continue
+            if str(ds.get("Modality", "")) not in ("CT", "MR") or "PixelData" not in ds or pixel_kind(ds) == "capture":
+                continue
             ds.pixel_array
         except Exception:
             continue   # not an image, or not decodable here: the pipeline's business (quarantine), not the screen's
         seen += 1
-        if detect.screen_text(ds): flagged.append(item["path"])
+        if detect.screen_text(ds):
+            flagged.append(item["path"])
     assert seen >= 80, seen
     assert flagged == [], flagged
 
@@ -232,7 +246,8 @@ def test_pixels_that_cannot_be_decoded_are_quarantined_under_detect_and_written_
     ds.PixelData = encapsulate([b"\xff\x4f\xff\x51" + b"\x00" * 62])   # a JPEG 2000 codestream that ends after its header
     ds["PixelData"].VR, ds["PixelData"].is_undefined_length = "OB", True
     ds.file_meta.TransferSyntaxUID = JPEG2000Lossless
-    (tmp_path / "in").mkdir(); ds.save_as(tmp_path / "in" / "broken.dcm", enforce_file_format=True)
+    (tmp_path / "in").mkdir()
+    ds.save_as(tmp_path / "in" / "broken.dcm", enforce_file_format=True)
     f = _deid(tmp_path / "in", tmp_path / "out")["broken.dcm"]
     assert f["status"] == "written", f
     f = _deid(tmp_path / "in", tmp_path / "out2", "--burned-in", "detect")["broken.dcm"]

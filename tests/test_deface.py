@@ -261,9 +261,12 @@ def test_real_head_tilted_in_the_scanner(axis: int, degrees: float, scale: float
     """The GE series as if the head lay tilted (its planes rotated and shifted in patient space) or were a child's
     (every distance x 0.8). Scored in the head's own frame: the same face removed, the brain unchanged (a profile cut
     misled by the tilt must not be added; the registration must find the scale)."""
-    a = np.radians(degrees); c, s = np.cos(a), np.sin(a)
+    a = np.radians(degrees)
+    c, s = np.cos(a), np.sin(a)
     i, j = [(1, 2), (0, 2), (0, 1)][axis]
-    rotation = np.eye(3); rotation[i, i] = rotation[j, j] = c; rotation[i, j], rotation[j, i] = -s, s
+    rotation = np.eye(3)
+    rotation[i, i] = rotation[j, j] = c
+    rotation[i, j], rotation[j, i] = -s, s
     files = ge_pd_head_files()
     datasets = [pydicom.dcmread(f) for f in files]
     geometry = geometry_from_datasets(datasets)            # the head's own frame, for scoring

@@ -37,10 +37,12 @@ def planted_needles(truth) -> dict[str, str]:
     out = {}
     for p in truth["planted"]:
         value, cat = str(p["value"]), p["category"]
-        if len(value) < 3: continue
+        if len(value) < 3:
+            continue
         out[value] = cat
         if cat == "name":
-            for s in identifying_strings([("PN", value)]): out.setdefault(s, cat)
+            for s in identifying_strings([("PN", value)]):
+                out.setdefault(s, cat)
     return out
 
 
@@ -62,7 +64,8 @@ def test_basic_leaves_no_planted_value_in_output_bytes(basic_run):
     for f in written(result):
         data = (dst / f.output).read_bytes().lower()
         for value, cat in needles.items():
-            if value.lower().encode() in data: leaks.append((f.output, cat, value))
+            if value.lower().encode() in data:
+                leaks.append((f.output, cat, value))
         for part in f.output.split("/"):
             assert not any(v.lower() in part.lower() for v in needles), part
     assert not leaks, leaks[:10]
@@ -85,12 +88,15 @@ def test_every_table_attribute_treated_as_resolved(basic_run):
         after = pydicom.dcmread(dst / f.output)
         for elem in before:
             tag = int(elem.tag)
-            if elem.tag.is_private or elem.keyword in overrides or elem.keyword.startswith("Deidentification"): continue
+            if elem.tag.is_private or elem.keyword in overrides or elem.keyword.startswith("Deidentification"):
+                continue
             if (tag >> 16) in range(0x6000, 0x6020, 2): 
-                assert tag not in after, f"overlay {elem.tag} kept"; continue
+                assert tag not in after, f"overlay {elem.tag} kept"
+                continue
             # top-level elements: resolve with the attribute's type in this IOD, exactly as deid does
             action = table.get(tag, attribute_type(str(before.SOPClassUID), tag) if "SOPClassUID" in before else None)
-            if action is None: continue
+            if action is None:
+                continue
             checked[action] += 1
             where = f"{f.source}: {elem.keyword} {elem.tag}"
             code = table.row(tag).basic
@@ -107,7 +113,8 @@ def test_every_table_attribute_treated_as_resolved(basic_run):
                 assert tag in after and (after[tag].value in ("", None) or after[tag].VR == "SQ" and len(after[tag].value) == 0), f"{where} should be empty"
             elif action == Action.DUMMY:
                 assert tag in after, f"{where} should be present (dummy)"
-                if elem.VR not in ("SQ",) and elem.value: assert after[tag].value != elem.value, f"{where} still original"
+                if elem.VR not in ("SQ",) and elem.value:
+                    assert after[tag].value != elem.value, f"{where} still original"
             elif action == Action.REPLACE_UID:
                 assert tag in after, where
                 if elem.VR == "UI":
@@ -128,7 +135,8 @@ def test_uids_consistent_and_hierarchy_intact(basic_run):
         assert study_map.setdefault(before.StudyInstanceUID, after.StudyInstanceUID) == after.StudyInstanceUID
         assert series_map.setdefault(before.SeriesInstanceUID, after.SeriesInstanceUID) == after.SeriesInstanceUID
         assert series_study.setdefault(after.SeriesInstanceUID, after.StudyInstanceUID) == after.StudyInstanceUID
-        assert after.SOPInstanceUID not in sops; sops.add(after.SOPInstanceUID)
+        assert after.SOPInstanceUID not in sops
+        sops.add(after.SOPInstanceUID)
         assert after.file_meta.MediaStorageSOPInstanceUID == after.SOPInstanceUID
         assert "SourceApplicationEntityTitle" not in after.file_meta
         assert after.PatientIdentityRemoved == "YES"
@@ -138,14 +146,15 @@ def test_uids_consistent_and_hierarchy_intact(basic_run):
     for f in written(result):
         after = pydicom.dcmread(dst / f.output, stop_before_pixels=True)
         for item in after.get("ReferencedStudySequence", []):
-            if "ReferencedSOPInstanceUID" in item: assert item.ReferencedSOPInstanceUID in study_map.values()
+            if "ReferencedSOPInstanceUID" in item:
+                assert item.ReferencedSOPInstanceUID in study_map.values()
 
 
 def _dciodvfy_errors(path: Path) -> set[str]:
     proc = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True)
     lines = (proc.stdout + proc.stderr).splitlines()
     # compare messages without element values (which de-identification changes)
-    return {re.sub(r"<[^>]*>|\"[^\"]*\"|\d+", "#", l.split(" - ", 1)[-1]) for l in lines if l.startswith("Error")}
+    return {re.sub(r"<[^>]*>|\"[^\"]*\"|\d+", "#", ln.split(" - ", 1)[-1]) for ln in lines if ln.startswith("Error")}
 
 
 def test_dciodvfy_adds_no_errors(basic_run):
@@ -163,7 +172,8 @@ def _dates_by_patient(src, dst, result, keyword="StudyDate"):
         after = pydicom.dcmread(dst / f.output, stop_before_pixels=True)
         for kw in ("StudyDate", "SeriesDate", "ContentDate", "AcquisitionDate"):
             if before.get(kw) and after.get(kw):
-                d0 = dt.datetime.strptime(before.get(kw), "%Y%m%d"); d1 = dt.datetime.strptime(after.get(kw), "%Y%m%d")
+                d0 = dt.datetime.strptime(before.get(kw), "%Y%m%d")
+                d1 = dt.datetime.strptime(after.get(kw), "%Y%m%d")
                 out.setdefault(str(before.PatientID), set()).add((d1 - d0).days)
     return out
 
@@ -180,7 +190,8 @@ def test_pseudonymize_shifts_dates_consistently_per_patient(synth_set, test_key,
         after = pydicom.dcmread(tmp_path / "out" / f.output, stop_before_pixels=True)
         assert after.LongitudinalTemporalInformationModified == "MODIFIED"
         before = pydicom.dcmread(src / f.source, stop_before_pixels=True)
-        if before.get("InstitutionName"): assert after.get("InstitutionName") != before.InstitutionName
+        if before.get("InstitutionName"):
+            assert after.get("InstitutionName") != before.InstitutionName
 
 
 def test_trial_subject_ids_full_dates_and_institution(synth_set, test_key, tmp_path):
@@ -195,13 +206,16 @@ def test_trial_subject_ids_full_dates_and_institution(synth_set, test_key, tmp_p
     for f in result.files:
         before = pydicom.dcmread(src / f.source, stop_before_pixels=True)
         if before.PatientID not in subjects:
-            assert f.status == "quarantined" and "subject table" in f.reason; continue
-        if f.status != "written": continue
+            assert f.status == "quarantined" and "subject table" in f.reason
+            continue
+        if f.status != "written":
+            continue
         after = pydicom.dcmread(tmp_path / "out" / f.output, stop_before_pixels=True)
         assert after.PatientID == subjects[before.PatientID] and str(after.PatientName) == subjects[before.PatientID]
         assert after.StudyDate == before.StudyDate
         if before.get("InstitutionName"):
-            assert after.InstitutionName == before.InstitutionName; seen_institution = True
+            assert after.InstitutionName == before.InstitutionName
+            seen_institution = True
     assert seen_institution
     assert any(f.status == "quarantined" for f in result.files)
 

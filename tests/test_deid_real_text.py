@@ -83,7 +83,8 @@ def _at(ds: pydicom.Dataset, path: str):
     for part in path.split("."):
         name, _, index = part.partition("[")
         tag = Tag(int(name[1:5], 16), int(name[6:10], 16)) if name.startswith("(") else Tag(name)
-        if node is None or tag not in node: return None
+        if node is None or tag not in node:
+            return None
         node = node[tag]
         if index:
             i = int(index.rstrip("]"))
@@ -95,14 +96,19 @@ def _untrue(before: pydicom.Dataset, after: pydicom.Dataset, audit: list[dict]) 
     "Audit records that claim what did not happen to their element (remove: absent; empty: empty; others: changed)."
     wrong = []
     for rec in audit:
-        if rec["path"] == "preamble" or rec["path"].startswith("file_meta."): continue
+        if rec["path"] == "preamble" or rec["path"].startswith("file_meta."):
+            continue
         old, new = _at(before, rec["path"]), _at(after, rec["path"])
-        if rec["action"] == "remove": ok = new is None
-        elif rec["action"] == "empty": ok = new is not None and (new.value is None or len(new.value) == 0)
+        if rec["action"] == "remove":
+            ok = new is None
+        elif rec["action"] == "empty":
+            ok = new is not None and (new.value is None or len(new.value) == 0)
         elif rec["action"] in ("dummy", "clean", "pseudonym", "replace_uid", "shift", "year", "subject"):
             ok = new is not None and (old is None or str(old.value) != str(new.value))
-        else: ok = True
-        if not ok: wrong.append((rec["path"], rec["action"]))
+        else:
+            ok = True
+        if not ok:
+            wrong.append((rec["path"], rec["action"]))
     return wrong
 
 
@@ -124,7 +130,9 @@ def test_real_file_codes_kept(realdata, tmp_path, name):
         tmp = tmp_path / recipe
         extra = ["--burned-in", "detect"]   # several are captures or ultrasound: screened, not quarantined
         if recipe == "pseudonymize":
-            tmp.mkdir(); assert main(["keygen", str(tmp / "k.key")]) == 0; extra += ["--key-file", str(tmp / "k.key")]
+            tmp.mkdir()
+            assert main(["keygen", str(tmp / "k.key")]) == 0
+            extra += ["--key-file", str(tmp / "k.key")]
         out, audit = _deid(src, tmp, recipe, *extra)
         before, after = pydicom.dcmread(src, force=True), pydicom.dcmread(out)
         assert _new_stars(before, after) == [], (name, recipe)

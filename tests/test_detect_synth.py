@@ -13,7 +13,8 @@ from pseudicom.synth import synthesize
 def test_recall_on_synth_burned_in_boxes(tmp_path, small):
     truth = synthesize(tmp_path, seed=0, small=small)
     by_file = collections.defaultdict(list)
-    for b in truth["burned_in"]: by_file[b["file"]].append(tuple(b["box"]))
+    for b in truth["burned_in"]:
+        by_file[b["file"]].append(tuple(b["box"]))
     assert by_file
     for f, boxes in sorted(by_file.items()):
         ds = pydicom.dcmread(Path(tmp_path) / f)

@@ -32,3 +32,14 @@ def test_raw_header_path_equals_pydicom_path_under_mutation(synth_set):
     print(res["counts"])
     assert not res["problems"], res["problems"][:10]
     assert sum(v for k, v in res["counts"].items() if k == "written by raw") > 150, res["counts"]
+
+
+def test_raw_and_pydicom_paths_agree_with_run_dictionary(synth_set):
+    "The same differential with the run-level dictionary of the seeds (issue 15): every path scrubs it alike."
+    src, truth = synth_set
+    seeds = [(src / f).read_bytes() for f in truth["files"] if "US_" not in f]
+    seeds += implicit_copies(seeds)
+    res = run_differential(seeds, n=600, seed=20261205, run_dictionary=True)
+    print(res["counts"])
+    assert not res["problems"], res["problems"][:10]
+    assert sum(v for k, v in res["counts"].items() if k == "written by raw") > 70, res["counts"]

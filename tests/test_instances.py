@@ -29,8 +29,10 @@ def _by_source(result) -> dict:
 
 def _resave(ds, path: Path, ts) -> Path:
     "Write `ds` again in transfer syntax `ts` (explicit or implicit VR little endian)."
-    new = pydicom.Dataset(); new.update(ds)
-    new.file_meta = ds.file_meta.copy(); new.file_meta.TransferSyntaxUID = ts
+    new = pydicom.Dataset()
+    new.update(ds)
+    new.file_meta = ds.file_meta.copy()
+    new.file_meta.TransferSyntaxUID = ts
     new.save_as(path, enforce_file_format=True)
     return path
 
@@ -47,13 +49,14 @@ def _pixel_span(raw: bytes) -> tuple[int, int]:
 
 # -- synthetic cases ------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("raw_headers", ["1", "0"])
-def test_header_only_instance_is_written_with_a_note(tmp_path, monkeypatch, raw_headers):
-    monkeypatch.setenv("PSEUDICOM_RAW_HEADERS", raw_headers)
-    src = tmp_path / "in"; src.mkdir()
-    ct = _ct(); del ct.PixelData
+@pytest.mark.parametrize("raw_headers", [True, False])
+def test_header_only_instance_is_written_with_a_note(tmp_path, raw_headers):
+    src = tmp_path / "in"
+    src.mkdir()
+    ct = _ct()
+    del ct.PixelData
     ct.save_as(src / "header_only.dcm", enforce_file_format=True)
-    result = run("basic", src, tmp_path / "out", key=KEY, workers=1, progress=False)
+    result = run("basic", src, tmp_path / "out", key=KEY, workers=1, progress=False, raw_headers=raw_headers)
     f = result.files[0]
     assert f.status == "written", f.reason
     assert f.notes and f.notes[0].startswith("no PixelData"), f.notes
@@ -65,9 +68,12 @@ def test_header_only_instance_is_written_with_a_note(tmp_path, monkeypatch, raw_
 
 def test_header_only_cut_before_the_series_uids_is_truncated(tmp_path):
     "A file cut between elements before (0020,000E) is no header-only instance: it fails as truncated."
-    src = tmp_path / "in"; src.mkdir()
-    ct = _ct(); del ct.PixelData
-    for tag in [t for t in ct.keys() if t >= 0x0020000E]: del ct[tag]
+    src = tmp_path / "in"
+    src.mkdir()
+    ct = _ct()
+    del ct.PixelData
+    for tag in [t for t in ct.keys() if t >= 0x0020000E]:
+        del ct[tag]
     ct.save_as(src / "cut.dcm", enforce_file_format=True)
     f = run("basic", src, tmp_path / "out", key=KEY, workers=1, progress=False).files[0]
     assert f.status == "failed" and "SeriesInstanceUID" in f.reason and "truncated" in f.reason, f.reason
@@ -75,7 +81,8 @@ def test_header_only_cut_before_the_series_uids_is_truncated(tmp_path):
 
 def _fileset(src: Path, tmp_path: Path) -> Path:
     "A CD: synthetic instances and the DICOMDIR pydicom's FileSet writes for them (its records carry the names)."
-    staging = tmp_path / "staging"; staging.mkdir()
+    staging = tmp_path / "staging"
+    staging.mkdir()
     fs = FileSet()
     for i, name in enumerate(("CT_small.dcm", "MR_small.dcm")):
         ds = pydicom.dcmread(get_testdata_file(name))
@@ -113,7 +120,8 @@ def test_dicomdir_is_excluded_and_a_new_one_written(tmp_path):
 
 
 def test_same_instance_in_two_syntaxes_is_a_duplicate(tmp_path):
-    src = tmp_path / "in"; src.mkdir()
+    src = tmp_path / "in"
+    src.mkdir()
     ct = _ct()
     _resave(ct, src / "a_explicit.dcm", ExplicitVRLittleEndian)
     _resave(ct, src / "b_implicit.dcm", ImplicitVRLittleEndian)
@@ -126,12 +134,16 @@ def test_same_instance_in_two_syntaxes_is_a_duplicate(tmp_path):
 
 
 def test_same_uid_with_other_content_is_a_conflict(tmp_path):
-    src = tmp_path / "in"; src.mkdir()
+    src = tmp_path / "in"
+    src.mkdir()
     ct = _ct()
     _resave(ct, src / "a.dcm", ExplicitVRLittleEndian)
     ct.SeriesDescription = "another object"
     _resave(ct, src / "b.dcm", ImplicitVRLittleEndian)
-    ct = _ct(); arr = ct.pixel_array.copy(); arr[0, 0] += 1; ct.PixelData = arr.tobytes()
+    ct = _ct()
+    arr = ct.pixel_array.copy()
+    arr[0, 0] += 1
+    ct.PixelData = arr.tobytes()
     _resave(ct, src / "c.dcm", ExplicitVRLittleEndian)
     assert main(["deid", str(src), str(tmp_path / "out"), "--recipe", "basic", "--quiet", "--workers", "1"]) == 1
     files = {f["source"]: f for f in json.loads((tmp_path / "out.report.json").read_text())["files"]}
@@ -146,20 +158,21 @@ def test_same_instance_definition(tmp_path):
     for name in ("MR_small_implicit.dcm", "MR_small_bigendian.dcm", "MR_small_RLE.dcm", "MR_small_jp2klossless.dcm",
                  "MR_small_jpeg_ls_lossless.dcm", "MR_small_padded.dcm"):
         assert same_instance(mr, get_testdata_file(name)) is None, name
-    lossy = pydicom.dcmread(mr); lossy.PixelData = (lossy.pixel_array & ~3).astype(lossy.pixel_array.dtype).tobytes()
+    lossy = pydicom.dcmread(mr)
+    lossy.PixelData = (lossy.pixel_array & ~3).astype(lossy.pixel_array.dtype).tobytes()
     lossy.save_as(tmp_path / "lossy.dcm")
     assert same_instance(mr, tmp_path / "lossy.dcm").startswith("their decoded pixels differ")
     assert same_instance(mr, get_testdata_file("CT_small.dcm")) == "their header values differ"
 
 
-@pytest.mark.parametrize("raw_headers", ["1", "0"])
-def test_trailing_zeros_are_dropped_with_a_note(tmp_path, monkeypatch, raw_headers):
-    monkeypatch.setenv("PSEUDICOM_RAW_HEADERS", raw_headers)
-    src = tmp_path / "in"; src.mkdir()
+@pytest.mark.parametrize("raw_headers", [True, False])
+def test_trailing_zeros_are_dropped_with_a_note(tmp_path, raw_headers):
+    src = tmp_path / "in"
+    src.mkdir()
     raw = Path(get_testdata_file("CT_small.dcm")).read_bytes()
     (src / "padded.dcm").write_bytes(raw + bytes(100_000))
     (src / "not_zeros.dcm").write_bytes(raw + bytes(64) + b"MUSTERMANN" + bytes(6))
-    result = run("basic", src, tmp_path / "out", key=KEY, workers=1, progress=False)
+    result = run("basic", src, tmp_path / "out", key=KEY, workers=1, progress=False, raw_headers=raw_headers)
     by = _by_source(result)
     assert by["padded.dcm"].status == "written" and by["padded.dcm"].notes == [
         "100000 zero bytes after the data set were dropped (padding; zeros carry no data)"]
@@ -169,15 +182,15 @@ def test_trailing_zeros_are_dropped_with_a_note(tmp_path, monkeypatch, raw_heade
     assert by["not_zeros.dcm"].status == "failed"   # bytes after the data set that are not zero stay an error
 
 
-@pytest.mark.parametrize("raw_headers", ["1", "0"])
-def test_overlong_pixel_data(tmp_path, monkeypatch, raw_headers):
-    monkeypatch.setenv("PSEUDICOM_RAW_HEADERS", raw_headers)
-    src = tmp_path / "in"; src.mkdir()
+@pytest.mark.parametrize("raw_headers", [True, False])
+def test_overlong_pixel_data(tmp_path, raw_headers):
+    src = tmp_path / "in"
+    src.mkdir()
     raw = Path(get_testdata_file("CT_small.dcm")).read_bytes()
     start, n = _pixel_span(raw)
     for name, extra in (("zeros.dcm", bytes(128)), ("text.dcm", b"MUSTERMANN^MAX!!")):
         (src / name).write_bytes(raw[:start - 4] + (n + len(extra)).to_bytes(4, "little") + raw[start:start + n] + extra + raw[start + n:])
-    result = run("basic", src, tmp_path / "out", key=KEY, workers=1, progress=False)
+    result = run("basic", src, tmp_path / "out", key=KEY, workers=1, progress=False, raw_headers=raw_headers)
     by = _by_source(result)
     assert by["zeros.dcm"].status == "written" and "128 bytes more than the image needs, all zero" in by["zeros.dcm"].notes[0]
     assert by["text.dcm"].status == "quarantined" and by["text.dcm"].reason.startswith("text.dcm: (7FE0,0010) PixelData holds 16 bytes more")
@@ -185,7 +198,8 @@ def test_overlong_pixel_data(tmp_path, monkeypatch, raw_headers):
 
 
 def test_undecodable_pixels_under_detect_are_quarantined(tmp_path):
-    src = tmp_path / "in"; src.mkdir()
+    src = tmp_path / "in"
+    src.mkdir()
     ds = pydicom.dcmread(get_testdata_file("SC_rgb_rle.dcm"))
     frames = list(pydicom.encaps.generate_frames(ds.PixelData, number_of_frames=int(ds.get("NumberOfFrames", 1) or 1)))
     ds.PixelData = pydicom.encaps.encapsulate([f[:64] + b"\x00" * 8 for f in frames])
@@ -194,7 +208,8 @@ def test_undecodable_pixels_under_detect_are_quarantined(tmp_path):
     result = run("basic", src, tmp_path / "out", key=KEY, workers=1, progress=False)
     assert result.files[0].status == "quarantined"   # without detect: the burned-in rule holds it back
     from pseudicom.recipe import load_recipe
-    recipe = load_recipe("basic"); recipe.pixels = {**recipe.pixels, "burned_in": "detect"}
+    recipe = load_recipe("basic")
+    recipe.pixels = {**recipe.pixels, "burned_in": "detect"}
     result = run(recipe, src, tmp_path / "out2", key=KEY, workers=1, progress=False)
     f = result.files[0]
     assert f.status == "quarantined" and f.reason.startswith("broken.dcm: --burned-in detect could not decode the pixels"), f.reason
@@ -202,8 +217,11 @@ def test_undecodable_pixels_under_detect_are_quarantined(tmp_path):
 
 
 def test_mirror_quarantines_names_not_descriptions(tmp_path):
-    src = tmp_path / "in"; (src / "MUSTERMANN_MAX").mkdir(parents=True)
-    ct = _ct(); ct.PatientName = "Mustermann^Max"; ct.PatientID = "PID-0042"
+    src = tmp_path / "in"
+    (src / "MUSTERMANN_MAX").mkdir(parents=True)
+    ct = _ct()
+    ct.PatientName = "Mustermann^Max"
+    ct.PatientID = "PID-0042"
     ct.StudyDescription = ct.SeriesDescription = ct.BodyPartExamined = "BRAIN"
     for i, name in enumerate(("brain.dcm", "rle.dcm", "waveform_ecg.dcm", "pid0042.dcm", "MUSTERMANN_MAX/1.dcm", "mustermanns.dcm")):
         ct.SOPInstanceUID = ct.file_meta.MediaStorageSOPInstanceUID = f"1.2.3.4.{i + 1}"
@@ -215,7 +233,8 @@ def test_mirror_quarantines_names_not_descriptions(tmp_path):
 
 
 def test_pydicom_warnings_go_to_the_report_not_the_terminal(tmp_path, capfd):
-    src = tmp_path / "in"; src.mkdir()
+    src = tmp_path / "in"
+    src.mkdir()
     shutil.copy(get_testdata_file("badVR.dcm"), src / "bad_values.dcm")   # IS '1A', a UI too long: pydicom warns
     assert main(["deid", str(src), str(tmp_path / "out"), "--recipe", "basic", "--quiet", "--workers", "2"]) == 0
     out, err = capfd.readouterr()
@@ -237,7 +256,8 @@ def realdata() -> Path:
 def _copy(realdata: Path, dst: Path, names: list[str]) -> Path:
     for name in names:
         path = realdata / name
-        if not path.is_file(): pytest.fail(f"{path} is missing from the real-file corpus: run `python tools/realdata.py` again.")
+        if not path.is_file():
+            pytest.fail(f"{path} is missing from the real-file corpus: run `python tools/realdata.py` again.")
         (dst / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(path, dst / name)
     return dst
@@ -282,8 +302,10 @@ def test_a_damaged_slice_is_named_in_its_own_result_and_its_series(tmp_path):
     Path(series["masks"]).unlink()
     files = sorted(Path(p) for p in series["files"])
     damaged = files[3]
-    raw = damaged.read_bytes(); damaged.write_bytes(raw[:-100])   # cut inside PixelData
-    recipe = load_recipe("basic"); recipe.deface = {"enabled": True, "margin_mm": 5.0}
+    raw = damaged.read_bytes()
+    damaged.write_bytes(raw[:-100])   # cut inside PixelData
+    recipe = load_recipe("basic")
+    recipe.deface = {"enabled": True, "margin_mm": 5.0}
     result = run(recipe, src, tmp_path / "out", key=KEY, workers=1, progress=False)
     bad = damaged.relative_to(src).as_posix()
     for f in result.files:

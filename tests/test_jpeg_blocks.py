@@ -29,6 +29,7 @@ from pydicom.encaps import (
 from pydicom.uid import JPEGBaseline8Bit, generate_uid
 
 from pseudicom import detect
+from pseudicom.fonts import dejavu_sans
 from pseudicom.pixels import PixelRule, block_grid, redact
 
 try:   # an independent libjpeg build, used as the witness decoder (never skipped: the test fails with the fix)
@@ -64,7 +65,7 @@ def _frames(sub, n: int, cols: int, rows: int) -> list[bytes]:
         rgb = np.clip(np.stack([g, 0.8 * g + 30, 0.6 * g + 50], -1), 0, 255).astype(np.uint8)
         rgb[BOX[1]:BOX[3], BOX[0]:BOX[2]] = (20, 20, 60)
         im = Image.fromarray(rgb)
-        ImageDraw.Draw(im).text((BOX[0] + 6, BOX[1] + 5), f"{TOKEN} 1962", fill=(255, 240, 0), font=detect._font(20))
+        ImageDraw.Draw(im).text((BOX[0] + 6, BOX[1] + 5), f"{TOKEN} 1962", fill=(255, 240, 0), font=dejavu_sans(20))
         bio = io.BytesIO()
         if sub == "L":
             im.convert("L").save(bio, "JPEG", quality=90)
@@ -87,7 +88,8 @@ def _dataset(name: str) -> Dataset:
     ds.Rows, ds.Columns, ds.NumberOfFrames = rows, cols, n
     ds.SamplesPerPixel = 1 if sub == "L" else 3
     ds.PhotometricInterpretation = pi
-    if sub != "L": ds.PlanarConfiguration = 0
+    if sub != "L":
+        ds.PlanarConfiguration = 0
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
     ds.LossyImageCompression, ds.LossyImageCompressionMethod = "01", "ISO_10918_1"
     if table == "extended":
@@ -162,7 +164,8 @@ def _check(before: Dataset, after: Dataset, report, box, tmp_path: Path, ocr: bo
             assert not ac.any()
     # what a user sees: pydicom's decode (with chroma interpolation)
     pa, pb = before.pixel_array, after.pixel_array
-    if nf == 1: pa, pb = pa[None], pb[None]
+    if nf == 1:
+        pa, pb = pa[None], pb[None]
     req = pb[:, box[1]:box[3], box[0]:box[2]]
     assert (req == req.reshape(-1, *req.shape[3:])[0]).all(), "the requested box is not constant"
     ring = np.zeros((rows, cols), bool)
@@ -315,8 +318,8 @@ def test_every_real_jpeg_baseline_file(realdata: Path) -> None:
 
 def test_optimized_tables_without_jpegtran_grow_and_say_so(monkeypatch) -> None:
     "Without jpegtran the transcoder's standard Huffman tables cost the optimized input ~8%; the report says why."
-    from pseudicom import pixels
-    monkeypatch.setattr(pixels, "_jpegtran", lambda: None)
+    from pseudicom import pixel_codecs
+    monkeypatch.setattr(pixel_codecs, "_jpegtran", lambda: None)
     ds = _dataset("420-8f-odd")
     report = redact(ds, [PixelRule("b", [(0, 0, 16, 16)], {})])
     assert report.method == "blocks" and report.pixel_bytes_out > report.pixel_bytes_in

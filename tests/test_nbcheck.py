@@ -116,7 +116,8 @@ def _png_with_text(text: str) -> bytes:
     assert font is not None, "fonts-dejavu-core is needed (.ci/run installs it)"
     image = Image.new("L", (720, 80), 255)
     ImageDraw.Draw(image).text((10, 18), text, fill=0, font=font)
-    buf = io.BytesIO(); image.save(buf, format="PNG")
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
     return buf.getvalue()
 
 

@@ -55,7 +55,9 @@ def test_one_process_two_processes_and_dask_write_identical_trees(corpus, cluste
 def test_cli_dask_option(corpus, cluster, test_key, tmp_path):
     src, recipe = corpus
     lc, _ = cluster
-    key_file = tmp_path / "k.key"; key_file.write_text(test_key._secret.hex()); key_file.chmod(0o600)
+    key_file = tmp_path / "k.key"
+    key_file.write_text(test_key._secret.hex())
+    key_file.chmod(0o600)
     recipe_file = recipe.save(tmp_path / "recipe.yaml")
     assert main(["deid", str(src), str(tmp_path / "cli-dask"), "--recipe", str(recipe_file), "--key-file", str(key_file),
                  "--dask", lc.scheduler_address, "--quiet"]) == 0

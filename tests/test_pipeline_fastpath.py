@@ -20,7 +20,8 @@ def both_paths(path, source, recipe, key, tmp_path):
     "process_file with the fast path on and off; (status, path taken, digest, bytes) for each."
     out = []
     for fast in (True, False):
-        staging = tmp_path / f"staging-{fast}"; staging.mkdir(exist_ok=True)
+        staging = tmp_path / f"staging-{fast}"
+        staging.mkdir(exist_ok=True)
         r = process_file(0, str(path), source, str(staging), Deidentifier(recipe, key), fast=fast)
         data = (staging / "00000000.dcm").read_bytes() if r.status == "written" else None
         out.append((r.status, r.path, r.digest, data, r.audit, r.reason))
@@ -37,7 +38,8 @@ def test_fast_path_bytes_equal_full_path_on_synth(synth_set, test_key, tmp_path,
         (s1, p1, h1, d1, a1, r1), (s2, p2, h2, d2, a2, r2) = both_paths(path, rel, recipe, test_key, tmp_path)
         assert (s1, h1) == (s2, h2), rel
         assert d1 == d2 and a1 == a2, rel
-        if d1 is not None: assert blake3.blake3(d1).hexdigest() == h1
+        if d1 is not None:
+            assert blake3.blake3(d1).hexdigest() == h1
         taken[rel] = (s1, p1)
     modality = {rel: str(pydicom.dcmread(src / rel, stop_before_pixels=True).Modality) for rel in taken}
     streamed = {modality[rel] for rel, (s, p) in taken.items() if p in ("raw", "stream")}
@@ -52,7 +54,8 @@ def _with_trailing(src: Path, dst: Path) -> Path:
     tail.add_new(0x7FE10010, "LO", "ACME 1.0")
     tail.add_new(0x7FE11001, "LO", "MUSTERMANN^MAX")
     tail.add_new(0xFFFCFFFC, "OB", b"\0" * 64)
-    fp = DicomBytesIO(); fp.is_little_endian, fp.is_implicit_VR = True, False
+    fp = DicomBytesIO()
+    fp.is_little_endian, fp.is_implicit_VR = True, False
     write_dataset(fp, tail)
     dst.write_bytes(raw + fp.getvalue())
     return dst
@@ -74,7 +77,9 @@ def test_elements_after_pixel_data_are_deidentified_identically(synth_set, test_
 
 
 def _keeping_padding():
-    r = load_recipe("basic"); r.name = "keep-padding"; r.attributes["DataSetTrailingPadding"] = "keep"
+    r = load_recipe("basic")
+    r.name = "keep-padding"
+    r.attributes["DataSetTrailingPadding"] = "keep"
     return r
 
 

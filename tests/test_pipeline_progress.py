@@ -8,8 +8,10 @@ from pydicom.data import get_testdata_file
 
 
 def test_notebook_run_shows_a_progress_bar(tmp_path):
-    src = tmp_path / "in"; src.mkdir()
-    for name in ("CT_small.dcm", "MR_small.dcm"): shutil.copy(get_testdata_file(name), src / name)
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("CT_small.dcm", "MR_small.dcm"):
+        shutil.copy(get_testdata_file(name), src / name)
     code = (f"from pseudicom.pipeline import run\n"
             f"r = run('basic', {str(src)!r}, {str(tmp_path / 'out')!r}, workers=1)\n"
             f"print(r.counts)")
@@ -24,7 +26,8 @@ def test_notebook_run_shows_a_progress_bar(tmp_path):
 
 def test_plain_run_shows_no_bar(tmp_path, capsys):
     from pseudicom.pipeline import run
-    src = tmp_path / "in"; src.mkdir()
+    src = tmp_path / "in"
+    src.mkdir()
     shutil.copy(get_testdata_file("CT_small.dcm"), src / "ct.dcm")
     run("basic", src, tmp_path / "out", workers=1)
     assert "de-identifying" not in capsys.readouterr().err

@@ -31,7 +31,9 @@ def setup(synth_set, tmp_path_factory):
         if "/CT_chest/" in p.as_posix() or "/MR_head/" in p.as_posix() or "/SR_" in p.as_posix():
             (root / "in" / "synth" / p.relative_to(src).parent).mkdir(parents=True, exist_ok=True)
             shutil.copy(p, root / "in" / "synth" / p.relative_to(src))
-    key = root / "k.key"; key.write_text(b"pseudicom-test-key-0123456789abcdef".hex()); key.chmod(0o600)
+    key = root / "k.key"
+    key.write_text(b"pseudicom-test-key-0123456789abcdef".hex())
+    key.chmod(0o600)
     clean = root / "clean"
     assert subprocess.run(command(root / "in", clean, key), capture_output=True).returncode == 0
     return root, key, tree(clean), (root / "clean.audit.jsonl").read_bytes()
@@ -58,14 +60,16 @@ def test_kill_and_resume_gives_the_uninterrupted_result(setup, tmp_path, moment)
             break
         time.sleep(0.002)
     assert proc.poll() is None, "the run finished before it could be killed; make the corpus larger"
-    os.kill(proc.pid, signal.SIGKILL); proc.wait()
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
     time.sleep(0.3)
     import psutil   # the pool's workers die with the main process: none writes on after the kill
     alive = [q.pid for q in psutil.process_iter(["cmdline"]) if str(dst) in " ".join(q.info["cmdline"] or [])]
     assert not alive, alive
     partial = tree(dst)
     for rel, digest in partial.items():   # whatever is in place is complete and final
-        if rel.endswith(".dcm"): assert expected.get(rel) == digest, rel
+        if rel.endswith(".dcm"):
+            assert expected.get(rel) == digest, rel
     assert not [p for p in dst.rglob("*.tmp") if ".pseudicom-staging" not in p.parts]
     done = subprocess.run(command(root / "in", dst, key), capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
@@ -74,7 +78,8 @@ def test_kill_and_resume_gives_the_uninterrupted_result(setup, tmp_path, moment)
     assert (tmp_path / "out.audit.jsonl").read_bytes() == expected_audit
     report = json.loads((tmp_path / "out.report.json").read_text())
     assert report["ok"] and report["counts"]["written"] == len([k for k in expected if k.endswith(".dcm")])
-    if moment != "staging": assert report["resumed"] > 0   # journaled outputs were verified and kept, not redone
+    if moment != "staging":
+        assert report["resumed"] > 0   # journaled outputs were verified and kept, not redone
 
 
 def test_changed_or_damaged_outputs_are_redone(setup, tmp_path):

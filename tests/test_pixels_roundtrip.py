@@ -26,7 +26,7 @@ from pydicom.uid import (
     RLELossless,
 )
 
-from pseudicom import pixels
+from pseudicom import pixel_codecs
 from pseudicom.pixels import PixelRule, mark_clean, redact
 
 BOX = (4, 6, 30, 18)   # x0, y0, x1, y1 (exclusive)
@@ -268,7 +268,7 @@ def test_lossy_history_appended_on_reencode() -> None:
 
 def test_lossy_uncompressed_keeps_history(monkeypatch) -> None:
     # issue 20: JPEG Baseline is now redacted block by block; the decode path is what runs without libjpeg-turbo
-    monkeypatch.setattr(pixels, "_turbojpeg", lambda: None)
+    monkeypatch.setattr(pixel_codecs, "_turbojpeg", lambda: None)
     ds = _roundtrip(jpeg_baseline())
     ratio, method = ds.LossyImageCompressionRatio, ds.LossyImageCompressionMethod
     report = redact(ds, [PixelRule("b", [BOX], {})])
@@ -288,7 +288,7 @@ def test_jpeg_baseline_blocks_keep_history() -> None:
 
 
 def test_jpeg_baseline_reencode_falls_back_and_says_so(monkeypatch) -> None:
-    monkeypatch.setattr(pixels, "_turbojpeg", lambda: None)   # issue 20: the fallback runs without libjpeg-turbo
+    monkeypatch.setattr(pixel_codecs, "_turbojpeg", lambda: None)   # issue 20: the fallback runs without libjpeg-turbo
     ds = _roundtrip(jpeg_baseline())
     report = redact(ds, [PixelRule("b", [BOX], {})], lossy="reencode")
     assert not report.reencoded and report.decompressed
@@ -356,7 +356,7 @@ def test_keep_only_ultrasound_regions() -> None:
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-_LAYOUTS = [("MONOCHROME2", 8, 0), ("MONOCHROME2", 12, 1), ("MONOCHROME1", 16, 0), ("RGB", 8, 0), ("MONOCHROME2", 16, 1)]
+LAYOUTS = [("MONOCHROME2", 8, 0), ("MONOCHROME2", 12, 1), ("MONOCHROME1", 16, 0), ("RGB", 8, 0), ("MONOCHROME2", 16, 1)]
 
 
 @st.composite
@@ -369,7 +369,7 @@ def _boxes(draw):
 
 
 @settings(max_examples=40, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
-@given(layout=st.sampled_from(_LAYOUTS), boxes=_boxes(), ts=st.sampled_from([None, RLELossless, JPEGLSLossless]),
+@given(layout=st.sampled_from(LAYOUTS), boxes=_boxes(), ts=st.sampled_from([None, RLELossless, JPEGLSLossless]),
        seed=st.integers(0, 1000))
 def test_any_boxes_fill_exactly_the_boxes(layout, boxes, ts, seed) -> None:
     pi, bs, signed = layout

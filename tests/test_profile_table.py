@@ -74,10 +74,14 @@ def test_keywords_are_pydicoms(raw_rows):
         if re.fullmatch(r"[0-9A-F]{8}", r["tag"]):
             tag = int(r["tag"], 16)
             assert r["keyword"] == keyword_for_tag(tag), r  # empty only where pydicom does not know the tag
-            if not r["keyword"]: unknown.append(r["name"]); continue
+            if not r["keyword"]:
+                unknown.append(r["name"])
+                continue
             # the 2026c Retd. column may retire more than pydicom's older dictionary, never less
-            if dictionary_is_retired(tag): assert r["retired"] == "Y", r
-            if r["in_current_edition"] == "N": assert r["retired"] == ("Y" if dictionary_is_retired(tag) else "N"), r
+            if dictionary_is_retired(tag):
+                assert r["retired"] == "Y", r
+            if r["in_current_edition"] == "N":
+                assert r["retired"] == ("Y" if dictionary_is_retired(tag) else "N"), r
         else:
             assert r["keyword"] == "", r
     assert len(unknown) < len(raw_rows) // 10, unknown  # a few tags newer than pydicom's dictionary

@@ -1,6 +1,6 @@
 """The raw header path and its series memo give exactly what the pydicom path gives, file by file.
 
-A series is processed in one process, in order, so the memo (`pipeline._SeriesMemo`) processes most
+A series is processed in one process, in order, so the memo (`pipeline.memo._SeriesMemo`) processes most
 files by difference from a template. Variants are planted in some slices to make that difference
 matter: an identifying value of this slice inside a text of the same slice, the template's value in
 a text of a later slice, another patient, a changed decision attribute, private and sequence
@@ -10,35 +10,30 @@ pydicom path's.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pydicom
 import pytest
 
-from pseudicom import pipeline
 from pseudicom.deid import Deidentifier
 from pseudicom.keys import Key
 from pseudicom.pipeline import process_file
+from pseudicom.pipeline.results import pack_result
+from pseudicom.pipeline.state import Worker
 from pseudicom.synth import synthesize_ct_series
 
 
 def _run(files: list[Path], recipe: str, raw: bool, staging: Path, memo: bool = True) -> list[tuple]:
-    os.environ["PSEUDICOM_RAW_HEADERS"] = "1" if raw else "0"
-    os.environ["PSEUDICOM_SERIES_MEMO"] = "1" if memo else "0"
-    try:
-        deid = Deidentifier(recipe, Key(b"s" * 32))
-        out = []
-        for i, f in enumerate(files):
-            r = pipeline._pack(process_file(i, str(f), f.name, str(staging), deid))   # what a worker sends back
-            data = (staging / f"{i:08d}.dcm").read_bytes() if r.status == "written" else None
-            out.append((r.status, r.reason[:60], r.path, r.output, r.digest, (r.audit_lines, r.actions, r.changes),
-                        sorted(r.crosswalk.items()), data))
-        import threading
-        hits = pipeline._Worker.memos.get((id(deid), threading.get_ident()), (None, None))[1]
-        return out, (hits.hits if hits is not None else 0)
-    finally:
-        os.environ.pop("PSEUDICOM_RAW_HEADERS", None); os.environ.pop("PSEUDICOM_SERIES_MEMO", None)
+    deid = Deidentifier(recipe, Key(b"s" * 32))
+    out = []
+    for i, f in enumerate(files):
+        r = pack_result(process_file(i, str(f), f.name, str(staging), deid, raw_headers=raw, series_memo=memo))   # what a worker sends back
+        data = (staging / f"{i:08d}.dcm").read_bytes() if r.status == "written" else None
+        out.append((r.status, r.reason[:60], r.path, r.output, r.digest, (r.audit_lines, r.actions, r.changes),
+                    sorted(r.crosswalk.items()), data))
+    import threading
+    hits = Worker.memos.get((id(deid), threading.get_ident()), (None, None))[1]
+    return out, (hits.hits if hits is not None else 0)
 
 
 def _edit(path: Path, **changes) -> None:
@@ -67,12 +62,22 @@ def series(tmp_path_factory) -> list[Path]:
     _edit(files[12], PatientID="PID-OTHER", PatientName="Andere^Anna")          # another patient in the folder
     _edit(files[15], BurnedInAnnotation="YES")                                  # a decision attribute (quarantined)
     _edit(files[18], SeriesDescription="Thorax nativ PID-0001 Mustermann")     # a cleaned text that differs
-    ds = pydicom.dcmread(files[21]); ds.add_new(0x00111001, "LO", "Mustermann^Max 2"); ds.save_as(files[21], enforce_file_format=True)
-    ds = pydicom.dcmread(files[24]); ds.RequestAttributesSequence[0].RequestedProcedureID = "RP-OTHER"; ds.save_as(files[24], enforce_file_format=True)
+    ds = pydicom.dcmread(files[21])
+    ds.add_new(0x00111001, "LO", "Mustermann^Max 2")
+    ds.save_as(files[21], enforce_file_format=True)
+    ds = pydicom.dcmread(files[24])
+    ds.RequestAttributesSequence[0].RequestedProcedureID = "RP-OTHER"
+    ds.save_as(files[24], enforce_file_format=True)
     _edit(files[27], InstanceNumber="123456", SliceLocation="-1.25")            # value lengths change
-    ds = pydicom.dcmread(files[30]); ds.add_new(0xFFFCFFFC, "OB", b"\0" * 8); ds.save_as(files[30], enforce_file_format=True)
-    raw = bytearray(files[33].read_bytes()); raw[:8] = b"MUSTERMA"; files[33].write_bytes(bytes(raw))   # a preamble
-    ds = pydicom.dcmread(files[36]); ds.file_meta.SourceApplicationEntityTitle = "OTHERSTATION"; ds.save_as(files[36], enforce_file_format=True)
+    ds = pydicom.dcmread(files[30])
+    ds.add_new(0xFFFCFFFC, "OB", b"\0" * 8)
+    ds.save_as(files[30], enforce_file_format=True)
+    raw = bytearray(files[33].read_bytes())
+    raw[:8] = b"MUSTERMA"
+    files[33].write_bytes(bytes(raw))   # a preamble
+    ds = pydicom.dcmread(files[36])
+    ds.file_meta.SourceApplicationEntityTitle = "OTHERSTATION"
+    ds.save_as(files[36], enforce_file_format=True)
     _edit(files[39], ContentTime="101501", AcquisitionDateTime="20240315101501.5")   # a differing identifier of the file itself
     _edit(files[42], StationName="CTSTATION02")                                 # a different station (D in basic)
     _edit(files[45], ImageComments="", PatientAge="084Y")
@@ -83,8 +88,10 @@ def _copies(series: list[Path], folder: Path, change) -> list[Path]:
     "The series rewritten into `folder`, each file changed by `change(i, ds)`."
     out = []
     for i, f in enumerate(series):
-        ds = pydicom.dcmread(f); change(i, ds)
-        ds.save_as(folder / f.name, enforce_file_format=True); out.append(folder / f.name)
+        ds = pydicom.dcmread(f)
+        change(i, ds)
+        ds.save_as(folder / f.name, enforce_file_format=True)
+        out.append(folder / f.name)
     return out
 
 
@@ -92,7 +99,8 @@ def _copies(series: list[Path], folder: Path, change) -> list[Path]:
 def implicit_series(series, tmp_path_factory) -> list[Path]:
     "The same series in Implicit VR Little Endian."
     from pydicom.uid import ImplicitVRLittleEndian
-    def change(i, ds): ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    def change(i, ds):
+        ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
     return _copies(series, tmp_path_factory.mktemp("implicit"), change)
 
 
@@ -101,7 +109,8 @@ def rle_series(series, tmp_path_factory) -> list[Path]:
     "The same series compressed (RLE Lossless: encapsulated pixel data, fragment sizes that differ from slice to slice)."
     from pydicom.uid import RLELossless
     def change(i, ds):
-        arr = ds.pixel_array.copy(); arr[: i % 7 + 1, : (5 * i) % 29 + 2] = (37 * i) % 1000   # so the compressed sizes differ
+        arr = ds.pixel_array.copy()
+        arr[: i % 7 + 1, : (5 * i) % 29 + 2] = (37 * i) % 1000   # so the compressed sizes differ
         ds.compress(RLELossless, arr, encoding_plugin="pydicom")
     out = _copies(series, tmp_path_factory.mktemp("rle"), change)
     sizes = {(p.stat().st_size, len(pydicom.dcmread(p).PixelData)) for p in out}
@@ -114,9 +123,12 @@ def cyrillic_series(series, tmp_path_factory) -> list[Path]:
     "The same series in ISO_IR 144 (Cyrillic): the patient's name in Cyrillic, and in some slices' comments too."
     def change(i, ds):
         ds.SpecificCharacterSet = "ISO_IR 144"
-        if i != 12: ds.PatientName = "Мустерман^Макс"
-        if i % 10 == 7: ds.ImageComments = f"Мустерман, срез {i}"   # the name in a text the safety net cleans
-        if i == 50: ds.ImageComments = "контроль"                     # a text without it
+        if i != 12:
+            ds.PatientName = "Мустерман^Макс"
+        if i % 10 == 7:
+            ds.ImageComments = f"Мустерман, срез {i}"   # the name in a text the safety net cleans
+        if i == 50:
+            ds.ImageComments = "контроль"                     # a text without it
     return _copies(series, tmp_path_factory.mktemp("cyrillic"), change)
 
 
@@ -129,9 +141,12 @@ def un_series(series, tmp_path_factory) -> list[Path]:
     from pydicom.filewriter import write_data_element
     def change(i, ds):
         for kw in ("InstanceNumber", "SliceLocation", "ImagePositionPatient", "ImageType", "SliceThickness", "StudyDescription"):
-            if kw not in ds: continue
-            fp = DicomBytesIO(); fp.is_little_endian, fp.is_implicit_VR = True, False
-            write_data_element(fp, ds[kw]); value = fp.getvalue()[8:]   # the value bytes, after a short explicit header
+            if kw not in ds:
+                continue
+            fp = DicomBytesIO()
+            fp.is_little_endian, fp.is_implicit_VR = True, False
+            write_data_element(fp, ds[kw])
+            value = fp.getvalue()[8:]   # the value bytes, after a short explicit header
             ds[kw] = RawDataElement(ds[kw].tag, "UN", len(value), value, 0, False, True)
     out = _copies(series, tmp_path_factory.mktemp("un"), change)
     assert b"UN" in out[1].read_bytes()[:4096] and pydicom.dcmread(out[1])["InstanceNumber"].VR == "IS"
@@ -143,7 +158,9 @@ def un_series(series, tmp_path_factory) -> list[Path]:
 def test_series_memo_matches_pydicom(series, implicit_series, rle_series, cyrillic_series, un_series, recipe, encoding, tmp_path):
     series = {"explicit": series, "implicit": implicit_series, "rle": rle_series, "cyrillic": cyrillic_series,
               "un": un_series}[encoding]
-    (tmp_path / "a").mkdir(); (tmp_path / "b").mkdir(); (tmp_path / "c").mkdir()
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "c").mkdir()
     raw, hits = _run(series, recipe, True, tmp_path / "a")
     ref, _ = _run(series, recipe, False, tmp_path / "b")
     nomemo, no_hits = _run(series, recipe, True, tmp_path / "c", memo=False)

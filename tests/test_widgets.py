@@ -60,8 +60,8 @@ def test_browse_mark_save_run_equals_cli(synth_set, test_key, tmp_path):
     assert rule["boxes"] == planted
     assert rule["when"]["Rows"] == int(marker.dataset.Rows)
     # the viewer outlines the new rule; the tag browser edits the recipe
-    viewer.render()
-    assert viewer.outlines()[0][0] == [tuple(b) for b in planted]
+    viewer.refresh()
+    assert [o["box"] for o in viewer.outlines if o["kind"] == "rule"] == planted
     tags._edit = {"index": next(r["index"] for r in tags.rows if r["keyword"] == "StationName"), "action": "keep", "n": 1}
     assert recipe.attributes["StationName"] == "keep"
     # the other burned-in series (SC, another geometry) still needs a rule: accept detect's suggestions
@@ -77,7 +77,8 @@ def test_browse_mark_save_run_equals_cli(synth_set, test_key, tmp_path):
     memory = run(recipe, src, tmp_path / "memory", key=test_key)
     from_yaml = run(str(yaml_path), src, tmp_path / "yaml", key=test_key)
     key_file = tmp_path / "project.key"
-    key_file.write_text(test_key._secret.hex()); key_file.chmod(0o600)
+    key_file.write_text(test_key._secret.hex())
+    key_file.chmod(0o600)
     code = cli_main(["deid", str(src), str(tmp_path / "cli"), "--recipe", str(yaml_path), "--key-file", str(key_file)])
     assert memory.recipe_hash == from_yaml.recipe_hash
     assert memory.counts == from_yaml.counts and memory.counts["failed"] == 0
@@ -85,7 +86,8 @@ def test_browse_mark_save_run_equals_cli(synth_set, test_key, tmp_path):
     assert code == 0
     # the marked boxes are black in every frame of every US output, the station name kept
     for f in memory.files:
-        if f.status != "written": continue
+        if f.status != "written":
+            continue
         out = pydicom.dcmread(tmp_path / "memory" / f.output)
         if out.Modality == "US":
             arr = out.pixel_array
@@ -105,7 +107,8 @@ def test_tag_preview_matches_pipeline_output(synth_set, test_key, tmp_path):
     rows = preview_actions(pydicom.dcmread(src / ct_file), load_recipe("pseudonymize"), test_key)
     checked = 0
     for r in rows:
-        if r["depth"] or r["tag"].startswith("(0002"): continue
+        if r["depth"] or r["tag"].startswith("(0002"):
+            continue
         tag = int(r["tag"][1:5] + r["tag"][6:10], 16)
         if r["after"] is None:
             assert tag not in out, r["path"]
@@ -117,7 +120,8 @@ def test_tag_preview_matches_pipeline_output(synth_set, test_key, tmp_path):
 
 def test_compare_shows_the_changes(synth_set, test_key, tmp_path):
     src, truth = synth_set
-    recipe = load_recipe("pseudonymize"); recipe.pixels["burned_in"] = "detect"
+    recipe = load_recipe("pseudonymize")
+    recipe.pixels["burned_in"] = "detect"
     result = run(recipe, src, tmp_path / "out", key=test_key)
     f = next(f for f in result.files if f.source.endswith("US_native.dcm"))
     cmp = Compare(src / f.source, tmp_path / "out" / f.output)
@@ -153,7 +157,8 @@ def test_every_widget_has_a_static_fallback(synth_set, test_key, tmp_path):
     src, truth = synth_set
     us_file = src / next(f for f in truth["files"] if f.endswith("US_native.dcm"))
     us = pydicom.dcmread(us_file)
-    recipe = load_recipe("pseudonymize"); recipe.pixels["burned_in"] = "detect"
+    recipe = load_recipe("pseudonymize")
+    recipe.pixels["burned_in"] = "detect"
     result = run(recipe, us_file, tmp_path / "out", key=test_key)
     widgets = [StudyBrowser(src), TagBrowser(us, recipe, test_key), ImageViewer(us), RegionMarker(us, recipe=recipe),
                Compare(us_file, tmp_path / "out" / result.files[0].output)]

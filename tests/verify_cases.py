@@ -72,7 +72,8 @@ def _private_bytes(ds: Dataset, text: str) -> None:
 
 
 def _nested(ds: Dataset, text: str) -> None:
-    item = Dataset(); item.RequestedProcedureDescription = text
+    item = Dataset()
+    item.RequestedProcedureDescription = text
     ds.RequestAttributesSequence = Sequence([item])
 
 

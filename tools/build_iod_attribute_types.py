@@ -29,11 +29,14 @@ for sop in SOPS:
     found: dict[str, list[tuple[str, str, str]]] = {}
     for m in iods[iod]:
         for a in mods[m["key"]]:
-            if a["path"]: continue  # only top-level attributes
+            if a["path"]:
+                continue  # only top-level attributes
             tag = tag_for_keyword(a["keyword"])
-            if tag is None: continue
+            if tag is None:
+                continue
             t = f"{tag:08X}"
-            if t in combined: found.setdefault(t, []).append((a["type"], m["key"], m["usage"]))
+            if t in combined:
+                found.setdefault(t, []).append((a["type"], m["key"], m["usage"]))
     for t, hits in sorted(found.items()):
         hits.sort(key=lambda h: (RANK[h[0]], USAGE[h[2]], h[1]))
         typ, mod, usage = hits[0]
@@ -41,7 +44,8 @@ for sop in SOPS:
         result.append(dict(sop_class_uid=sop, iod=iod, tag=t, type=typ, module=mod, module_usage=usage, note=note))
 with out.open("w", encoding="utf-8", newline="") as f:
     w = csv.DictWriter(f, ["sop_class_uid", "iod", "tag", "type", "module", "module_usage", "note"], lineterminator="\n")
-    w.writeheader(); w.writerows(result)
+    w.writeheader()
+    w.writerows(result)
 print(len(combined), "combined-code tags;", len(result), "rows")
 
 # Attributes inside sequence items: the type in the item description of the enclosing sequence path (the
@@ -54,7 +58,8 @@ nested: dict[tuple[str, str], set[str]] = {}
 for m, attrs in mods.items():
     for a in attrs:
         tag = tag_for_keyword(a["keyword"])
-        if not a["path"] or tag is None or f"{tag:08X}" not in combined | plain_x or a["type"] not in RANK: continue
+        if not a["path"] or tag is None or f"{tag:08X}" not in combined | plain_x or a["type"] not in RANK:
+            continue
         nested.setdefault((".".join(a["path"]), f"{tag:08X}"), set()).add(a["type"])
 nested = {k: v for k, v in nested.items() if k[1] in combined or v & {"1", "1C", "2", "2C"}}
 nested_out = out.with_name("iod_nested_attribute_types.csv")

@@ -21,7 +21,7 @@ from .errors import PseudicomError, PseudicomWarning
 # %% auto #0
 __all__ = ['EXIT_OK', 'EXIT_FAILURES', 'EXIT_USAGE', 'EXIT_INCOMPLETE', 'main', 'console']
 
-# %% ../../nbs/30_cli.ipynb #3b4cf89c
+# %% ../../nbs/30_cli.ipynb #f7cb2e4f
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
 
 _EPILOG = """\
@@ -43,6 +43,29 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"pseudicom {pseudicom.__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
+    _add_deid_command(sub)
+    _add_verify_command(sub)   # and nbcheck
+    _add_small_commands(sub)   # crosswalk, synth, keygen, recipe, demo
+    _add_network_commands(sub)   # serve (nbs/40_serve.ipynb)
+    return p
+
+def _key_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--key-file", help="secret key file (from `pseudicom keygen`); must not be readable by others")
+    p.add_argument("--key-env", metavar="VAR", help="read the key from this environment variable instead")
+
+def _load_key(args):
+    from pseudicom.keys import Key
+    if args.key_file and args.key_env:
+        raise PseudicomError("give --key-file or --key-env, not both.")
+    if args.key_file:
+        return Key.from_file(args.key_file)
+    if args.key_env:
+        return Key.from_env(args.key_env)
+    return None
+
+# %% ../../nbs/30_cli.ipynb #dc66d1ff
+def _add_deid_command(sub) -> None:
+    "The `deid` subcommand and its options."
     d = sub.add_parser("deid", help="de-identify every DICOM file under SRC into DST",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        epilog="examples:\n  pseudicom deid in out --recipe basic\n"
@@ -80,6 +103,10 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--quiet", action="store_true", help="no progress bar and no per-file lines (pydicom's warnings always go to "
                    "each file's notes in the report, never to the terminal)")
 
+
+# %% ../../nbs/30_cli.ipynb #460d5030
+def _add_verify_command(sub) -> None:
+    "The `verify` and `nbcheck` subcommands."
     v = sub.add_parser("verify", help="search DST for identifying data from SRC; exit 1 if any is found, 3 if a file could not be read",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        epilog="examples:\n  pseudicom verify in out\n  pseudicom verify in out --recipe trial --key-file project.key --report verify.json\n"
@@ -99,6 +126,10 @@ def _parser() -> argparse.ArgumentParser:
     n.add_argument("notebooks", nargs="+", help="notebook files")
     n.add_argument("--strip", action="store_true", help="remove all outputs, execution counts and widget state (in place)")
 
+
+# %% ../../nbs/30_cli.ipynb #68b28ecc
+def _add_small_commands(sub) -> None:
+    "The `crosswalk`, `synth`, `keygen`, `recipe` and `demo` subcommands."
     c = sub.add_parser("crosswalk", help="re-identification, for the person entitled to it")
     csub = c.add_subparsers(dest="crosswalk_command", metavar="SUBCOMMAND")
     look = csub.add_parser("lookup", help="print the original behind a pseudonym",
@@ -126,40 +157,32 @@ def _parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser("demo", help="synthesize, de-identify, verify, and show where to look next")
     m.add_argument("dir", nargs="?", default="pseudicom-demo", help="folder for everything the demo writes (default ./pseudicom-demo)")
-    _add_network_commands(sub)   # serve (nbs/40_serve.ipynb)
-    return p
 
-def _key_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--key-file", help="secret key file (from `pseudicom keygen`); must not be readable by others")
-    p.add_argument("--key-env", metavar="VAR", help="read the key from this environment variable instead")
-
-def _load_key(args):
-    from pseudicom.keys import Key
-    if args.key_file and args.key_env:
-        raise PseudicomError("give --key-file or --key-env, not both.")
-    if args.key_file: return Key.from_file(args.key_file)
-    if args.key_env: return Key.from_env(args.key_env)
-    return None
 
 # %% ../../nbs/30_cli.ipynb #28f79888
 _NOT_NEEDED = ("requests", "tqdm")
 
 def _import_pydicom() -> None:
     "Import pydicom without the modules it wants only for downloading (see above); a no-op once imported."
-    if "pydicom" in sys.modules: return
+    if "pydicom" in sys.modules:
+        return
     held = [m for m in _NOT_NEEDED if m not in sys.modules]
-    for m in held: sys.modules[m] = None
+    for m in held:
+        sys.modules[m] = None
     try:
         import pydicom  # noqa: F401
     except ImportError:   # something imported along with pydicom needs one of them: import it all the usual way
-        for m in [m for m in sys.modules if m == "pydicom" or m.startswith("pydicom.")]: del sys.modules[m]
-        for m in held: sys.modules.pop(m, None)
+        for m in [m for m in sys.modules if m == "pydicom" or m.startswith("pydicom.")]:
+            del sys.modules[m]
+        for m in held:
+            sys.modules.pop(m, None)
         import pydicom  # noqa: F401
     finally:
         for m in held:
-            if m in sys.modules and sys.modules[m] is None: del sys.modules[m]
+            if m in sys.modules and sys.modules[m] is None:
+                del sys.modules[m]
 
-# %% ../../nbs/30_cli.ipynb #fa367534
+# %% ../../nbs/30_cli.ipynb #9bc57872
 _SERVE_EPILOG = """\
 examples:
   pseudicom serve out --recipe pseudonymize --key-file project.key                 # 127.0.0.1:11112, AE title PSEUDICOM
@@ -173,6 +196,9 @@ Each received instance is spooled (DST.spool/), de-identified with the engine of
 DST.quarantine/), journalled (DST.serve.jsonl), and only then acknowledged; then forwarded.
 Stop with Ctrl-C or SIGTERM; the same command again resumes: nothing acknowledged is lost,
 nothing is written or forwarded twice.
+The audit trail of `deid`, beside DST: DST.serve-audit.jsonl (what was changed), DST.report.json
+(counts received/written/excluded/quarantined/failed/forwarded and the reasons; no received value)
+and the run record DST.record.json/.html, written at the end of each association and at the stop.
 Instances are processed one at a time as they arrive, except when the recipe defaces (--deface):
 then each CT and MR instance is kept (spooled durably and journalled, then acknowledged) until its
 series is complete -- every association that sent it released and --series-quiet seconds without
@@ -188,7 +214,14 @@ def _gateway_args(parser) -> None:
     parser.add_argument("--ae-title", default="PSEUDICOM", help="our AE title (default PSEUDICOM)")
 
 def _add_network_commands(sub) -> None:
-    "The `serve` subcommand (pynetdicom: pip install 'pseudicom[net]')."
+    "The `serve` and `pull` subcommands (pynetdicom: pip install 'pseudicom[net]')."
+    _add_serve_command(sub)
+    _add_pull_command(sub)
+
+
+# %% ../../nbs/30_cli.ipynb #f8b32795
+def _add_serve_command(sub) -> None:
+    "The `serve` subcommand."
     s = sub.add_parser("serve", help="receive studies over DICOM (C-STORE), de-identify each instance into DST, forward it",
                        epilog=_SERVE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("dst", help="output folder: new, empty, or one this gateway wrote before (same recipe and key)")
@@ -218,11 +251,18 @@ def _add_network_commands(sub) -> None:
                    "takes longer fails and is kept in DST.quarantine/ (default 600, 0 = none)")
     s.add_argument("--quiet", action="store_true", help="log warnings only (default: one line per instance: status and de-identified UID)")
 
-    p = sub.add_parser("pull", help="retrieve studies from a PACS (C-FIND, C-GET) and de-identify them into DST",
+
+# %% ../../nbs/30_cli.ipynb #fa0c0710
+def _add_pull_command(sub) -> None:
+    "The `pull` subcommand."
+    p = sub.add_parser("pull", help="retrieve studies from a PACS (C-FIND, C-GET or C-MOVE) and de-identify them into DST",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        epilog="examples:\n  pseudicom pull out --from PACS@10.0.0.5:104 --study 1.2.840.1234.5 --recipe pseudonymize --key-file project.key\n"
                               "  pseudicom pull out --from PACS@10.0.0.5:104 --studies-file uids.txt --recipe trial --key-file project.key\n"
-                              "\nThe PACS must know our AE title (--ae-title, default PSEUDICOM) and allow it C-FIND and C-GET.\n"
+                              "  pseudicom pull out --from PACS@10.0.0.5:104 --study 1.2.3 --move 11113 --move-host 0.0.0.0 --recipe trial --key-file k\n"
+                              "\nThe PACS must know our AE title (--ae-title, default PSEUDICOM) and allow it C-FIND and C-GET;\n"
+                              "with --move, C-MOVE, and the PACS must have our AE title with this machine's address and the --move port.\n"
+                              "Beside DST: DST.report.json (counts, reasons) and the run record DST.record.json/.html.\n"
                               "Each instance goes through the same gateway as `serve` (DST.spool, DST.quarantine, DST.serve.jsonl):\n"
                               "the same bytes as `pseudicom deid` of the same files; pulling a study again writes nothing twice.\n")
     p.add_argument("dst", help="output folder: new, empty, or one a gateway (serve or pull) wrote before with the same recipe and key")
@@ -231,8 +271,12 @@ def _add_network_commands(sub) -> None:
     p.add_argument("--studies-file", help="a file with one StudyInstanceUID per line")
     _gateway_args(p)
     p.add_argument("--timeout", type=float, default=600.0, metavar="SECONDS", help="per-instance time limit (default 600, 0 = none)")
-    p.add_argument("--tls-cert", help="our certificate (PEM), to connect with TLS"); p.add_argument("--tls-key", help="its private key (PEM)")
+    p.add_argument("--tls-cert", help="our certificate (PEM), to connect with TLS")
+    p.add_argument("--tls-key", help="its private key (PEM)")
     p.add_argument("--tls-ca", help="CA certificates (PEM) to check the PACS's certificate with")
+    p.add_argument("--move", type=int, metavar="PORT", help="retrieve by C-MOVE: listen on PORT as the move destination (our AE title)")
+    p.add_argument("--move-host", default="127.0.0.1", metavar="ADDRESS", help="address to listen on for C-MOVE (default 127.0.0.1)")
+
 
 # %% ../../nbs/30_cli.ipynb #214c4f09
 def _gateway_of(args):
@@ -243,38 +287,61 @@ def _gateway_of(args):
         raise PseudicomError(f"the network commands need pynetdicom ({e}): pip install 'pseudicom[net]'.") from None
     from pseudicom.recipe import load_recipe
     recipe = load_recipe(args.recipe, subjects=args.subjects)
-    if args.layout: recipe.output = {**recipe.output, "layout": args.layout}
-    if getattr(args, "deface", False): recipe.deface = {**recipe.deface, "enabled": True}
-    if bool(args.tls_cert) != bool(args.tls_key): raise PseudicomError("give --tls-cert and --tls-key together.")
-    return recipe, lambda **kw: Gateway(recipe, args.dst, _load_key(args), timeout=args.timeout or None, **kw)
+    if args.layout:
+        recipe.output = {**recipe.output, "layout": args.layout}
+    if getattr(args, "deface", False):
+        recipe.deface = {**recipe.deface, "enabled": True}
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise PseudicomError("give --tls-cert and --tls-key together.")
+    def make(**kw):
+        gateway = Gateway(recipe, args.dst, _load_key(args), timeout=args.timeout or None, **kw)
+        gateway.command = ["pseudicom", *_masked_uids(getattr(args, "argv", [args.command, args.dst]))]   # (the record masks the key file)
+        return gateway
+    return recipe, make
+
+def _masked_uids(argv: list[str]) -> list[str]:
+    "`argv` with the original StudyInstanceUIDs given to --study replaced (they identify a patient's study in the PACS)."
+    out = list(argv)
+    for i, a in enumerate(out):
+        if a == "--study" and i + 1 < len(out):
+            out[i + 1] = "<StudyInstanceUID>"
+        elif a.startswith("--study="):
+            out[i] = "--study=<StudyInstanceUID>"
+    return out
 
 def _cmd_pull(args) -> int:
     import logging
-    from pseudicom.serve import parse_peer, pull, tls_context
+    from pseudicom.pull import pull
+    from pseudicom.serve import parse_peer, tls_context
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     studies = list(args.study) + (Path(args.studies_file).read_text().split() if args.studies_file else [])
-    if not studies: raise PseudicomError("give at least one --study UID (or --studies-file).")
+    if not studies:
+        raise PseudicomError("give at least one --study UID (or --studies-file).")
     peer = parse_peer(args.source)
     recipe, make = _gateway_of(args)
     gateway = make()
     try:
         gateway.recover()
-        done = pull(gateway, peer, studies, args.ae_title, tls_context(args.tls_cert, args.tls_key, args.tls_ca, server=False) if args.tls_cert else None)
+        done = pull(gateway, peer, studies, args.ae_title, tls_context(args.tls_cert, args.tls_key, args.tls_ca, server=False) if args.tls_cert else None,
+                    move_port=args.move, move_host=args.move_host)
     finally:
         gateway.close()
     for d in done:
         print(f"study {d['study']}: " + (f"{d['announced']} instances announced, {d['sent']} retrieved, {d['failed']} not sent by the PACS"
                                          if d["found"] else "not found"))
     print("pulled into " + str(args.dst) + ": " + ", ".join(f"{v} {k}" for k, v in gateway.counts.items() if "forward" not in k))
+    print(f"report: {_beside_dst(args.dst, '.report.json')}\nrecord: {_beside_dst(args.dst, '.record.html')}")
     ok = all(d["found"] and not d["failed"] and d["sent"] >= d["announced"] for d in done) and not gateway.counts["failed"]
     return EXIT_OK if ok else EXIT_FAILURES
 
+# %% ../../nbs/30_cli.ipynb #171a6a5a
 def _cmd_serve(args) -> int:
     import logging
     import time
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     recipe, make = _gateway_of(args)
-    from pseudicom.serve import Forwarder, parse_peer, start_server, tls_context
+    from pseudicom.forward import Forwarder
+    from pseudicom.serve import parse_peer, start_server, tls_context
     allow = [parse_peer(a, need_port=False) for a in args.allow or []]
     forward = parse_peer(args.forward) if args.forward else None
     ctx = tls_context(args.tls_cert, args.tls_key, args.tls_ca) if args.tls_cert else None
@@ -292,18 +359,27 @@ def _cmd_serve(args) -> int:
             raise PseudicomError(f"cannot listen on {args.host}:{args.port} ({e.strerror}); is another server using that port?") from None
         print(f"pseudicom serve: listening as {args.ae_title} on {args.host}:{args.port}{' (TLS)' if ctx else ''}, writing to "
               f"{args.dst} (recipe {recipe.name}, key {gateway.key.fingerprint}){f', forwarding to {forward}' if forward else ''}", flush=True)
-        while True: time.sleep(3600)
+        while True:
+            time.sleep(3600)
     except (KeyboardInterrupt, _Stopped):
         return EXIT_OK
     finally:
-        if server is not None: server.shutdown()
+        if server is not None:
+            server.shutdown()
         gateway.close()
-        print("pseudicom serve: stopped; " + ", ".join(f"{v} {k}" for k, v in gateway.counts.items()), file=sys.stderr, flush=True)
+        print("pseudicom serve: stopped; " + ", ".join(f"{v} {k}" for k, v in gateway.counts.items())
+              + f"; report {_beside_dst(args.dst, '.report.json')}, record {_beside_dst(args.dst, '.record.html')}", file=sys.stderr, flush=True)
+
+def _beside_dst(dst: str, suffix: str) -> Path:
+    "Where the gateway writes its report and record: beside DST, as `deid` does."
+    return Path(dst).parent / f"{Path(dst).name}{suffix}"
 
 # %% ../../nbs/30_cli.ipynb #92581084
 class _Stopped(BaseException):
     "SIGTERM or SIGHUP: the run stops as it does on Ctrl-C (a BaseException, so no `except Exception` swallows it)."
-    def __init__(self, signum: int): super().__init__(signum); self.signum = signum
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
 
 def _stop_on_signal(signum, frame) -> None:
     raise _Stopped(signum)
@@ -330,8 +406,10 @@ def main(
     _import_pydicom()
     parser = _parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)   # (the run record of `serve` and `pull` shows the command)
     if not args.command:
-        parser.print_help(); return EXIT_USAGE
+        parser.print_help()
+        return EXIT_USAGE
     previous = _stop_handlers()
     try:
         with warnings.catch_warnings():
@@ -351,17 +429,22 @@ def main(
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     finally:
-        for s, handler in previous.items(): signal.signal(s, handler)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 # %% ../../nbs/30_cli.ipynb #7b919d48
 def _cmd_deid(args) -> int:
     from pseudicom.pipeline import run
     from pseudicom.recipe import load_recipe
     recipe = load_recipe(args.recipe, subjects=args.subjects)
-    if args.burned_in: recipe.pixels["burned_in"] = args.burned_in
-    if args.layout: recipe.output = {**recipe.output, "layout": args.layout}
-    if args.deface: recipe.deface = {**recipe.deface, "enabled": True}
-    if args.deface_margin is not None: recipe.deface = {**recipe.deface, "margin_mm": float(args.deface_margin)}
+    if args.burned_in:
+        recipe.pixels.burned_in = args.burned_in
+    if args.layout:
+        recipe.output = {**recipe.output, "layout": args.layout}
+    if args.deface:
+        recipe.deface = {**recipe.deface, "enabled": True}
+    if args.deface_margin is not None:
+        recipe.deface = {**recipe.deface, "margin_mm": float(args.deface_margin)}
     passphrase = _env(args.crosswalk_passphrase_env) if args.crosswalk_passphrase_env else None
     client = None
     if args.dask:
@@ -379,7 +462,8 @@ def _cmd_deid(args) -> int:
                      timeout=args.timeout or None, fast=args.fast, crosswalk_passphrase=passphrase, follow_links=args.follow_links,
                      dicomdir=args.dicomdir)
     finally:
-        if client is not None: client.close()
+        if client is not None:
+            client.close()
     print(result.summary() if not args.quiet else result.summary().splitlines()[1])
     from pseudicom.record import RunRecord
     try:
@@ -394,7 +478,8 @@ def _cmd_deid(args) -> int:
 
 def _env(var: str) -> str:
     value = os.environ.get(var)
-    if not value: raise PseudicomError(f"environment variable {var} is not set or empty.")
+    if not value:
+        raise PseudicomError(f"environment variable {var} is not set or empty.")
     return value
 
 # %% ../../nbs/30_cli.ipynb #da720d6e
@@ -403,7 +488,8 @@ def _cmd_nbcheck(args) -> int:
     bad = 0
     for nb in args.notebooks:
         if args.strip:
-            print(f"{nb}: removed {strip_notebook(nb)} outputs and any widget state"); continue
+            print(f"{nb}: removed {strip_notebook(nb)} outputs and any widget state")
+            continue
         findings = check_notebook(nb)
         for f in findings:
             print(f"{nb}: cell {f.cell if f.cell is not None else '-'}: {f.where}: looks like {f.category}")
@@ -416,11 +502,14 @@ def _cmd_nbcheck(args) -> int:
 def _cmd_crosswalk(args) -> int:
     from pseudicom.keys import Crosswalk
     if args.crosswalk_command != "lookup":
-        print("usage: pseudicom crosswalk lookup CROSSWALK PSEUDONYM", file=sys.stderr); return EXIT_USAGE
+        print("usage: pseudicom crosswalk lookup CROSSWALK PSEUDONYM", file=sys.stderr)
+        return EXIT_USAGE
     cw = Crosswalk.read(args.crosswalk, passphrase=_env(args.passphrase_env) if args.passphrase_env else None)
     found = cw.lookup(args.pseudonym)
-    for role, original in found: print(f"{role}\t{original}")
-    if not found: print(f"{args.pseudonym}: not in this crosswalk.", file=sys.stderr)
+    for role, original in found:
+        print(f"{role}\t{original}")
+    if not found:
+        print(f"{args.pseudonym}: not in this crosswalk.", file=sys.stderr)
     return EXIT_OK if found else EXIT_FAILURES
 
 def _cmd_verify(args) -> int:
@@ -431,6 +520,7 @@ def _cmd_verify(args) -> int:
     print(report.summary())
     return {"CLEAN": EXIT_OK, "NOT CLEAN": EXIT_FAILURES, "INCOMPLETE": EXIT_INCOMPLETE}[report.verdict]
 
+# %% ../../nbs/30_cli.ipynb #35464014
 def _cmd_synth(args) -> int:
     from pseudicom.synth import synthesize
     dst = Path(args.dst)
@@ -443,16 +533,20 @@ def _cmd_synth(args) -> int:
 
 def _cmd_keygen(args) -> int:
     from pseudicom.keys import Key
-    key = Key.generate(); path = key.save(args.keyfile)
+    key = Key.generate()
+    path = key.save(args.keyfile)
     print(f"wrote key {key.fingerprint} to {path} (mode 600). Keep it apart from the data; whoever has it can re-link pseudonyms.")
     return EXIT_OK
 
 def _cmd_recipe(args) -> int:
     from pseudicom.recipe import BUILTIN_RECIPES, builtin_recipe_text, load_recipe
     if args.recipe_command != "show":
-        print("usage: pseudicom recipe show NAME", file=sys.stderr); return EXIT_USAGE
-    if args.name in BUILTIN_RECIPES: sys.stdout.write(builtin_recipe_text(args.name))
-    else: sys.stdout.write(load_recipe(args.name).to_yaml())
+        print("usage: pseudicom recipe show NAME", file=sys.stderr)
+        return EXIT_USAGE
+    if args.name in BUILTIN_RECIPES:
+        sys.stdout.write(builtin_recipe_text(args.name))
+    else:
+        sys.stdout.write(load_recipe(args.name).to_yaml())
     return EXIT_OK
 
 def _cmd_demo(args) -> int:
@@ -490,7 +584,8 @@ def console() -> None:
         signum = e.signum if isinstance(e, _Stopped) else signal.SIGINT
         print(f"pseudicom: interrupted ({signal.Signals(signum).name}) while starting; nothing was written. Run the same command again.", file=sys.stderr)
         code = 128 + signum
-    for s in _STOP_SIGNALS: signal.signal(s, signal.SIG_IGN)   # the end: a late second signal must not kill the exit itself
+    for s in _STOP_SIGNALS:
+        signal.signal(s, signal.SIG_IGN)   # the end: a late second signal must not kill the exit itself
     gc.freeze()
     sys.exit(code)
 

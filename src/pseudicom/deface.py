@@ -8,11 +8,8 @@ Docs: https://pseudicom.github.io/pseudicom/deface.html.md"""
 from __future__ import annotations
 
 import copy
-import functools
 import io
-import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Iterable
 
 import numpy as np
@@ -20,219 +17,18 @@ from pydicom.dataset import Dataset
 from scipy import ndimage
 from skimage import filters, measure, morphology
 
-from .errors import DicomValueError, tag_str
+from .errors import DicomValueError
+from pseudicom.deface_geometry import (  # noqa: F401  (VolumeGeometry, geometry_from_datasets, is_head_series: re-exported)
+    VolumeGeometry, geometry_from_datasets, is_head_series, patient_grid, resample, slice_coords, source_prefix,
+)
+from pseudicom.deface_template import (  # noqa: F401  (HeadTemplate, head_template, register_head: re-exported)
+    MAX_BRAIN_CHANGED, MAX_NASION_MM, MAX_TIP_MM, HeadTemplate, head_template, register_head, template_face,
+)
+
 
 # %% auto #0
-__all__ = ['EYE_DEPTH_MM', 'EYE_TOP_MM', 'MIN_NOSE_MM', 'DEFACE_METHOD_CODE', 'CT_AIR_HU', 'TEMPLATE_LANDMARKS',
-           'TEMPLATE_NASION', 'FACE_BOX', 'MIN_DICE', 'MIN_MI', 'MAX_BRAIN_CHANGED', 'MAX_TIP_MM', 'MAX_NASION_MM',
-           'VolumeGeometry', 'geometry_from_datasets', 'is_head_series', 'DefaceResult', 'HeadTemplate',
-           'head_template', 'register_head', 'deface', 'deface_datasets', 'render_surface', 'DefacePlan', 'plan_deface',
-           'SeriesDefacer', 'face_thumbnail']
-
-# %% ../../nbs/12_deface.ipynb #13cdbf25
-_AXES = ((1.0, 0.0, 0.0, "L", "R"), (0.0, 1.0, 0.0, "P", "A"), (0.0, 0.0, 1.0, "S", "I"))
-
-@dataclass
-class VolumeGeometry:
-    "Voxel <-> patient (LPS, mm) mapping of a stack of parallel slices, array axes (slice, row, column)."
-    shape: tuple[int, int, int]             # (slices, rows, columns)
-    origins: np.ndarray                     # (slices, 3) ImagePositionPatient of each sorted slice
-    row_cosines: np.ndarray                 # (3,) direction of increasing column index
-    column_cosines: np.ndarray              # (3,) direction of increasing row index
-    pixel_spacing: tuple[float, float]      # (between rows, between columns) in mm, as PixelSpacing
-    order: tuple[int, ...] = ()             # input index of each sorted slice (empty: already sorted)
-    slice_thickness: float | None = None    # SliceThickness, informative
-
-    @property
-    def normal(self) -> np.ndarray:
-        "Unit slice normal, row cosines × column cosines."
-        n = np.cross(self.row_cosines, self.column_cosines)
-        return n / np.linalg.norm(n)
-
-    @property
-    def positions(self) -> np.ndarray:
-        "Position of each slice along the normal (mm), ascending."
-        return self.origins @ self.normal
-
-    @property
-    def slice_spacing(self) -> float:
-        "Median distance between slice centres along the normal (mm); thickness (or 1) for one slice."
-        if self.shape[0] < 2: return float(self.slice_thickness or 1.0)
-        return float(np.median(np.diff(self.positions)))
-
-    @property
-    def spacing(self) -> tuple[float, float, float]:
-        "(slice spacing, row spacing, column spacing) in mm."
-        return (self.slice_spacing, float(self.pixel_spacing[0]), float(self.pixel_spacing[1]))
-
-    @property
-    def affine(self) -> np.ndarray:
-        "4x4 matrix mapping (slice, row, column, 1) to (x, y, z, 1) in LPS mm (mean slice step)."
-        a = np.eye(4)
-        n = self.shape[0]
-        a[:3, 0] = (self.origins[-1] - self.origins[0]) / (n - 1) if n > 1 else self.normal * self.slice_spacing
-        a[:3, 1] = self.column_cosines * self.pixel_spacing[0]
-        a[:3, 2] = self.row_cosines * self.pixel_spacing[1]
-        a[:3, 3] = self.origins[0]
-        return a
-
-    def _axis_toward(self, direction: np.ndarray) -> tuple[int, int]:
-        dots = self.affine[:3, :3].T @ direction
-        axis = int(np.argmax(np.abs(dots)))
-        return axis, int(np.sign(dots[axis]))
-
-    @property
-    def anterior(self) -> tuple[int, int]:
-        "(array axis, +1/-1): moving along this axis in this sense goes most towards anterior."
-        return self._axis_toward(np.array([0.0, -1.0, 0.0]))
-
-    @property
-    def inferior(self) -> tuple[int, int]:
-        "(array axis, +1/-1): moving along this axis in this sense goes most towards inferior."
-        return self._axis_toward(np.array([0.0, 0.0, -1.0]))
-
-    @property
-    def axis_codes(self) -> str:
-        "Patient direction each array axis increases towards, e.g. 'SPL' for axial slices."
-        codes = ""
-        for col in self.affine[:3, :3].T:
-            i = int(np.argmax(np.abs(col)))
-            codes += _AXES[i][3] if col[i] > 0 else _AXES[i][4]
-        return codes
-
-    def voxel_to_patient(self, k: np.ndarray, r: np.ndarray, c: np.ndarray) -> np.ndarray:
-        "Patient coordinates (..., 3) of voxel centres (slice k, row r, column c), exact per slice."
-        k = np.asarray(k, dtype=int)
-        return (self.origins[k] + np.multiply.outer(np.asarray(c, float) * self.pixel_spacing[1], self.row_cosines)
-                + np.multiply.outer(np.asarray(r, float) * self.pixel_spacing[0], self.column_cosines))
-
-    def patient_to_voxel(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        "Nearest voxel (..., 3) int (slice, row, column) of patient points (..., 3), and whether it is inside."
-        points = np.asarray(points, dtype=float)
-        pos = self.positions
-        s = points @ self.normal
-        k = np.clip(np.searchsorted(pos, s), 1, max(len(pos) - 1, 1)) if len(pos) > 1 else np.zeros(s.shape, int)
-        if len(pos) > 1:
-            k = np.where(np.abs(s - pos[k - 1]) <= np.abs(s - pos[k]), k - 1, k)
-        half = self.slice_spacing / 2
-        inside = (s >= pos[0] - half) & (s <= pos[-1] + half)
-        d = points - self.origins[k]
-        r = np.rint(d @ self.column_cosines / self.pixel_spacing[0]).astype(int)
-        c = np.rint(d @ self.row_cosines / self.pixel_spacing[1]).astype(int)
-        inside &= (r >= 0) & (r < self.shape[1]) & (c >= 0) & (c < self.shape[2])
-        return np.stack([k, r, c], axis=-1), inside
-
-    @classmethod
-    def from_affine(cls, affine: np.ndarray, shape: tuple[int, int, int]) -> VolumeGeometry:
-        "Geometry of an array whose axes are (slice, row, column) with a 4x4 voxel-to-patient `affine`."
-        affine = np.asarray(affine, dtype=float)
-        dr, dc = np.linalg.norm(affine[:3, 1]), np.linalg.norm(affine[:3, 2])
-        origins = affine[:3, 3] + np.outer(np.arange(shape[0]), affine[:3, 0])
-        geometry = cls(tuple(shape), origins, affine[:3, 2] / dc, affine[:3, 1] / dr, (dr, dc))
-        if geometry.normal @ affine[:3, 0] < 0:
-            raise ValueError("The slice axis of `affine` must point along row × column cosines (a right-handed stack).")
-        return geometry
-
-# %% ../../nbs/12_deface.ipynb #eeecee4e
-def _where(ds: Dataset) -> str:
-    name = getattr(ds, "filename", None)
-    return f"{Path(name).name}: " if isinstance(name, (str, Path)) and name else ""
-
-def _floats(ds: Dataset, keyword: str, tag: int, n: int) -> np.ndarray:
-    value = ds.get(keyword)
-    if value is None or value == "" or len(value) != n:
-        raise DicomValueError(
-            f"{_where(ds)}{tag_str(tag)} {keyword} is missing or does not hold {n} numbers, so the slice cannot be "
-            f"placed in patient coordinates. Defacing needs it; exclude this series or fix its headers.")
-    try:
-        return np.array([float(v) for v in value])
-    except (TypeError, ValueError):
-        raise DicomValueError(f"{_where(ds)}{tag_str(tag)} {keyword} {value!r} is not numeric; fix the header.") from None
-
-def geometry_from_datasets(
-    datasets: list[Dataset],  # the single-frame slices of one series, in any order (headers are enough)
-) -> VolumeGeometry:          # sorted along the slice normal
-    "Sort the slices along their normal and describe the voxel-to-patient mapping of the stacked volume."
-    datasets = list(datasets)
-    if not datasets:
-        raise DicomValueError("No slices given: geometry_from_datasets needs the datasets of one series.")
-    first = datasets[0]
-    iop = _floats(first, "ImageOrientationPatient", 0x00200037, 6)
-    row, col = iop[:3] / np.linalg.norm(iop[:3]), iop[3:] / np.linalg.norm(iop[3:])
-    spacing = _floats(first, "PixelSpacing", 0x00280030, 2)
-    shape2 = (int(first.get("Rows", 0)), int(first.get("Columns", 0)))
-    origins = []
-    for ds in datasets:
-        if int(ds.get("NumberOfFrames", 1) or 1) > 1:
-            raise DicomValueError(f"{_where(ds)}(0028,0008) NumberOfFrames > 1: multi-frame images are not supported "
-                                  "by defacing yet; convert to single-frame slices first.")
-        other = _floats(ds, "ImageOrientationPatient", 0x00200037, 6)
-        if not np.allclose(other, iop, atol=1e-3):
-            raise DicomValueError(
-                f"{_where(ds)}(0020,0037) ImageOrientationPatient {other.round(4).tolist()} differs from the first "
-                f"slice {iop.round(4).tolist()}: the slices are not parallel. Split the series by orientation before defacing.")
-        if (int(ds.get("Rows", 0)), int(ds.get("Columns", 0))) != shape2:
-            raise DicomValueError(f"{_where(ds)}(0028,0010) Rows/(0028,0011) Columns differ within the series.")
-        if not np.allclose(_floats(ds, "PixelSpacing", 0x00280030, 2), spacing, atol=1e-4):
-            raise DicomValueError(f"{_where(ds)}(0028,0030) PixelSpacing differs within the series.")
-        origins.append(_floats(ds, "ImagePositionPatient", 0x00200032, 3))
-    origins = np.array(origins)
-    normal = np.cross(row, col)
-    order = np.argsort(origins @ normal, kind="stable")
-    positions = (origins @ normal)[order]
-    if len(positions) > 1 and np.min(np.diff(positions)) < 1e-3:
-        raise DicomValueError("Two slices share one (0020,0032) ImagePositionPatient: the series mixes stacks "
-                              "(e.g. repeated acquisitions). Split it by AcquisitionNumber or TemporalPositionIndex.")
-    thickness = first.get("SliceThickness")
-    return VolumeGeometry((len(datasets),) + shape2, origins[order], row, col, (float(spacing[0]), float(spacing[1])),
-                          tuple(int(i) for i in order), float(thickness) if thickness not in (None, "") else None)
-
-# %% ../../nbs/12_deface.ipynb #d719d8b1
-_HEAD_BODY_PARTS = {"HEAD", "BRAIN", "SKULL", "NECK", "HEADNECK", "HEAD_NECK", "FACE", "ORBIT", "EYE", "EAR",
-                    "SINUS", "NOSE", "MOUTH", "JAW", "TMJ", "IAC", "CRANIUM", "HEADANDNECK"}
-_HEAD_WORDS = ("head", "brain", "kopf", "schaedel", "schadel", "cranial", "cranium", "crane", "neuro", "skull",
-               "cerebr", "hirn", "orbit", "sinus", "face", "gesicht", "felsenbein", "tete", "cerveau")
-_HEAD_WORDS_EXACT = ("cct", "ccct", "ncct", "cmrt", "cmr", "ich")
-
-def _fold(text: str) -> str:
-    text = str(text or "").lower()
-    for a, b in (("ä", "ae"), ("ö", "oe"), ("ü", "ue"), ("ß", "ss"), ("â", "a"), ("ê", "e"), ("é", "e"), ("è", "e")):
-        text = text.replace(a, b)
-    return text
-
-def is_head_series(
-    datasets_or_headers: Iterable[Dataset] | Dataset,  # the slices (or just headers) of one series
-) -> tuple[bool, str]:                                 # (may show a face, why)
-    "Flag a series whose pixels may show a face: CT/MR of the head (body part, descriptions or geometry)."
-    items = [datasets_or_headers] if isinstance(datasets_or_headers, Dataset) else list(datasets_or_headers)
-    if not items:
-        return False, "no datasets"
-    first = items[0]
-    modality = str(first.get("Modality", "")).upper()
-    if modality not in ("CT", "MR"):
-        return False, f"(0008,0060) Modality {modality or '(empty)'!r}: defacing applies to CT and MR only"
-    body = str(first.get("BodyPartExamined", "") or "").upper().strip()
-    if body.replace(" ", "") in _HEAD_BODY_PARTS:
-        return True, f"(0018,0015) BodyPartExamined {body!r} is a head/neck region"
-    for keyword, tag in (("StudyDescription", "(0008,1030)"), ("SeriesDescription", "(0008,103E)"),
-                         ("ProtocolName", "(0018,1030)")):
-        text = _fold(first.get(keyword, ""))
-        words = set(re.findall(r"[a-z0-9]+", text))
-        hit = next((w for w in _HEAD_WORDS if w in text), None) or next((w for w in _HEAD_WORDS_EXACT if w in words), None)
-        if hit:
-            return True, f"{tag} {keyword} contains the head keyword {hit!r}"
-    if body:
-        return False, f"(0018,0015) BodyPartExamined {body!r} is not a head region and no description mentions the head"
-    try:
-        geometry = geometry_from_datasets(items)
-    except DicomValueError as e:
-        return False, f"no head body part or keyword, and the geometry is unusable: {e}"
-    fov = (geometry.shape[1] * geometry.pixel_spacing[0], geometry.shape[2] * geometry.pixel_spacing[1])
-    if geometry.shape[0] >= 10 and all(120.0 <= f <= 300.0 for f in fov):
-        return True, (f"no body part or keyword, but {geometry.shape[0]} parallel slices with a head-sized field of view "
-                      f"{fov[0]:.0f}x{fov[1]:.0f} mm")
-    return False, (f"no head body part or keyword; {geometry.shape[0]} slices, field of view {fov[0]:.0f}x{fov[1]:.0f} mm "
-                   "does not look like a head")
+__all__ = ['EYE_DEPTH_MM', 'EYE_TOP_MM', 'MIN_NOSE_MM', 'DEFACE_METHOD_CODE', 'CT_AIR_HU', 'DefaceResult', 'deface',
+           'deface_datasets', 'render_surface', 'DefacePlan', 'plan_deface', 'SeriesDefacer', 'face_thumbnail']
 
 # %% ../../nbs/12_deface.ipynb #99590fe6
 EYE_DEPTH_MM = 35.0      # eyes end at most this far behind the nasion skin (y)
@@ -260,25 +56,7 @@ class DefaceResult:
         "Number of voxels set to background."
         return int(self.removed.sum()) if self.removed is not None else 0
 
-# %% ../../nbs/12_deface.ipynb #47249dc3
-def _grid(geometry: VolumeGeometry, step: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    "1-D x, y, z coordinates of an LPS-aligned grid covering the volume."
-    n, rows, cols = geometry.shape
-    corners = np.array([[k, r, c] for k in (0, n - 1) for r in (0, rows - 1) for c in (0, cols - 1)])
-    pts = geometry.voxel_to_patient(corners[:, 0], corners[:, 1], corners[:, 2])
-    lo, hi = pts.min(0), pts.max(0)
-    return tuple(np.arange(lo[a], hi[a] + step / 2, step) for a in range(3))
-
-def _resample(volume: np.ndarray, geometry: VolumeGeometry, axes, fill: float) -> np.ndarray:
-    "Nearest-neighbour values on the grid `axes`, array order (z, y, x); `fill` outside the volume."
-    gx, gy, gz = axes
-    zz, yy, xx = np.meshgrid(gz, gy, gx, indexing="ij")
-    idx, inside = geometry.patient_to_voxel(np.stack([xx, yy, zz], axis=-1))
-    out = np.full(inside.shape, fill, dtype=np.float32)
-    k, r, c = (idx[..., a][inside] for a in range(3))
-    out[inside] = volume[k, r, c]
-    return out
-
+# %% ../../nbs/12_deface.ipynb #636f13cb
 def _head_mask(grid: np.ndarray, modality: str) -> tuple[np.ndarray, np.ndarray, float]:
     "Head (solid, for landmarks), tissue above the air threshold (holes filled, for ears) and the threshold."
     if modality == "CT":
@@ -326,217 +104,6 @@ def _face_landmarks(head: np.ndarray, axes) -> tuple[dict, str]:
     return dict(nose_tip=(x_center, float(front[tip]), float(gz[tip])),
                 nasion=(x_center, float(front[nasion]), float(gz[nasion]))), ""
 
-# %% ../../nbs/12_deface.ipynb #4386d59c
-TEMPLATE_LANDMARKS = {"nose_tip": (0.0, -116.0, -65.0), "right_eye": (-32.0, -95.0, -30.0),   # eyes: front of the globes
-                      "left_eye": (32.0, -95.0, -30.0), "mouth": (0.0, -103.0, -92.0)}  # LPS mm on pydeface's template
-TEMPLATE_NASION = (0.0, -104.0, -28.0)   # LPS mm on the template: where the ear search is anchored without a profile
-FACE_BOX = dict(y_max=-90.0, z_max=-20.0, x_abs_max=50.0)   # "in front of the face plane" on the template (LPS mm)
-
-@dataclass(frozen=True)
-class HeadTemplate:
-    "pydeface's mean T1 head and face mask (MIT licence), with an LPS-aligned copy for registration."
-    affine: np.ndarray   # template voxel -> LPS mm
-    remove: np.ndarray   # bool per template voxel: under the face mask
-    grid: np.ndarray     # intensities on the LPS grid, array order (z, y, x)
-    head: np.ndarray     # bool on the grid: the head
-    brain: np.ndarray    # bool on the grid: the brain region (inside the skull, away from the face)
-    near_face: np.ndarray  # bool on the grid: within 20 mm of the face mask (where the profile cut may add to it)
-    axes: tuple          # x, y, z coordinates (mm) of the grid
-    step: float          # grid spacing (mm)
-
-@functools.lru_cache(maxsize=2)
-def head_template(step: float = 3.0) -> HeadTemplate:
-    "Load the template shipped by the `pydeface` package (extra `deface`) and derive its head and brain regions."
-    try:
-        import nibabel
-        from importlib.resources import files
-        data = files("pydeface") / "data"
-    except ImportError as e:
-        raise DicomValueError(f"template defacing needs the packages of the 'deface' extra ({e.name} is missing): "
-                              "pip install 'pseudicom[deface]'.") from None
-    image = nibabel.load(str(data / "mean_reg2mean.nii.gz"))
-    affine = np.diag([-1.0, -1.0, 1.0, 1.0]) @ image.affine          # NIfTI RAS -> DICOM LPS
-    values = np.asarray(image.dataobj, dtype=np.float32)
-    remove = np.asarray(nibabel.load(str(data / "facemask.nii.gz")).dataobj) < 0.5
-    n = np.array(values.shape) - 1
-    corners = np.array([[i, j, k, 1] for i in (0, n[0]) for j in (0, n[1]) for k in (0, n[2])]) @ affine.T
-    lo, hi = corners[:, :3].min(0), corners[:, :3].max(0)
-    axes = tuple(np.arange(lo[a], hi[a] + step / 2, step) for a in range(3))
-    zz, yy, xx = np.meshgrid(axes[2], axes[1], axes[0], indexing="ij")
-    ijk = np.stack([xx, yy, zz, np.ones_like(xx)], -1) @ np.linalg.inv(affine)[:3].T
-    grid = ndimage.map_coordinates(values, np.moveaxis(ijk, -1, 0), order=1, cval=0.0).astype(np.float32)
-    face = ndimage.map_coordinates(remove.astype(np.float32), np.moveaxis(ijk, -1, 0), order=1) > 0.5
-    head = ndimage.binary_fill_holes(grid > filters.threshold_otsu(grid) / 2)
-    deep = ndimage.binary_erosion(head, iterations=max(1, int(round(15.0 / step))))
-    near_face = ndimage.binary_dilation(face, iterations=max(1, int(round(20.0 / step))))
-    brain = deep & ~near_face & (axes[2] > TEMPLATE_LANDMARKS["nose_tip"][2])[:, None, None]
-    return HeadTemplate(affine, remove, grid, head, brain, near_face, axes, step)
-
-# %% ../../nbs/12_deface.ipynb #6659f970
-def _sitk_image(array: np.ndarray, axes, step: float):
-    import SimpleITK as sitk
-    image = sitk.GetImageFromArray(np.ascontiguousarray(array))
-    image.SetOrigin([float(a[0]) for a in axes]); image.SetSpacing([float(step)] * 3)
-    return image
-
-def _fit(fixed, moving, mask, transform, step_mm: float, iterations: int, levels: tuple) -> float:
-    "One multi-resolution Mattes mutual-information fit of `transform` (in place); the final metric value."
-    import SimpleITK as sitk
-    reg = sitk.ImageRegistrationMethod()
-    reg.SetMetricAsMattesMutualInformation(32)
-    reg.SetMetricSamplingStrategy(reg.REGULAR); reg.SetMetricSamplingPercentage(0.4, 1)   # seeded: reproducible
-    reg.SetMetricFixedMask(mask); reg.SetInterpolator(sitk.sitkLinear)
-    reg.SetOptimizerAsRegularStepGradientDescent(step_mm, 0.01, iterations, relaxationFactor=0.6)
-    reg.SetOptimizerScalesFromPhysicalShift()
-    reg.SetShrinkFactorsPerLevel(list(levels)); reg.SetSmoothingSigmasPerLevel([float(s) for s in levels])   # mm
-    reg.SetInitialTransform(transform, inPlace=True)
-    reg.Execute(fixed, moving)
-    return float(reg.GetMetricValue())
-
-def _centre(mask: np.ndarray, axes) -> tuple[np.ndarray, tuple[float, float]]:
-    "Centre (x, y, z mm) of a mask on a grid, and its z extent."
-    zz, yy, xx = np.nonzero(mask)
-    return np.array([axes[0][xx].mean(), axes[1][yy].mean(), axes[2][zz].mean()]), (axes[2][zz].min(), axes[2][zz].max())
-
-# %% ../../nbs/12_deface.ipynb #4a1d9604
-def register_head(
-    grid: np.ndarray, inside: np.ndarray, head: np.ndarray, axes, step: float,  # the series on an LPS grid, its coverage and head mask
-    template: HeadTemplate,
-) -> tuple[np.ndarray, dict]:   # 4x4 series LPS -> template LPS, and what the fit reached
-    "Affine registration of the head template to the series: similarity from several heights (partial coverage), then affine."
-    import SimpleITK as sitk
-    if head.sum() < 100:
-        return np.eye(4), dict(dice=0.0, metric=0.0, starts=0)
-    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(2)
-    fixed, moving = _sitk_image(grid.astype(np.float32), axes, step), _sitk_image(template.grid, template.axes, template.step)
-    mask = _sitk_image(inside.astype(np.uint8), axes, step)
-    c_s, z_s = _centre(head, axes)
-    c_t, z_t = _centre(template.head, template.axes)
-    scale = float(np.clip(_width(template.head, template.axes) / _width(head, axes), 0.6, 1.6))   # a child's head is smaller
-    half = scale * (z_s[1] - z_s[0]) / 2
-    starts = np.arange(z_t[0] + half, z_t[1] - half + 1e-6, 15.0) if z_t[1] - z_t[0] > 2 * half + 15 else np.array([c_t[2]])
-    best = None
-    for z in starts:   # the series' centre at several template heights: a partial head fits somewhere along z
-        rigid = sitk.Similarity3DTransform(); rigid.SetCenter([float(v) for v in c_s]); rigid.SetScale(scale)
-        rigid.SetTranslation([float(c_t[0] - c_s[0]), float(c_t[1] - c_s[1]), float(z - c_s[2])])
-        value = _fit(fixed, moving, mask, rigid, 4.0, 60, (2, 1))
-        if best is None or value < best[0]: best = (value, rigid)
-    affine = sitk.AffineTransform(3); affine.SetCenter(best[1].GetCenter())
-    affine.SetMatrix(best[1].GetMatrix()); affine.SetTranslation(best[1].GetTranslation())
-    metric = _fit(fixed, moving, mask, affine, 2.0, 100, (2, 1))
-    a = np.array(affine.GetMatrix()).reshape(3, 3); c = np.array(affine.GetCenter())
-    m = np.eye(4); m[:3, :3] = a; m[:3, 3] = np.array(affine.GetTranslation()) + c - a @ c
-    warped = _lookup(template.head, template.axes, template.step, _points(axes) @ m[:3, :3].T + m[:3, 3])
-    dice = 2 * (warped & head & inside).sum() / max(int((warped & inside).sum() + (head & inside).sum()), 1)
-    return m, dict(dice=float(dice), metric=metric, starts=len(starts))
-
-def _width(mask: np.ndarray, axes) -> float:
-    "Left-right extent (mm) of a head mask on a grid, robust to a few stray voxels."
-    x = axes[0][np.nonzero(mask)[2]]
-    return float(np.percentile(x, 99.5) - np.percentile(x, 0.5)) if x.size else 1.0
-
-def _points(axes) -> np.ndarray:
-    zz, yy, xx = np.meshgrid(axes[2], axes[1], axes[0], indexing="ij")
-    return np.stack([xx, yy, zz], -1)
-
-def _lookup(mask: np.ndarray, axes, step: float, points: np.ndarray) -> np.ndarray:
-    "Nearest value of a grid mask (z, y, x) at LPS points (..., 3); False outside."
-    idx = [np.rint((points[..., a] - axes[a][0]) / step).astype(np.int64) for a in (2, 1, 0)]
-    ok = np.all([(i >= 0) & (i < n) for i, n in zip(idx, mask.shape)], axis=0)
-    out = np.zeros(points.shape[:-1], bool)
-    out[ok] = mask[idx[0][ok], idx[1][ok], idx[2][ok]]
-    return out
-
-# %% ../../nbs/12_deface.ipynb #aa96d89a
-def _slice_coords(geometry: VolumeGeometry, k: int, matrix: np.ndarray) -> list[np.ndarray]:
-    "`matrix` (4x4) applied to the patient point of every voxel of slice k: three (rows, columns) float32 arrays."
-    rows = np.arange(geometry.shape[1], dtype=np.float64) * geometry.pixel_spacing[0]
-    cols = np.arange(geometry.shape[2], dtype=np.float64) * geometry.pixel_spacing[1]
-    a, o = matrix[:3, :3], matrix[:3, :3] @ geometry.origins[k] + matrix[:3, 3]
-    u, v = a @ geometry.column_cosines, a @ geometry.row_cosines
-    return [np.add.outer(rows * u[i] + o[i], cols * v[i]).astype(np.float32) for i in range(3)]
-
-def _gather(mask: np.ndarray, coords: list[np.ndarray]) -> np.ndarray:
-    "Nearest value of `mask` at fractional indices `coords` (one array per axis of `mask`); False outside."
-    idx = [np.rint(c).astype(np.int32) for c in coords]
-    ok = np.logical_and.reduce([(i >= 0) & (i < n) for i, n in zip(idx, mask.shape)])
-    out = np.zeros(idx[0].shape, bool)
-    out[ok] = mask[tuple(i[ok] for i in idx)]
-    return out
-
-def _map_back(geometry: VolumeGeometry, m: np.ndarray, template: HeadTemplate) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    "The template's face mask (1 mm, nearest), brain region and near-face region on every voxel of the series."
-    to_voxel = np.linalg.inv(template.affine) @ m
-    to_grid = np.eye(4); to_grid[:3, :3] /= template.step; to_grid[:3, 3] = -np.array([a[0] for a in template.axes]) / template.step
-    to_grid = to_grid @ m
-    removed, brain, near = (np.zeros(geometry.shape, bool) for _ in range(3))
-    for k in range(geometry.shape[0]):
-        removed[k] = _gather(template.remove, _slice_coords(geometry, k, to_voxel))
-        on_grid = _slice_coords(geometry, k, to_grid)[::-1]   # grid axes (z, y, x)
-        brain[k], near[k] = _gather(template.brain, on_grid), _gather(template.near_face, on_grid)
-    return removed, brain, near
-
-def _face_checks(geometry: VolumeGeometry, m: np.ndarray, removed: np.ndarray, head: np.ndarray, axes, step: float,
-                 removed_grid: np.ndarray, inside: np.ndarray) -> tuple[dict, dict, list[str]]:
-    "Landmarks mapped to the series (LPS mm), QA numbers, and the problems found (empty: the face is covered)."
-    inv = np.linalg.inv(m)
-    landmarks, problems = {}, []
-    near_head = ndimage.binary_dilation(head, iterations=max(1, int(round(20.0 / step))))   # faces differ from the mean
-    reach = min(3.0, max(geometry.spacing) / 2)   # thick slices: the nearest voxel centre may lie half a slice away
-    around = np.array([[0, 0, 0]] + [list(v) for v in np.vstack([np.eye(3), -np.eye(3)]) * reach])
-    for name, point in TEMPLATE_LANDMARKS.items():
-        p = inv[:3, :3] @ np.array(point) + inv[:3, 3]
-        if not geometry.patient_to_voxel(p)[1]: continue
-        landmarks[name] = tuple(float(v) for v in p)
-        voxels, seen = geometry.patient_to_voxel(p + around)
-        if not any(removed[tuple(v)] for v, s in zip(voxels, seen) if s):
-            problems.append(f"the {name.replace('_', ' ')} is not under the mapped face mask (within {reach:.1f} mm)")
-        if not _lookup(near_head, axes, step, p): problems.append(f"the {name.replace('_', ' ')} lands > 20 mm from the head")
-    if not landmarks:
-        problems.append("none of the face landmarks (nose tip, eyes, mouth) is in the field of view, so the absence "
-                        "of a face cannot be confirmed")
-    q = _points(axes) @ m[:3, :3].T + m[:3, 3]     # grid points in template space
-    box = ((q[..., 1] < FACE_BOX["y_max"]) & (q[..., 2] < FACE_BOX["z_max"]) & (np.abs(q[..., 0]) < FACE_BOX["x_abs_max"])
-           & head & inside)
-    front = float(removed_grid[box].mean()) if box.any() else float("nan")
-    if box.sum() >= 10 and front < 0.8:
-        problems.append(f"only {front:.0%} of the head in front of the face plane is under the mask (< 80%)")
-    return landmarks, dict(face_front_removed=front, face_front_voxels_grid=int(box.sum())), problems
-
-# %% ../../nbs/12_deface.ipynb #c459e880
-MIN_DICE = 0.85          # head overlap the registered template must reach
-MIN_MI = 0.15            # mutual information (nats) it must reach: noise scores ~0, real heads 0.5-0.8
-MAX_BRAIN_CHANGED = 0.01 # share of the (template) brain region that may change
-MAX_TIP_MM = 20.0        # the profile cut is added only if its nose tip is this close to the template's,
-MAX_NASION_MM = 30.0     # and its nasion this close (the mean template's nasion is shallow: phantoms lie 10-22 mm off)
-
-def _template_face(volume: np.ndarray, geometry: VolumeGeometry, axes, grid: np.ndarray, head: np.ndarray,
-                   grid_mm: float) -> dict:
-    "removed, brain, near_face, landmarks, nose_tip (mapped, LPS mm), qa, problems, steps: the registered template's say."
-    template = head_template(grid_mm)
-    inside = _resample(np.ones(volume.shape, np.float32), geometry, axes, 0.0) > 0
-    m, fit = register_head(grid, inside, head, axes, grid_mm, template)
-    qa = dict(dice=round(fit["dice"], 4), mutual_information=round(-fit["metric"], 4))
-    steps = [f"head template registered (affine, mutual information {fit['metric']:.3f}, {fit['starts']} start heights): "
-             f"head overlap (Dice) {fit['dice']:.2f}"]
-    if fit["dice"] < MIN_DICE or -fit["metric"] < MIN_MI:
-        return dict(landmarks={}, qa=qa, steps=steps, problems=[
-            f"the head template does not fit the series (head overlap {fit['dice']:.2f}, needs {MIN_DICE}; mutual information "
-            f"{-fit['metric']:.2f}, needs {MIN_MI}); registration failed"])
-    removed, brain, near_face = _map_back(geometry, m, template)
-    to_voxel = np.linalg.inv(template.affine) @ m
-    idx = np.rint(_points(axes) @ to_voxel[:3, :3].T + to_voxel[:3, 3]).astype(np.int64)
-    ok = np.all((idx >= 0) & (idx < np.array(template.remove.shape)), axis=-1)
-    removed_grid = np.zeros(ok.shape, bool); removed_grid[ok] = template.remove[tuple(idx[ok].T)]
-    landmarks, checks, problems = _face_checks(geometry, m, removed, head, axes, grid_mm, removed_grid, inside)
-    qa.update(checks)
-    steps.append("face landmarks in view: " + (", ".join(landmarks) or "none"))
-    inv = np.linalg.inv(m)
-    nose_tip = inv[:3, :3] @ np.array(TEMPLATE_LANDMARKS["nose_tip"]) + inv[:3, 3]
-    nasion = inv[:3, :3] @ np.array(TEMPLATE_NASION) + inv[:3, 3]
-    return dict(removed=removed, brain=brain, near_face=near_face, landmarks=landmarks, nose_tip=nose_tip, nasion=nasion, qa=qa,
-                problems=problems, steps=steps)
-
 # %% ../../nbs/12_deface.ipynb #5754730a
 def deface(
     volume: np.ndarray,          # (slices, rows, columns) real-world values (HU for CT), sorted as `geometry`
@@ -554,17 +121,18 @@ def deface(
     volume = np.asarray(volume)
     if volume.shape != tuple(geometry.shape):
         raise DicomValueError(f"volume shape {volume.shape} does not match the geometry {geometry.shape}.")
-    axes = _grid(geometry, grid_mm)
+    axes = patient_grid(geometry, grid_mm)
     fill = CT_AIR_HU if modality == "CT" else float(np.percentile(volume, 1))
-    grid = _resample(volume, geometry, axes, fill)
+    grid = resample(volume, geometry, axes, fill)
     head, tissue, threshold = _head_mask(grid, modality)
     steps = [f"air threshold {threshold:.0f} ({'fixed' if modality == 'CT' else 'Otsu'}), "
              f"head {int(head.sum())} grid voxels of {grid_mm:g} mm"]
     landmarks, why_not = _face_landmarks(head, axes)
     removed, brain, keep, qa = np.zeros(volume.shape, dtype=bool), None, None, {}
     if method == "template":
-        t = _template_face(volume, geometry, axes, grid, head, grid_mm)
-        steps += t["steps"]; qa = t["qa"]
+        t = template_face(volume, geometry, axes, grid, head, grid_mm)
+        steps += t["steps"]
+        qa = t["qa"]
         if t["problems"]:
             return DefaceResult(False, "no face found where the head template puts it: " + "; ".join(t["problems"]), volume,
                                 removed, None, t["landmarks"], {}, steps, qa)
@@ -625,7 +193,7 @@ def _profile_cut(geometry: VolumeGeometry, landmarks: dict, margin_mm: float, re
                  f"nasion at y={y_nasion:.0f} z={z_nasion:.0f} mm")
     before = int(removed.sum())
     for k in range(geometry.shape[0]):                       # slice by slice: large series stay small in memory
-        _, y, z = _slice_coords(geometry, k, np.eye(4))
+        _, y, z = slice_coords(geometry, k, np.eye(4))
         cut = (y < planes["y_behind_eyes"]) & (z < planes["z_above_eyes"])
         removed[k] |= cut & ~keep[k] if keep is not None else cut
     steps.append(f"face region: anterior of y={planes['y_behind_eyes']:.0f} and inferior of "
@@ -679,14 +247,15 @@ def _put_stored(ds: Dataset, stored: np.ndarray) -> None:
         try:
             ds.compress(syntax, stored, generate_instance_uid=False)
         except Exception as e:
-            raise DicomValueError(f"{_where(ds)}(7FE0,0010) PixelData: cannot re-encode the defaced slice in transfer "
+            raise DicomValueError(f"{source_prefix(ds)}(7FE0,0010) PixelData: cannot re-encode the defaced slice in transfer "
                                   f"syntax {syntax.name} ({e}). Decompress the series before defacing.") from e
         return
     if syntax is not None and not syntax.is_little_endian:
-        raise DicomValueError(f"{_where(ds)}(7FE0,0010) PixelData: big endian transfer syntax is not supported; "
+        raise DicomValueError(f"{source_prefix(ds)}(7FE0,0010) PixelData: big endian transfer syntax is not supported; "
                               "convert to Explicit VR Little Endian first.")
     ds.PixelData = stored.astype(stored.dtype.newbyteorder("<")).tobytes()
 
+# %% ../../nbs/12_deface.ipynb #9b424b8e
 def deface_datasets(
     datasets: list[Dataset],       # all single-frame slices of one series, with pixel data
     margin_mm: float = 5.0,        # see `deface`
@@ -702,10 +271,10 @@ def deface_datasets(
         return datasets, _deface_frames(datasets[0], why, margin_mm=margin_mm, remove_ears=remove_ears, method=method)
     for ds in datasets:
         if "PixelData" not in ds:
-            raise DicomValueError(f"{_where(ds)}(7FE0,0010) PixelData is missing: defacing needs the pixels "
+            raise DicomValueError(f"{source_prefix(ds)}(7FE0,0010) PixelData is missing: defacing needs the pixels "
                                   "(read without stop_before_pixels).")
         if int(ds.get("SamplesPerPixel", 1)) != 1:
-            raise DicomValueError(f"{_where(ds)}(0028,0002) SamplesPerPixel must be 1 for CT/MR defacing.")
+            raise DicomValueError(f"{source_prefix(ds)}(0028,0002) SamplesPerPixel must be 1 for CT/MR defacing.")
     geometry = geometry_from_datasets(datasets)
     arrays = [datasets[i].pixel_array for i in geometry.order]
     volume = np.stack([a * _rescale(datasets[i])[0] + _rescale(datasets[i])[1]
@@ -726,7 +295,8 @@ def _check_written(datasets: list[Dataset], geometry: VolumeGeometry, arrays: li
     "Decode the written slices again: outside the mask nothing changed, inside it is all background (QA)."
     outside = inside = 0
     for k, i in enumerate(geometry.order):
-        if not result.removed[k].any(): continue
+        if not result.removed[k].any():
+            continue
         after = datasets[i].pixel_array
         outside += int((after[~result.removed[k]] != arrays[k][~result.removed[k]]).sum())
         inside += int((after[result.removed[k]] != after[result.removed[k]].flat[0]).sum())
@@ -741,7 +311,7 @@ def _frame_headers(ds: Dataset) -> list[Dataset]:
     shared = (ds.get("SharedFunctionalGroupsSequence") or [Dataset()])[0]
     per_frame = ds.get("PerFrameFunctionalGroupsSequence") or []
     if len(per_frame) != int(ds.NumberOfFrames):
-        raise DicomValueError(f"{_where(ds)}(5200,9230) PerFrameFunctionalGroupsSequence has {len(per_frame)} items for "
+        raise DicomValueError(f"{source_prefix(ds)}(5200,9230) PerFrameFunctionalGroupsSequence has {len(per_frame)} items for "
                               f"{int(ds.NumberOfFrames)} frames: the frames cannot be placed in patient coordinates for defacing.")
     headers = []
     for frame in per_frame:
@@ -754,7 +324,8 @@ def _frame_headers(ds: Dataset) -> list[Dataset]:
                                ("PixelSpacing", "PixelMeasuresSequence"), ("SliceThickness", "PixelMeasuresSequence"),
                                ("RescaleSlope", "PixelValueTransformationSequence"), ("RescaleIntercept", "PixelValueTransformationSequence")):
             value = item(group).get(keyword, ds.get(keyword))
-            if value is not None: setattr(h, keyword, value)
+            if value is not None:
+                setattr(h, keyword, value)
         headers.append(h)
     return headers
 
@@ -781,7 +352,7 @@ def _deface_frames(ds: Dataset, why: str, **options) -> DefaceResult:
     result.qa.update(changed_outside_mask=int((after[~removed] != frames[~removed]).sum()),
                      removed_not_background=int((after[removed] != stored[removed]).sum()))
     if result.qa["changed_outside_mask"] or result.qa["removed_not_background"]:
-        raise DicomValueError(f"{_where(ds)}defacing check failed after writing the frames; the image is held back.")
+        raise DicomValueError(f"{source_prefix(ds)}defacing check failed after writing the frames; the image is held back.")
     return result
 
 # %% ../../nbs/12_deface.ipynb #d5c4d83b
@@ -795,8 +366,8 @@ def render_surface(
 ):                                   # the matplotlib Axes
     "Depth-shaded view of the surface `volume > level` from the front (anterior), for before/after pictures."
     import matplotlib.pyplot as plt
-    axes = _grid(geometry, step_mm)
-    grid = _resample(np.asarray(volume), geometry, axes, fill=-np.inf)
+    axes = patient_grid(geometry, step_mm)
+    grid = resample(np.asarray(volume), geometry, axes, fill=-np.inf)
     surface = grid > level                                   # (z, y, x); y grows posterior
     hit = surface.any(axis=1)
     depth = np.where(hit, axes[1][np.argmax(surface, axis=1)], np.nan)   # (z, x), mm
@@ -809,8 +380,10 @@ def render_surface(
         _, ax = plt.subplots(figsize=(4, 4))
     gx, _, gz = axes
     ax.imshow(image, cmap="gray", vmin=0, vmax=1, origin="lower", extent=(gx[0], gx[-1], gz[0], gz[-1]))
-    ax.set_xlabel("x (mm, patient right → left)"); ax.set_ylabel("z (mm, inferior → superior)")
-    if title: ax.set_title(title)
+    ax.set_xlabel("x (mm, patient right → left)")
+    ax.set_ylabel("z (mm, inferior → superior)")
+    if title:
+        ax.set_title(title)
     return ax
 
 # %% ../../nbs/12_deface.ipynb #5e7a5f3f
@@ -857,7 +430,8 @@ class SeriesDefacer:
             thumbnail = face_thumbnail(result.volume, result.removed, _slice_ratio(datasets)) if result.applied else b""
             result = DefaceResult(result.applied, result.reason, background=result.background, landmarks=dict(result.landmarks),
                                   planes=dict(result.planes), steps=list(result.steps), qa=dict(result.qa), thumbnail=thumbnail)
-            while len(self._cache) >= self.cache_series: self._cache.pop(next(iter(self._cache)))
+            while len(self._cache) >= self.cache_series:
+                self._cache.pop(next(iter(self._cache)))
             self._cache[paths] = (dict(zip(paths, datasets)), result)
         by_path, result = self._cache[paths]
         return copy.deepcopy(by_path[path]), result
@@ -889,5 +463,6 @@ def face_thumbnail(
     image = Image.fromarray(rgb[::-1])                                    # the last slice on top
     w, h = image.size
     image = image.resize((max(1, round(w * height / (h * slice_ratio))), height))
-    buf = io.BytesIO(); image.save(buf, format="PNG", optimize=False)
+    buf = io.BytesIO()
+    image.save(buf, format="PNG", optimize=False)
     return buf.getvalue()

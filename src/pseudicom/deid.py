@@ -7,9 +7,11 @@ Docs: https://pseudicom.github.io/pseudicom/deid.html.md"""
 # %% ../../nbs/05_deid.ipynb #9706d985
 from __future__ import annotations
 
+import copy
 import datetime as _dt
 import functools
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,16 +24,18 @@ from pydicom.tag import Tag
 
 import pseudicom
 from . import profile as _profile
-from . import spellings as _spellings
 from .errors import DicomValueError, tag_str
-from .keys import Key, date_offset_days, pseudo_id, remap_uid
+from .keys import Key, date_offset_days, pseudo_id, remap_uid, require_key
 from .profile import Action, ProfileOption, compile_actions, method_codes
-from .recipe import Recipe, load_recipe, parse_attribute
+from .recipe import Recipe, RecipeAction, attribute_actions, load_recipe
+from .identifying import CODE_KEYWORDS, SCRUBBED_VRS, IdentifyingValues, patient_identity, values_of
+from .identifying import IDENTIFYING_KEYWORDS  # noqa: F401 (moved to identifying; still importable from here)
+from .scrub import IdentifierSearch, RunDictionary, identifying_strings, is_cjk, scrub_text
+from .scrub import date_spellings, identifier_pattern, ordered_strings  # noqa: F401 (moved to scrub; still importable from here)
 
 # %% auto #0
-__all__ = ['IDENTIFYING_KEYWORDS', 'CODE_KEYWORDS', 'IMPLEMENTATION_CLASS_UID', 'IMPLEMENTATION_VERSION_NAME', 'AuditRecord',
-           'DeidOutcome', 'dummy_value', 'shift_date', 'shift_datetime', 'date_spellings', 'identifying_strings',
-           'ordered_strings', 'identifier_pattern', 'scrub_text', 'patient_identity', 'Deidentifier']
+__all__ = ['IMPLEMENTATION_CLASS_UID', 'IMPLEMENTATION_VERSION_NAME', 'AuditRecord', 'DeidOutcome', 'dummy_value', 'shift_date',
+           'shift_datetime', 'Context', 'Deidentifier']
 
 # %% ../../nbs/05_deid.ipynb #0a523af2
 @dataclass(frozen=True)
@@ -63,8 +67,10 @@ def dummy_value(
     vr: str,  # the element's VR
 ) -> Any:     # a non-identifying value valid for that VR
     "A dummy value for VR `vr` (PS3.15 action D)."
-    if vr in _DUMMY: return _DUMMY[vr]
-    if vr in ("US", "SS", "UL", "SL", "FL", "FD", "SV", "UV", "AT"): return 0
+    if vr in _DUMMY:
+        return _DUMMY[vr]
+    if vr in ("US", "SS", "UL", "SL", "FL", "FD", "SV", "UV", "AT"):
+        return 0
     return _DUMMY_BYTES.get(vr, b"")   # D is a non-zero-length value, for bytes too
 
 # %% ../../nbs/05_deid.ipynb #0eb9cc80
@@ -84,174 +90,9 @@ def shift_date(
 def shift_datetime(value: str, offset_days: int) -> str:
     "Shift the date part of a DICOM DT value, keeping time and UTC offset."
     value = value.strip()
-    if len(value) < 8: raise DicomValueError("'DT' value has no full date (YYYYMMDD); cannot shift it.")
+    if len(value) < 8:
+        raise DicomValueError("'DT' value has no full date (YYYYMMDD); cannot shift it.")
     return shift_date(value[:8], offset_days) + value[8:]
-
-# %% ../../nbs/05_deid.ipynb #0ed10a00
-_MIN_TOKEN = 3   # letters or digits a Latin-script string needs to be looked for on its own
-# scripts that write no spaces between words: Hangul Jamo, CJK punctuation marks of iteration, kana, Hangul,
-# CJK ideographs (and their extensions), halfwidth katakana
-_CJK = ("\u1100-\u11ff\u3005-\u3007\u3040-\u30ff\u3130-\u318f\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff"
-        "\uac00-\ud7af\uf900-\ufaff\uff66-\uff9f\U00020000-\U0003134f")
-_CJK_CHAR = re.compile(f"[{_CJK}]")
-
-def _is_cjk(text: str) -> bool:
-    "True if `text` is written only in a script without spaces between words (spaces aside)."
-    text = "".join(text.split())
-    return bool(text) and all(_CJK_CHAR.match(c) for c in text)
-
-def date_spellings(
-    value: str,  # DICOM DA value, e.g. "19380819"
-) -> list[str]:  # the same date as people write it
-    "Written forms of a DICOM date (19380819, 1938-08-19, 19.08.1938, 08/19/1938, 19/08/38, 19 Aug 1938, August 19, 1938, ...), from `pseudicom.spellings`."
-    return _spellings.date_spellings(value)
-
-def _name_strings(name: str) -> set[str]:
-    "A person name's strings: the value, each group's components and their words, and family and given name in both orders."
-    out = {name}
-    for group in name.split("="):   # alphabetic, ideographic, phonetic
-        components = [c.strip() for c in group.split("^")[:3]]   # family, given, middle; prefix and suffix (Dr., Jr.) name no one
-        for c in components:
-            out.add(c)
-            out.update(re.split(r"[\s,]+", c))   # "van der Berg": "Berg" alone too
-        family, given = (components + ["", ""])[:2]
-        if family and given: out.update({f"{family} {given}", f"{given} {family}"})   # "Ng Bo" and "Bo Ng"
-    return out | {f for s in out for f in _spellings.fold_ascii(s)}   # "Muellerwaesch" and "Mullerwasch" for "Müllerwäsch"
-
-def _worth_looking_for(s: str) -> bool:
-    "Is `s` specific enough to look for: any CJK string, or a string with at least `_MIN_TOKEN` letters or digits."
-    return _is_cjk(s) or sum(c.isalnum() for c in s) >= _MIN_TOKEN
-
-def identifying_strings(
-    values: list[tuple[str, str]],  # (VR, value) pairs of identifying elements
-) -> list[str]:                     # strings to look for, longest first
-    "Strings to scrub or search for: whole values, person-name components and name orders, date spellings."
-    out: set[str] = set()
-    for vr, v in values:
-        v = str(v).strip()
-        if not v: continue
-        if vr == "DA": out.update(date_spellings(v))
-        elif vr == "DT": out.update(date_spellings(v[:8])); out.add(v)
-        elif vr == "PN": out.update(_name_strings(v))
-        else: out.add(v)
-    return ordered_strings(s for s in out if s and _worth_looking_for(s))
-
-def ordered_strings(strings) -> list[str]:
-    "Identifying strings in scrub order: longest first, then alphabetical (a longer name wins over its parts)."
-    return sorted(strings, key=lambda s: (-len(s), s))
-
-# %% ../../nbs/05_deid.ipynb #5b1c7e03
-_WORD = r"[^\W_]"   # a letter or digit: no token boundary next to one
-_NOT_CJK_GAP = "\x00"   # what a CJK character becomes in the text Latin-script strings are looked for in
-
-def _piece(
-    identifier: str,  # one identifying string
-) -> str:             # its regular expression
-    "One identifying string as a regular expression: whole tokens only; a space stands for any run of spaces, commas or carets; an ID may be written with spaces or dashes."
-    if _id_like(identifier):   # 'PID 360 7600' for '3607600', 'PID 0001' for 'PID-0001'
-        core = identifier.replace("-", "")
-        return f"(?<!{_WORD})" + r"[ \t-]?".join(re.escape(c) for c in core) + f"(?!{_WORD})"
-    words = identifier.split()
-    body = re.escape(words[0])
-    for before, word in zip(words, words[1:]):   # between two CJK words the separator may be missing: 佐藤花子
-        body += (r"[\s,^]*" if _is_cjk(before[-1] + word[0]) else r"[\s,^]+") + re.escape(word)
-    guard = lambda c: c.isalnum() and not _is_cjk(c)   # a CJK edge needs no boundary: CJK text has no spaces to find one
-    return (f"(?<!{_WORD})" if guard(identifier[0]) else "") + body + (f"(?!{_WORD})" if guard(identifier[-1]) else "")
-
-def _id_like(identifier: str) -> bool:
-    "An ID that people write with spaces or dashes: letters, digits and dashes only, 6+ letters or digits, 2+ of them digits."
-    core = identifier.replace("-", "")
-    return bool(re.fullmatch(r"[A-Za-z0-9-]+", identifier)) and len(core) >= 6 and sum(c.isdigit() for c in core) >= 2
-
-def _spaced(text: str) -> str:
-    "`text` with each CJK character replaced by a non-word character: a Latin-script string ends where CJK text begins (患者ABC123様)."
-    return text if text.isascii() else _CJK_CHAR.sub(_NOT_CJK_GAP, text)
-
-def identifier_pattern(
-    identifiers: list[str],  # strings to remove (from `identifying_strings`)
-) -> tuple | None:           # (pattern of Latin-script strings, pattern of strings with CJK characters); None if empty
-    "Compile identifying strings once for `scrub_text`: case-insensitive alternations, longest strings first."
-    if not identifiers: return None
-    compiled = lambda group: re.compile("|".join(_piece(s) for s in group), re.IGNORECASE) if group else None
-    return (compiled([s for s in identifiers if not _CJK_CHAR.search(s)]), compiled([s for s in identifiers if _CJK_CHAR.search(s)]))
-
-def _spans(text: str, patterns: tuple) -> list[tuple[int, int]]:
-    "Where the identifying strings are in `text`: Latin-script ones in its spaced form, the others in the text itself; earliest and longest first."
-    latin, cjk = patterns
-    found = ([m.span() for m in latin.finditer(_spaced(text))] if latin is not None else []) + \
-            ([m.span() for m in cjk.finditer(text)] if cjk is not None else [])
-    spans, end = [], 0
-    for start, stop in sorted(found, key=lambda s: (s[0], -s[1])):
-        if start >= end: spans.append((start, stop)); end = stop
-    return spans
-
-def scrub_text(
-    text: str,                                # free text
-    identifiers: list[str] | tuple | None,    # strings to remove, or patterns from `identifier_pattern`
-) -> str:                                     # the text with every occurrence replaced by "***"
-    "Replace every whole-token occurrence of an identifying string in `text` (case-insensitive) with '***' (one star per character of a shorter match: never longer)."
-    patterns = identifiers if isinstance(identifiers, tuple) or identifiers is None else identifier_pattern(identifiers)
-    if patterns is None or not text: return text
-    pieces, pos = [], 0
-    for start, stop in _spans(text, patterns):
-        pieces += [text[pos:start], "***"[:stop - start]]; pos = stop
-    return "".join(pieces) + text[pos:]
-
-# %% ../../nbs/05_deid.ipynb #5b1c7e05
-_PERSON_PLACE_DEVICE = frozenset({
-    # the patient and other persons (every PN value counts besides these)
-    "PatientID", "OtherPatientIDs", "IssuerOfPatientID", "PatientBirthDate", "PatientAddress", "PatientTelephoneNumbers",
-    "PatientTelecomInformation", "MedicalRecordLocator", "InsurancePlanIdentification", "ResponsibleOrganization",
-    "CurrentPatientLocation", "PatientInstitutionResidence", "ScheduledPatientInstitutionResidence", "CameraOwnerName",
-    "ReferringPhysicianAddress", "ReferringPhysicianTelephoneNumbers", "PersonAddress", "PersonTelephoneNumbers",
-    "PersonTelecomInformation", "OrderCallbackPhoneNumber", "OrderCallbackTelecomInformation", "DistributionAddress",
-    "AddressTrial", "TelephoneNumberTrial",
-    # visits, orders, requests and results
-    "AccessionNumber", "AdmissionID", "ServiceEpisodeID", "StudyID", "RequestedProcedureID", "ScheduledProcedureStepID",
-    "PerformedProcedureStepID", "PlacerOrderNumberImagingServiceRequest", "FillerOrderNumberImagingServiceRequest",
-    "SpecimenAccessionNumber", "ResultsID", "InterpretationID",
-    # places and devices
-    "InstitutionName", "InstitutionAddress", "InstitutionalDepartmentName", "StationName", "ScheduledStationName",
-    "PerformedStationName", "DeviceSerialNumber",
-})
-_ID_LIKE = re.compile(r"(ID|IDs|IDIssuer|Identifier|Identification|Number|Numbers)$")
-_NOT_IDENTIFYING_IDS = frozenset({   # ID-like names in Table E.1-1 that label a thing, not a person, place or device
-    "ClinicalTrialTimePointID", "RTAccessoryHolderSlotID", "RTAccessoryDeviceSlotID", "ContainerComponentID"})
-_SCRUBBED_VRS = frozenset({"PN", "LO", "SH", "ST", "LT", "UT", "UC"})   # the VRs of free text
-
-def _identifying_keywords() -> frozenset[str]:
-    "`_PERSON_PLACE_DEVICE` and the ID-like keywords of Table E.1-1 whose values are text."
-    id_like = {r.keyword for r in _profile.table() if r.keyword and _ID_LIKE.search(r.keyword)
-               and r.keyword not in _NOT_IDENTIFYING_IDS and pydicom.datadict.dictionary_VR(r.keyword) in _SCRUBBED_VRS}
-    return _PERSON_PLACE_DEVICE | frozenset(id_like)
-
-IDENTIFYING_KEYWORDS = _identifying_keywords()   # whose values identify a person, place or device (with every PN)
-_IDENTIFYING_TAGS = frozenset(int(Tag(k)) for k in IDENTIFYING_KEYWORDS)
-# never scrubbed: codes, and what decodes the text; the profile's action for the attribute decides alone
-CODE_KEYWORDS = frozenset({"CodeValue", "LongCodeValue", "URNCodeValue", "CodingSchemeDesignator", "CodingSchemeVersion",
-                           "ContextIdentifier", "MappingResource", "SpecificCharacterSet"})
-
-# %% ../../nbs/05_deid.ipynb #5b1c7e09
-def _values(value: Any) -> list:
-    "The values of an element value: a list for any value multiplicity, empty for None."
-    if value is None: return []
-    return list(value) if isinstance(value, (list, pydicom.multival.MultiValue, Sequence)) else [value]
-
-def patient_identity(
-    ds: Dataset,  # the dataset, before de-identification
-) -> tuple[str, str]:  # (the patient's key for pseudonyms and the date offset, the attribute it comes from)
-    "The best identity of the patient in `ds`: PatientID, else PatientName, else other patient IDs, else the study."
-    for keyword in ("PatientID", "PatientName"):
-        value = str(ds.get(keyword, "") or "")
-        if value.strip(): return value, keyword   # as before: existing pseudonyms and offsets stay the same
-    others = [str(v).strip() for v in _values(ds.get("OtherPatientIDs")) if str(v).strip()]
-    for item in _values(ds.get("OtherPatientIDsSequence")):
-        patient_id = str(item.get("PatientID", "") or "").strip()
-        if patient_id: others.append(str(item.get("IssuerOfPatientID", "") or "").strip() + "/" + patient_id)
-    if others: return "OtherPatientIDs:" + "\\".join(others), "OtherPatientIDs"
-    study = str(ds.get("StudyInstanceUID", "") or "").strip()
-    if study: return "StudyInstanceUID:" + study, "StudyInstanceUID"
-    return "", "none"
 
 # %% ../../nbs/05_deid.ipynb #b7d40f19
 @functools.lru_cache(maxsize=1024)
@@ -263,511 +104,590 @@ def _only_references(items) -> bool:
     "True when the items hold nothing but UIDs, referenced frame/segment numbers and sequences of the same (and there is an item)."
     for item in items:
         for e in item:
-            if e.VR == "UI" or (e.VR in ("IS", "US", "UL", "AT") and (e.keyword or "").startswith("Referenced")): continue
-            if e.VR == "SQ" and _only_references(e.value): continue
+            if e.VR == "UI" or (e.VR in ("IS", "US", "UL", "AT") and (e.keyword or "").startswith("Referenced")):
+                continue
+            if e.VR == "SQ" and _only_references(e.value):
+                continue
             return False
     return len(items) > 0
 
 def _sequence_choice(
     elem: DataElement,  # a sequence whose Table E.1-1 row has a combined code
     code: str,          # the row's Basic Profile code, e.g. "X/Z/U*"
-    name: str,          # the action the table resolved by Type: "X", "Z", "D", "U", "K" or "C"
+    action: RecipeAction,  # the action the table resolved by Type
     rule: str,          # the rule text for the audit
-) -> tuple[str, str]:   # the action to take and its rule
+) -> tuple[RecipeAction, str]:   # the action to take and its rule
     "A sequence of references is kept with its UIDs replaced where the code allows U* or the items are only references; otherwise the table's choice."
-    if name in ("X", "Z", "D") and ("U*" in code or _only_references(elem.value)):
-        return "U", rule.rsplit(" -> ", 1)[0] + " -> replace_uid (a sequence of references: kept, the UIDs in its items replaced)"
-    return name, rule
+    if action in (RecipeAction.REMOVE, RecipeAction.EMPTY, RecipeAction.DUMMY) and ("U*" in code or _only_references(elem.value)):
+        return RecipeAction.REPLACE_UID, rule.rsplit(" -> ", 1)[0] + " -> replace_uid (a sequence of references: kept, the UIDs in its items replaced)"
+    return action, rule
 
 def _required_in_item(
     attribute_type: str | None,  # the attribute's Type in the item description of its sequence (None: not required)
     rule: str,                   # the rule text of the table's X
-) -> tuple[str, str]:            # the action to take and its rule
+) -> tuple[RecipeAction, str]:   # the action to take and its rule
     "X inside a sequence item removes, unless the item requires the attribute: then empty (Type 2) or dummy (Type 1)."
-    if attribute_type in ("2", "2C"): return "Z", rule + f" (emptied, not removed: Type {attribute_type} in this sequence's items)"
-    if attribute_type in ("1", "1C"): return "D", rule + f" (dummy, not removed: Type {attribute_type} in this sequence's items)"
-    return "X", rule
+    if attribute_type in ("2", "2C"):
+        return RecipeAction.EMPTY, rule + f" (emptied, not removed: Type {attribute_type} in this sequence's items)"
+    if attribute_type in ("1", "1C"):
+        return RecipeAction.DUMMY, rule + f" (dummy, not removed: Type {attribute_type} in this sequence's items)"
+    return RecipeAction.REMOVE, rule
 
-# %% ../../nbs/05_deid.ipynb #d56066ba
-_OVERLAY_GROUPS = range(0x6000, 0x6020, 2)
-_CURVE_GROUPS = range(0x5000, 0x5020, 2)
-_SR_VALUE_TAGS = {0x0040A160: "TextValue", 0x0040A120: "DateTime", 0x0040A121: "Date", 0x0040A122: "Time"}
-_CONTENT_SEQUENCE = 0x0040A730
-_META_REMOVE = ("SourceApplicationEntityTitle", "SendingApplicationEntityTitle", "ReceivingApplicationEntityTitle",
-                "SourcePresentationAddress", "SendingPresentationAddress", "ReceivingPresentationAddress",
-                "PrivateInformationCreatorUID", "PrivateInformation")
-IMPLEMENTATION_CLASS_UID = "2.25.209718393542513232014574219398127064721"  # pseudicom's, fixed
-IMPLEMENTATION_VERSION_NAME = "PSEUDICOM_" + pseudicom.__version__.replace(".", "_")
-
-@functools.lru_cache(maxsize=1024)
-def _cached_pattern(identifiers: tuple[str, ...]) -> tuple | None:
-    "Files of one series share their texts: compile each set of identifiers once."
-    return identifier_pattern(list(identifiers))
-
-@functools.lru_cache(maxsize=4096)
-def _one_pattern(identifier: str) -> tuple[re.Pattern, bool]:
-    "One identifying string's pattern, and whether it is looked for in the text itself (it has CJK characters) or in its spaced form."
-    return re.compile(_piece(identifier), re.IGNORECASE), bool(_CJK_CHAR.search(identifier))
-
-class _Context:
+# %% ../../nbs/05_deid.ipynb #06d9b0c6
+class Context(IdentifierSearch):
     "Per-dataset state: audit records, crosswalk, offsets, identifiers for cleaning."
-    def __init__(self, offset: int, identifiers: list[str] | set[str], subject: str | None, patient_key: str, identity: str = ""):
-        self.offset, self.identifiers, self.subject, self.patient_key = offset, identifiers, subject, patient_key
-        self.identity = identity   # the attribute `patient_key` comes from (`patient_identity`)
-        self._lowered: list | None = None   # built on first use: most datasets need few text checks
+    def __init__(self,
+                 offset: int,                         # the patient's date offset in days (never 0)
+                 identifiers: list[str] | set[str],   # the identifying strings to clean from text (`identifying_strings`)
+                 subject: str | None,                 # the SubjectID from the subject table, if the recipe has one
+                 patient_key: str,                    # what keys the patient's pseudonyms (`patient_identity`)
+                 identity: str = "",                  # the attribute `patient_key` comes from
+                 run: RunDictionary | None = None,    # the strings of every patient of the run, cleaned as well
+                ):
+        super().__init__(identifiers)
+        self.offset, self.subject, self.patient_key, self.identity, self.run = offset, subject, patient_key, identity, run
         self.audit: list[AuditRecord] = []
         self.crosswalk: dict[tuple[str, str], str] = {}
         self.dates_changed = False
 
-    def matching(self, text: str) -> set[str]:
-        "The identifying strings that the scrub pattern would find in `text` (case-insensitive, whole tokens)."
-        if self._lowered is None:
-            self._lowered = [(s, [s.lower().replace("-", "")] if _id_like(s) else s.lower().split(), s.isascii(), _id_like(s))
-                             for s in self.identifiers]
-        low, ascii_text, spaced, found = text.lower(), text.isascii(), None, set()
-        joined = None   # the text without spaces and dashes, for IDs written with them
-        for s, words, a, id_like in self._lowered:
-            # ASCII against ASCII: each word of the string must be a lower-case substring before the regex engine
-            # checks the token boundaries; anything else (e.g. 'ſ' matches 's', 'K' matches 'k') asks the engine alone.
-            if a and ascii_text and id_like:
-                if joined is None: joined = re.sub(r"[ \t-]", "", low)
-                if words[0] not in joined: continue
-            elif a and ascii_text and not all(w in low for w in words): continue
-            pattern, in_text = _one_pattern(s)
-            if not in_text and spaced is None: spaced = _spaced(text)
-            if pattern.search(text if in_text else spaced): found.add(s)
-        return found
+    def matching(self, text: str, run: bool = True) -> set[str]:
+        "The identifying strings of this dataset and (unless `run` is False) of the run that the scrub pattern would find in `text`."
+        found = super().matching(text)
+        return found | self.run.matching(text) if run and self.run is not None else found
 
-    def pattern_for(self, found: set[str]) -> tuple | None:
-        "The scrub pattern of the identifiers in `found`, longest first: on a text holding only these, it matches as the pattern of all would."
-        return _cached_pattern(tuple(ordered_strings(found)))   # the order of all identifiers, restricted to `found`
+    def all_identifiers(self) -> list[str]:
+        "This dataset's identifying strings, then the run's."
+        return list(self.identifiers) + list(self.run.identifiers if self.run is not None else ())
 
-# %% ../../nbs/05_deid.ipynb #67459456
-class Deidentifier:
-    "A recipe compiled with a key: call `deidentify(ds)` on each dataset."
-    def __init__(self,
-                 recipe: Recipe | str,  # a Recipe, built-in name or YAML path
-                 key: Key | None = None, # required unless recipe.key == "per_run"
-                ):
-        self.recipe = load_recipe(recipe) if not isinstance(recipe, Recipe) else recipe
-        if key is None:
-            if self.recipe.key == "required":
-                raise DicomValueError(f"recipe '{self.recipe.name}' needs a key (key: required). "
-                                      "Make one with `pseudicom keygen KEYFILE` and pass --key-file KEYFILE.")
-            key = Key.generate()
-        self.key = key
-        self.options = self.recipe.profile_options
-        self.table = compile_actions(self.options)
-        self.overrides: dict[int, Any] = {parse_attribute(k): v for k, v in self.recipe.attributes.items()}
-        self.keep_private = {(p["creator"].strip(), int(p["group"], 16), int(p["element"], 16)) for p in self.recipe.private["keep"]}
-        self.attribute_type = getattr(_profile, "attribute_type", None)
-        self.modified_dates = ProfileOption.RETAIN_LONG_MODIFIED_DATES in self.options
-        self.full_dates = ProfileOption.RETAIN_LONG_FULL_DATES in self.options
-        self.clean_sr = ProfileOption.CLEAN_STRUCTURED_CONTENT in self.options
-        self._actions: dict[tuple[int, str | None], tuple[Any, str]] = {}
-        self._typed_tags = frozenset(int(r.tag, 16) for r in self.table.rows   # combined codes: the Type decides
-                                     if "/" in r.basic and "x" not in r.tag)
-        self._identifying: dict[int, bool] = {}   # tag -> its values identify and the recipe changes them (whatever the IOD)
+# %% ../../nbs/05_deid.ipynb #5ecf8315
+def _condition_matches(value: Any, allowed: Any) -> bool:
+    "Does a header value satisfy a filter condition (a value or a list of values)?"
+    if value is None:
+        return False
+    allowed_list = allowed if isinstance(allowed, list) else [allowed]
+    values = list(value) if isinstance(value, (list, pydicom.multival.MultiValue)) else [value]
+    return any(str(v).strip() == str(a).strip() for v in values for a in allowed_list)
 
-    # -- filters -------------------------------------------------------------------------
+class _Filters:
+    "The recipe's filters and subject table: is a dataset de-identified, excluded or quarantined? (a part of `Deidentifier`)"
     def decide(self, ds: Dataset) -> tuple[str, str]:
         "Apply the recipe's filters: ('include'|'exclude'|'quarantine', reason)."
         for i, f in enumerate(self.recipe.filters):
             if all(_condition_matches(ds.get(kw), allowed) for kw, allowed in f["when"].items()):
-                reason = f["reason"] or f"recipe filter {i + 1} ({f['action']} when {f['when']})"
-                return f["action"], reason
+                return f["action"], f["reason"] or f"recipe filter {i + 1} ({f['action']} when {f['when']})"
         if self._uses_subjects and self.recipe.subject_table.get(str(ds.get("PatientID", "")).strip()) is None:
             msg = ("(0010,0020) PatientID is not in the subject table; add the patient to the table, "
                    "or remove the file from the input.")
-            if self.recipe.subjects.get("unknown") == "error": raise DicomValueError(msg)
+            if self.recipe.subjects.unknown == "error":
+                raise DicomValueError(msg)
             return "quarantine", msg
         return "include", ""
 
     @property
     def _uses_subjects(self) -> bool:
-        return bool(self.recipe.subject_table or self.recipe.subjects.get("table"))
+        return bool(self.recipe.subject_table or self.recipe.subjects.table)
 
-    # -- main entry ----------------------------------------------------------------------
+# %% ../../nbs/05_deid.ipynb #6c4a77d1
+class Deidentifier(_Filters, IdentifyingValues):
+    "A recipe compiled with a key: call `deidentify(ds)` on each dataset."
+    def __init__(self,
+                 recipe: Recipe | str,   # a Recipe, built-in name or YAML path
+                 key: Key | None = None, # required unless the recipe says `key: per_run`
+                 run_identifiers: Iterable[str] = (),  # the run-level dictionary (`dictionary_of`): cleaned from every text too
+                ):
+        self.recipe = load_recipe(recipe) if not isinstance(recipe, Recipe) else recipe
+        self.key = require_key(key, self.recipe.key, self.recipe.name)
+        self.options = self.recipe.profile_options
+        self.table = compile_actions(self.options)
+        parsed = attribute_actions(self.recipe)   # every spelling parsed once, here
+        self.overrides: dict[int, RecipeAction] = {tag: action for tag, (action, _) in parsed.items()}
+        self.set_values: dict[int, Any] = {tag: value for tag, (action, value) in parsed.items() if action is RecipeAction.SET}
+        self.keep_private = {(p["creator"].strip(), int(p["group"], 16), int(p["element"], 16)) for p in self.recipe.private.keep}
+        self.attribute_type = getattr(_profile, "attribute_type", None)
+        self.modified_dates = ProfileOption.RETAIN_LONG_MODIFIED_DATES in self.options
+        self.full_dates = ProfileOption.RETAIN_LONG_FULL_DATES in self.options
+        self.clean_sr = ProfileOption.CLEAN_STRUCTURED_CONTENT in self.options
+        self._actions: dict[tuple[int, Any], tuple[RecipeAction, str]] = {}   # (tag, SOP class or sequence path) -> (action, rule)
+        self._typed_tags = frozenset(int(r.tag, 16) for r in self.table.rows   # combined codes: the Type decides
+                                     if "/" in r.basic and "x" not in r.tag)
+        self._identifying: dict[int, bool] = {}   # tag -> its values identify and the recipe changes them (whatever the IOD)
+        self._set_run(run_identifiers)
+
+    def _set_run(self, run_identifiers: Iterable[str]) -> None:
+        run = RunDictionary(run_identifiers)
+        self.run_identifiers: tuple[str, ...] = tuple(run.identifiers)   # sorted: the same run, the same bytes
+        self.run_dictionary = run if len(run) else None
+
+    def with_run_identifiers(self,
+                             run_identifiers: Iterable[str],  # the run-level dictionary (`dictionary_of`)
+                            ) -> Deidentifier:                # a copy of this de-identifier that cleans them from every text
+        "This de-identifier (compiled once) with a run-level dictionary: each dataset's text is cleaned of its own strings and these."
+        other = copy.copy(self)
+        other._set_run(run_identifiers)
+        return other
+
     def deidentify(self,
                    ds: Dataset,  # the dataset to de-identify, changed in place
+                   extra_options: Iterable[ProfileOption] = (),  # options other steps carried out (pixels, face): listed in the method codes
                   ) -> DeidOutcome:
         "De-identify `ds` in place and return what was done; excluded/quarantined datasets are left unchanged."
         decision, reason = self.decide(ds)
-        if decision != "include": return DeidOutcome({"exclude": "excluded", "quarantine": "quarantined"}[decision], reason)
-        ctx = self._context(ds, identifying_strings(self.identifying_values(ds)))
-        self._dataset(ds, "", ctx, in_sr=False)
-        self._file_meta(ds, ctx)
-        self._mark(ds, ctx)
+        if decision != "include":
+            return DeidOutcome({"exclude": "excluded", "quarantine": "quarantined"}[decision], reason)
+        ctx = self.context_for(ds, identifying_strings(self.identifying_values(ds)))
+        self.clean_dataset(ds, ctx)
+        _file_meta(ds, ctx)
+        _mark(self, ds, set(extra_options))
         return DeidOutcome("deidentified", "", ctx.audit, ctx.crosswalk, ctx.identity)
 
-    def _context(self, ds: Dataset, identifiers: list[str]) -> _Context:
+    def context_for(self,
+                    ds: Dataset,                            # the dataset about to be de-identified
+                    identifiers: Iterable[str] = (),        # its identifying strings (`identifying_strings`), for cleaning text
+                   ) -> Context:
         "The per-dataset state: the patient's key, subject and date offset, and the identifying strings to clean."
         patient_key, identity = patient_identity(ds)
         subject = self.recipe.subject_table.get(str(ds.get("PatientID", "")).strip()) if self._uses_subjects else None
-        offset = date_offset_days(self.key, patient_key, self.recipe.dates["max_shift_days"])   # never 0
-        return _Context(offset, identifiers, subject, patient_key, identity)
+        offset = date_offset_days(self.key, patient_key, self.recipe.dates.max_shift_days)   # never 0
+        return Context(offset, identifiers if isinstance(identifiers, list | set) else list(identifiers), subject, patient_key, identity,
+                       self.run_dictionary)
 
-    # -- collecting what identifies this dataset --------------------------------------------
-    def identifying_values(self, ds: Dataset) -> list[tuple[str, str]]:
-        "(VR, value) of every element at any depth that identifies (`IDENTIFYING_KEYWORDS`, dates) and that the recipe changes, plus all PN values."
-        out: list[tuple[str, str]] = []
-        identifying = self._identifying
-        for elem in _iter_all(ds):
-            if elem.VR in _NOT_TEXT: continue
-            tag = int(elem.tag)
-            listed = identifying.get(tag)
-            if listed is None: listed = identifying[tag] = self._is_identifying(tag, elem.VR)
-            if listed or elem.VR == "PN":
-                for v in (elem.value if isinstance(elem.value, (list, pydicom.multival.MultiValue)) else [elem.value]):
-                    if v not in (None, ""): out.append((elem.VR, str(v)))
-        return out
+    def clean_dataset(self, ds: Dataset, ctx: Context) -> None:
+        "Carry out the recipe on every element of `ds`, at any depth, recording in `ctx` (no filters, file meta or marks: see `deidentify`)."
+        _walk(self, ds, "", ctx, in_sr=False)
 
-    def _is_identifying(self, tag: int, vr: str) -> bool:
-        "Do the values of `tag` identify (a keyword of `IDENTIFYING_KEYWORDS`, a date) and does the recipe change them? Descriptions never do."
-        if tag >> 16 & 1 or not (tag in _IDENTIFYING_TAGS or vr in ("DA", "DT")): return False
-        action = self.overrides.get(tag, self.table.get(tag))
-        return action is not None and action not in (Action.KEEP, "keep")
+# %% ../../nbs/05_deid.ipynb #ed6fa9b1
+def _action(deid: Deidentifier, ds: Dataset, elem: DataElement, top_level: bool = True,
+            key: tuple | None = None) -> tuple[RecipeAction, str]:
+    "The action for one element and the rule that chose it (cached per tag and SOP class or sequence path)."
+    tag = int(elem.tag)
+    if key is None:
+        key = (tag, str(ds.SOPClassUID) if deid.attribute_type is not None and top_level and "SOPClassUID" in ds else None)
+    hit = deid._actions.get(key)
+    if hit is None:
+        path = key[1] if isinstance(key[1], tuple) else ()
+        hit = deid._actions[key] = _find_action(deid, ds, tag, top_level, path)
+    return hit
 
-    # -- walking ---------------------------------------------------------------------------
-    def _dataset(self, ds: Dataset, prefix: str, ctx: _Context, in_sr: bool, clean: bool = False) -> None:
-        "Process every element of `ds` (one level; sequences recurse)."
-        sop = str(ds.SOPClassUID) if self.attribute_type is not None and not prefix and "SOPClassUID" in ds else None
-        actions = self._actions
-        for elem in list(ds):
-            tag = int(elem.tag)
-            group = tag >> 16
-            if group & 1 or group in _OVERLAY_GROUPS or group in _CURVE_GROUPS or (in_sr and tag in _SR_VALUE_TAGS):
-                path = f"{prefix}{elem.keyword or tag_str(tag)}"
-            if group & 1:   # private
-                self._private(ds, elem, path, ctx); continue
-            if group in _OVERLAY_GROUPS or group in _CURVE_GROUPS:
-                del ds[tag]
-                kind = "overlay" if group in _OVERLAY_GROUPS else "curve"
-                self._log(ctx, path, tag, "remove", f"{kind} group {group:04X}: removed whole (bitmaps and curves cannot be checked for text)")
-                continue
-            if in_sr and tag in _SR_VALUE_TAGS and tag not in self.overrides:
-                self._sr_value(ds, elem, path, ctx); continue
-            # a combined code inside an item: the Type in the item description of its sequence path decides
-            key = (tag, _sequence_path(prefix)) if prefix and tag in self._typed_tags else (tag, sop)
-            hit = actions.get(key)   # what `_action` gives, without asking `ds` for its SOP class again
-            action, rule = hit if hit is not None else self._action(ds, elem, top_level=not prefix, key=key)
-            if action is Action.KEEP and not clean and elem.VR != "SQ" and (rule or elem.VR not in _RESIDUAL_VRS):
-                continue   # kept by the table, or unlisted and not text or a date: `_apply` would do nothing
+def _find_action(deid: Deidentifier, ds: Dataset, tag: int, top_level: bool, path: tuple[str, ...] = ()) -> tuple[RecipeAction, str]:
+    "The recipe's action, else the table's (by the attribute's Type where it has one), else remove an unknown tag, else keep."
+    if tag in deid.overrides:
+        return deid.overrides[tag], f"recipe attributes.{keyword_for_tag(tag) or tag_str(tag)}"
+    attribute_type = None
+    if deid.attribute_type is not None and path:   # inside an item: the type in its sequence's item description
+        attribute_type = deid.attribute_type("", tag, path)
+    elif deid.attribute_type is not None and top_level and "SOPClassUID" in ds:  # the IOD's type
+        attribute_type = deid.attribute_type(str(ds.SOPClassUID), tag)
+    action = deid.table.get(tag, attribute_type)
+    if action is not None:
+        row = deid.table.row(tag)
+        return RecipeAction(action.value), f"PS3.15 E.1-1 {row.basic if row else ''} -> {action.name.lower()}"
+    if not dictionary_has_tag(tag) and tag >> 16 not in (0x0002,) and (tag & 0xFFFF) != 0:
+        return RecipeAction.REMOVE, "not in the DICOM dictionary: cannot tell whether it identifies"
+    return RecipeAction.KEEP, ""
+
+def _fitted(deid: Deidentifier, elem: DataElement, action: RecipeAction, rule: str, path: str) -> tuple[RecipeAction, str]:
+    "The table's action fitted to the element's place: a sequence of references, or X in an item that requires the attribute."
+    tag = int(elem.tag)
+    if elem.VR == "SQ" and tag in deid._typed_tags:
+        action, rule = _sequence_choice(elem, deid.table.row(tag).basic, action, rule)
+    if action is RecipeAction.REMOVE and "[" in path and deid.attribute_type is not None:
+        action, rule = _required_in_item(deid.attribute_type("", tag, _sequence_path(path[:path.rfind(".") + 1])), rule)
+    return action, rule
+
+# %% ../../nbs/05_deid.ipynb #511a6bd0
+_OVERLAY_GROUPS = range(0x6000, 0x6020, 2)
+_CURVE_GROUPS = range(0x5000, 0x5020, 2)
+_SR_VALUE_TAGS = {0x0040A160: "TextValue", 0x0040A120: "DateTime", 0x0040A121: "Date", 0x0040A122: "Time"}
+_CONTENT_SEQUENCE = 0x0040A730
+
+def _walk(deid: Deidentifier, ds: Dataset, prefix: str, ctx: Context, in_sr: bool, clean: bool = False) -> None:
+    "Process every element of `ds` (one level; sequences recurse through their handlers)."
+    sop = str(ds.SOPClassUID) if deid.attribute_type is not None and not prefix and "SOPClassUID" in ds else None
+    actions = deid._actions
+    for elem in list(ds):
+        tag = int(elem.tag)
+        group = tag >> 16
+        if group & 1 or group in _OVERLAY_GROUPS or group in _CURVE_GROUPS or (in_sr and tag in _SR_VALUE_TAGS):
             path = f"{prefix}{elem.keyword or tag_str(tag)}"
-            self._apply(ds, elem, action, rule, path, ctx, in_sr or tag == _CONTENT_SEQUENCE, clean)
+        if group & 1:   # private
+            _private(deid, ds, elem, path, ctx)
+            continue
+        if group in _OVERLAY_GROUPS or group in _CURVE_GROUPS:
+            del ds[tag]
+            kind = "overlay" if group in _OVERLAY_GROUPS else "curve"
+            _log(ctx, path, tag, "remove", f"{kind} group {group:04X}: removed whole (bitmaps and curves cannot be checked for text)")
+            continue
+        if in_sr and tag in _SR_VALUE_TAGS and tag not in deid.overrides:
+            _sr_value(deid, elem, path, ctx)
+            continue
+        # a combined code inside an item: the Type in the item description of its sequence path decides
+        key = (tag, _sequence_path(prefix)) if prefix and tag in deid._typed_tags else (tag, sop)
+        hit = actions.get(key)   # what `_action` gives, without asking `ds` for its SOP class again
+        action, rule = hit if hit is not None else _action(deid, ds, elem, top_level=not prefix, key=key)
+        if action is RecipeAction.KEEP and not clean and elem.VR != "SQ" and (rule or elem.VR not in _RESIDUAL_VRS):
+            continue   # kept by the table or the recipe, or unlisted and not text or a date: the handler would do nothing
+        path = f"{prefix}{elem.keyword or tag_str(tag)}"
+        _apply(deid, ds, elem, action, rule, path, ctx, in_sr or tag == _CONTENT_SEQUENCE, clean)
 
-    def _action(self, ds: Dataset, elem: DataElement, top_level: bool = True, key: tuple | None = None) -> tuple[Any, str]:
-        "The action for one element and the rule that chose it (cached per tag and SOP class or sequence path: the table does not change)."
-        tag = int(elem.tag)
-        if key is None:
-            key = (tag, str(ds.SOPClassUID) if self.attribute_type is not None and top_level and "SOPClassUID" in ds else None)
-        hit = self._actions.get(key)
-        if hit is None:
-            path = key[1] if isinstance(key[1], tuple) else ()
-            hit = self._actions[key] = self._find_action(ds, tag, top_level, path)
-        return hit
+def _apply(deid: Deidentifier, ds: Dataset, elem: DataElement, action: RecipeAction, rule: str, path: str,
+           ctx: Context, in_sr: bool, clean: bool) -> None:
+    "Carry out one action on one element: the table's action fitted to the element's place, then the action's handler."
+    if int(elem.tag) not in deid.overrides:
+        action, rule = _fitted(deid, elem, action, rule, path)
+    handlers = _SEQUENCE_HANDLERS if elem.VR == "SQ" else _HANDLERS
+    handlers[action](deid, ds, elem, path, ctx, rule, in_sr, clean)
 
-    def _find_action(self, ds: Dataset, tag: int, top_level: bool, path: tuple[str, ...] = ()) -> tuple[Any, str]:
-        if tag in self.overrides:
-            return self.overrides[tag], f"recipe attributes.{keyword_for_tag(tag) or tag_str(tag)}"
-        attribute_type = None
-        if self.attribute_type is not None and path:   # inside an item: the type in its sequence's item description
-            attribute_type = self.attribute_type("", tag, path)
-        elif self.attribute_type is not None and top_level and "SOPClassUID" in ds:  # the IOD's type
-            attribute_type = self.attribute_type(str(ds.SOPClassUID), tag)
-        action = self.table.get(tag, attribute_type)
-        if action is not None:
-            row = self.table.row(tag)
-            return action, f"PS3.15 E.1-1 {row.basic if row else ''} -> {action.name.lower()}"
-        if not dictionary_has_tag(tag) and tag >> 16 not in (0x0002,) and (tag & 0xFFFF) != 0:
-            return Action.REMOVE, "not in the DICOM dictionary: cannot tell whether it identifies"
-        return Action.KEEP, ""
+def _log(ctx: Context, path: str, tag: int, action: str, rule: str) -> None:
+    "Record one change: where, which attribute, what was done (the action's spelling) and why; never a value."
+    names = _TAG_NAMES.get(tag)
+    if names is None:
+        names = _TAG_NAMES[tag] = (tag_str(tag), keyword_for_tag(tag) or "")
+    ctx.audit.append(AuditRecord(path, names[0], names[1], action, rule))
 
-    def _apply(self, ds: Dataset, elem: DataElement, action: Any, rule: str, path: str, ctx: _Context,
-               in_sr: bool, clean: bool) -> None:
-        "Carry out one action on one element."
-        tag = int(elem.tag)
-        if isinstance(action, dict):  # {set: value}
-            elem.value = action["set"]; self._log(ctx, path, tag, "set", rule); return
-        name = action.value if isinstance(action, Action) else action
-        if elem.VR == "SQ" and isinstance(action, Action) and tag in self._typed_tags:
-            name, rule = _sequence_choice(elem, self.table.row(tag).basic, name, rule)
-        if name == "X" and isinstance(action, Action) and "[" in path and self.attribute_type is not None:
-            name, rule = _required_in_item(self.attribute_type("", tag, _sequence_path(path[:path.rfind(".") + 1])), rule)
-        if name in ("X", "remove"):   # at every depth, unless the item requires the attribute (`_required_in_item`)
-            del ds[tag]; self._log(ctx, path, tag, "remove", rule); return
-        if elem.VR == "SQ":
-            if name in ("Z", "empty"):
-                elem.value = Sequence([])
-                self._log(ctx, path, tag, "empty", rule); return
-            if name in ("D", "dummy") and tag != _CONTENT_SEQUENCE:   # SR content has its own rules (`_sr_value`)
-                self._dummy_items(elem, path, ctx, rule); return
-            # K, C, U on a sequence: keep the structure, process every item with the same rules
-            for i, item in enumerate(elem.value):
-                self._dataset(item, f"{path}[{i}].", ctx, in_sr, clean or name in ("C", "clean"))
+_TAG_NAMES: dict[int, tuple[str, str]] = {}
+
+# %% ../../nbs/05_deid.ipynb #7071ae52
+def _remove(deid, ds, elem, path, ctx, rule, in_sr, clean) -> None:
+    "X: remove the element, at any depth (unless its item requires it: see `_fitted`)."
+    tag = int(elem.tag)
+    del ds[tag]
+    _log(ctx, path, tag, "remove", rule)
+
+def _empty(deid, ds, elem, path, ctx, rule, in_sr, clean) -> None:
+    "Z: a zero-length value of the element's VR."
+    elem.value = "" if elem.VR in _TEXT_VRS else (b"" if elem.VR in ("OB", "OW", "UN", "OD", "OF", "OL", "OV") else None)
+    _log(ctx, path, int(elem.tag), "empty", rule)
+
+def _dummy_value(deid, ds, elem, path, ctx, rule, in_sr, clean) -> None:
+    "D: a dummy value of the VR; a UID is replaced (a dummy UID would merge what was apart)."
+    if elem.VR == "UI":
+        _replace_uid(deid, elem, path, ctx, rule)
+    else:
+        _dummy(elem, path, ctx, rule)
+
+def _keep(deid, ds, elem, path, ctx, rule, in_sr, clean) -> None:
+    "K: kept; but text inside a cleaned sequence is cleaned, and an attribute the table does not list gets the safety net."
+    if clean and elem.VR in ("LO", "SH", "ST", "LT", "UT", "UC"):
+        _clean_text(elem, path, ctx, rule + " (inside a cleaned sequence)")
+    elif not rule:
+        _residual(deid, elem, path, ctx)
+
+def _clean_value(deid, ds, elem, path, ctx, rule, in_sr, clean) -> None:
+    "C: by VR, dates modified, text scrubbed, names replaced, UIDs remapped (`_clean`)."
+    _clean(deid, elem, path, ctx, rule)
+
+def _new_uid(deid, ds, elem, path, ctx, rule, in_sr, clean) -> None:
+    "U: a UID derived from the original with the key."
+    _replace_uid(deid, elem, path, ctx, rule)
+
+def _pseudonym_value(deid, ds, elem, path, ctx, rule, in_sr, clean) -> None:
+    "pseudonym: a keyed pseudonym (the subject ID for the patient, where the recipe has a subject table)."
+    _pseudonym(deid, elem, path, ctx, rule)
+
+def _shift(deid, ds, elem, path, ctx, rule, in_sr, clean) -> None:
+    "shift: a date moved by the patient's offset."
+    _dates(elem, path, ctx, rule, mode="shift")
+
+def _subject(deid, ds, elem, path, ctx, rule, in_sr, clean) -> None:
+    "subject: the patient's SubjectID from the subject table."
+    tag = int(elem.tag)
+    if ctx.subject is None:
+        raise DicomValueError(f"{tag_str(tag)} {elem.keyword}: action 'subject' needs a subject table in the recipe (subjects.table).")
+    elem.value = ctx.subject
+    _log(ctx, path, tag, "subject", rule)
+    ctx.crosswalk[("SubjectID", ctx.patient_key)] = ctx.subject
+
+def _set(deid, ds, elem, path, ctx, rule, in_sr, clean) -> None:
+    "{set: VALUE}: the recipe's value."
+    tag = int(elem.tag)
+    elem.value = deid.set_values[tag]
+    _log(ctx, path, tag, "set", rule)
+
+_HANDLERS = {RecipeAction.REMOVE: _remove, RecipeAction.EMPTY: _empty, RecipeAction.DUMMY: _dummy_value,
+             RecipeAction.KEEP: _keep, RecipeAction.CLEAN: _clean_value, RecipeAction.REPLACE_UID: _new_uid,
+             RecipeAction.PSEUDONYM: _pseudonym_value, RecipeAction.SHIFT: _shift, RecipeAction.SUBJECT: _subject,
+             RecipeAction.SET: _set}
+
+# %% ../../nbs/05_deid.ipynb #b5415274
+def _empty_sequence(deid, ds, elem, path, ctx, rule, in_sr, clean) -> None:
+    "Z on a sequence: no items."
+    elem.value = Sequence([])
+    _log(ctx, path, int(elem.tag), "empty", rule)
+
+def _items(deid, ds, elem, path, ctx, rule, in_sr, clean) -> None:
+    "K, U and the keyed actions on a sequence: keep the structure, process every item with the same rules."
+    for i, item in enumerate(elem.value):
+        _walk(deid, item, f"{path}[{i}].", ctx, in_sr, clean)
+
+def _clean_items(deid, ds, elem, path, ctx, rule, in_sr, clean) -> None:
+    "C on a sequence: every item processed, the text in them cleaned."
+    _items(deid, ds, elem, path, ctx, rule, in_sr, True)
+
+def _dummy_sequence(deid, ds, elem, path, ctx, rule, in_sr, clean) -> None:
+    "D on a sequence: a dummy sequence (`_dummy_items`); SR content keeps its own rules (`_sr_value`)."
+    if int(elem.tag) == _CONTENT_SEQUENCE:
+        _items(deid, ds, elem, path, ctx, rule, in_sr, clean)
+    else:
+        _dummy_items(deid, elem, path, ctx, rule)
+
+_SEQUENCE_HANDLERS = {**{action: _items for action in RecipeAction}, RecipeAction.REMOVE: _remove, RecipeAction.EMPTY: _empty_sequence,
+                      RecipeAction.DUMMY: _dummy_sequence, RecipeAction.CLEAN: _clean_items, RecipeAction.SET: _set}
+
+# %% ../../nbs/05_deid.ipynb #7951ea0d
+def _replace_uid(deid: Deidentifier, elem: DataElement, path: str, ctx: Context, rule: str) -> None:
+    "U: each UID value remapped with the key (an element that is not UI gets a dummy)."
+    if elem.VR != "UI":
+        elem.value = dummy_value(elem.VR)
+        _log(ctx, path, int(elem.tag), "dummy", rule + " (not a UI element)")
+        return
+    values = elem.value if isinstance(elem.value, (list, pydicom.multival.MultiValue)) else [elem.value]
+    new = [remap_uid(deid.key, str(v)) if v else v for v in values]
+    if new == list(values):
+        return   # empty: nothing to replace, nothing to record
+    elem.value = new if len(new) != 1 else new[0]
+    if elem.keyword in ("StudyInstanceUID", "SeriesInstanceUID") and values and values[0]:
+        ctx.crosswalk[(elem.keyword, str(values[0]))] = str(new[0])
+    _log(ctx, path, int(elem.tag), "replace_uid", rule)
+
+def _pseudonym(deid: Deidentifier, elem: DataElement, path: str, ctx: Context, rule: str) -> None:
+    "A keyed pseudonym: the patient's (or the subject ID) for PatientID and PatientName, a UID for UI, else one keyed on the value."
+    tag = int(elem.tag)
+    if ctx.subject is not None and elem.keyword in ("PatientID", "PatientName"):
+        elem.value = ctx.subject
+        _log(ctx, path, tag, "subject", "subject table")
+        ctx.crosswalk[("SubjectID", ctx.patient_key)] = ctx.subject
+        return
+    length = deid.recipe.pseudonyms.length
+    if elem.keyword in ("PatientID", "PatientName"):
+        value = pseudo_id(deid.key, "Patient", ctx.patient_key, length)
+        ctx.crosswalk[("Patient", ctx.patient_key)] = value
+    elif elem.VR == "UI":
+        _replace_uid(deid, elem, path, ctx, rule)
+        return
+    else:
+        original = str(elem.value or "")
+        if not original:
             return
-        if name in ("K", "keep"):
-            if clean and elem.VR in ("LO", "SH", "ST", "LT", "UT", "UC"):
-                self._clean_text(elem, path, ctx, rule + " (inside a cleaned sequence)")
-            elif not rule:
-                self._residual(elem, path, ctx)
-            return
-        if name in ("Z", "empty"):
-            elem.value = "" if elem.VR in _TEXT_VRS else (b"" if elem.VR in ("OB", "OW", "UN", "OD", "OF", "OL", "OV") else None)
-            self._log(ctx, path, tag, "empty", rule); return
-        if name in ("U", "replace_uid"):
-            self._replace_uid(elem, path, ctx, rule); return
-        if name in ("D", "dummy"):
-            if elem.VR == "UI": self._replace_uid(elem, path, ctx, rule); return
-            self._dummy(elem, path, ctx, rule); return
-        if name in ("C", "clean"):
-            self._clean(ds, elem, path, ctx, rule); return
-        if name == "pseudonym":
-            self._pseudonym(elem, path, ctx, rule); return
-        if name == "shift":
-            self._dates(elem, path, ctx, rule, mode="shift"); return
-        if name == "subject":
-            if ctx.subject is None:
-                raise DicomValueError(f"{tag_str(tag)} {elem.keyword}: action 'subject' needs a subject table in the recipe (subjects.table).")
-            elem.value = ctx.subject; self._log(ctx, path, tag, "subject", rule)
-            ctx.crosswalk[("SubjectID", ctx.patient_key)] = ctx.subject; return
-        raise DicomValueError(f"{tag_str(tag)} {elem.keyword}: unknown action {name!r}.")
+        value = pseudo_id(deid.key, elem.keyword or tag_str(tag), original, length)
+        ctx.crosswalk[(elem.keyword or tag_str(tag), original)] = value
+    elem.value = value
+    _log(ctx, path, tag, "pseudonym", rule)
 
-    # -- actions -------------------------------------------------------------------------------
-    def _dummy_items(self, elem: DataElement, path: str, ctx: _Context, rule: str) -> None:
-        "Action D on a sequence: in its items, at any depth, every value that can identify becomes a dummy (same multiplicity)."
-        rule += " (inside a dummy sequence)"
-        for i, item in enumerate(elem.value):
-            for e in list(item):
-                tag, where = int(e.tag), f"{path}[{i}].{e.keyword or tag_str(int(e.tag))}"
-                if tag >> 16 & 1:
-                    del item[tag]; self._log(ctx, where, tag, "remove", rule + ": private")
-                elif e.VR == "SQ" and _only_references(e.value):   # a reference in it keeps pointing at the remapped instance
-                    for j, sub in enumerate(e.value): self._dataset(sub, f"{where}[{j}].", ctx, in_sr=False)
-                elif e.VR == "SQ":
-                    self._dummy_items(e, where, ctx, rule)
-                elif e.VR == "UI":   # instance UIDs replaced as by U; the UIDs the table keeps (SOP classes) stay
-                    if self.table.get(tag) not in (None, Action.KEEP): self._replace_uid(e, where, ctx, rule)
-                elif e.VR not in _DUMMY_KEEPS:
-                    n = len(e.value) if isinstance(e.value, (list, pydicom.multival.MultiValue)) else 1
-                    e.value = dummy_value(e.VR) if n < 2 else [dummy_value(e.VR)] * n
-                    self._log(ctx, where, tag, "dummy", rule)
-
-    def _log(self, ctx: _Context, path: str, tag: int, action: str, rule: str) -> None:
-        names = _TAG_NAMES.get(tag)
-        if names is None: names = _TAG_NAMES[tag] = (tag_str(tag), keyword_for_tag(tag) or "")
-        ctx.audit.append(AuditRecord(path, names[0], names[1], action, rule))
-
-    def _replace_uid(self, elem: DataElement, path: str, ctx: _Context, rule: str) -> None:
-        if elem.VR != "UI":
-            elem.value = dummy_value(elem.VR); self._log(ctx, path, int(elem.tag), "dummy", rule + " (not a UI element)"); return
-        values = elem.value if isinstance(elem.value, (list, pydicom.multival.MultiValue)) else [elem.value]
-        new = [remap_uid(self.key, str(v)) if v else v for v in values]
-        if new == list(values): return   # empty: nothing to replace, nothing to record
-        elem.value = new if len(new) != 1 else new[0]
-        if elem.keyword in ("StudyInstanceUID", "SeriesInstanceUID") and values and values[0]:
-            ctx.crosswalk[(elem.keyword, str(values[0]))] = str(new[0])
-        self._log(ctx, path, int(elem.tag), "replace_uid", rule)
-
-    def _pseudonym(self, elem: DataElement, path: str, ctx: _Context, rule: str) -> None:
-        tag = int(elem.tag)
-        if ctx.subject is not None and elem.keyword in ("PatientID", "PatientName"):
-            elem.value = ctx.subject; self._log(ctx, path, tag, "subject", "subject table")
-            ctx.crosswalk[("SubjectID", ctx.patient_key)] = ctx.subject; return
-        length = self.recipe.pseudonyms["length"]
-        if elem.keyword in ("PatientID", "PatientName"):
-            value = pseudo_id(self.key, "Patient", ctx.patient_key, length)
-            ctx.crosswalk[("Patient", ctx.patient_key)] = value
-        elif elem.VR == "UI":
-            self._replace_uid(elem, path, ctx, rule); return
-        else:
-            original = str(elem.value or "")
-            if not original: return
-            value = pseudo_id(self.key, elem.keyword or tag_str(tag), original, length)
-            ctx.crosswalk[(elem.keyword or tag_str(tag), original)] = value
-        elem.value = value; self._log(ctx, path, tag, "pseudonym", rule)
-
-    def _clean(self, ds: Dataset, elem: DataElement, path: str, ctx: _Context, rule: str) -> None:
-        "Action C, by VR: dates are modified, text is scrubbed, names replaced, UIDs remapped."
-        vr = elem.VR
-        if vr in ("DA", "DT", "TM"):
-            self._dates(elem, path, ctx, rule, mode=self.recipe.dates["mode"])
-        elif vr == "PN":
-            self._dummy(elem, path, ctx, rule)
-        elif vr == "UI":
-            self._replace_uid(elem, path, ctx, rule)
-        elif vr == "AE":  # an AE title names a station: a keyed pseudonym keeps devices apart without naming them
-            if elem.value:
-                elem.value = pseudo_id(self.key, "AE", str(elem.value).strip(), 12)
-                self._log(ctx, path, int(elem.tag), "pseudonym", rule)
-        elif vr in _SCRUBBED_VRS:
-            self._clean_text(elem, path, ctx, rule)
-        # numbers and codes (CS) carry no identity by themselves: kept
-
-    def _residual(self, elem: DataElement, path: str, ctx: _Context) -> None:
-        "Safety net for attributes the table does not list: scrub this dataset's identifiers from text; treat matching dates like study dates."
-        if _damaged(elem):
-            self._damaged_value(elem, path, ctx)
-        elif elem.VR in _RESIDUAL_TEXT:
-            self._clean_text(elem, path, ctx, "safety net: identifying value found in an attribute Table E.1-1 does not list")
-        elif elem.VR in ("DA", "DT", "TM") and elem.value and str(elem.value)[:8] in ctx.identifiers:
-            rule = "safety net: a date or time of this patient in an attribute Table E.1-1 does not list"
-            if self.full_dates or (self.modified_dates and elem.VR == "TM"): return
-            if self.modified_dates: self._dates(elem, path, ctx, rule, self.recipe.dates["mode"])
-            else: self._dummy(elem, path, ctx, rule)
-
-    def _dummy(self, elem: DataElement, path: str, ctx: _Context, rule: str) -> None:
-        "Action D on a text, date or name: its VR's dummy; not recorded when it already held that (an empty PN stays empty)."
-        new = dummy_value(elem.VR)
-        if (elem.VR == "PN" and not elem.value) or str(elem.value if elem.value is not None else "") == new: return
-        elem.value = new; self._log(ctx, path, int(elem.tag), "dummy", rule)
-
-    def _damaged_value(self, elem: DataElement, path: str, ctx: _Context) -> None:
-        "A value too long for its VR or with control characters (a damaged file) that holds an identifying string anywhere: emptied (token boundaries mean nothing in such bytes)."
-        text = "\\".join(str(v) for v in _values(elem.value)).lower()
-        if any(s.lower() in text for s in ctx.identifiers):
-            elem.value = ""
-            self._log(ctx, path, int(elem.tag), "empty", "safety net: a damaged value (too long for its VR, or control characters) holds an identifying value")
-
-    def _clean_text(self, elem: DataElement, path: str, ctx: _Context, rule: str) -> None:
-        if (elem.VR not in _SCRUBBED_VRS or elem.keyword in CODE_KEYWORDS) and not _damaged(elem):
-            return   # codes, character sets: the action alone decides
-        values = elem.value if isinstance(elem.value, (list, pydicom.multival.MultiValue)) else [elem.value]
-        found = set().union(*(ctx.matching(str(v)) for v in values if v))
-        if elem.keyword == "CodeMeaning": found = {s for s in found if _specific(s)}   # a code's words may be a name's words
-        if not found: return
-        pattern = ctx.pattern_for(found)   # compiled for the strings present (per-file values vary, texts repeat)
-        new = [scrub_text(str(v), pattern) if v else v for v in values]
-        if new != list(values):
-            elem.value = new if len(new) != 1 else new[0]
-            self._log(ctx, path, int(elem.tag), "clean", rule)
-
-    def _dates(self, elem: DataElement, path: str, ctx: _Context, rule: str, mode: str) -> None:
-        "Modify a DA/DT/TM value: shift by the patient's offset, or keep only the year."
-        tag, vr = int(elem.tag), elem.VR
-        if vr == "TM" or not elem.value:
-            return  # times are kept when whole days move; empty stays empty
-        values = elem.value if isinstance(elem.value, (list, pydicom.multival.MultiValue)) else [elem.value]
-        try:
-            if mode == "year":
-                new = [str(v)[:4] + "0101" + (str(v)[8:] if vr == "DT" else "") for v in values]
-            elif vr == "DA":
-                new = [shift_date(str(v), ctx.offset) for v in values]
-            else:
-                new = [shift_datetime(str(v), ctx.offset) for v in values]
-        except DicomValueError:
-            elem.value = ""; self._log(ctx, path, tag, "empty", rule + " (not a valid date; emptied rather than kept)"); return
-        if new == [str(v) for v in values]: return   # a year-only date that was already January 1st: nothing changed
-        elem.value = new if len(new) != 1 else new[0]
-        ctx.dates_changed = True
-        if mode == "shift": self._log(ctx, path, tag, "shift", f"{rule} (offset keyed on {ctx.identity})")
-        else: self._log(ctx, path, tag, "year", rule)
-
-    def _sr_value(self, ds: Dataset, elem: DataElement, path: str, ctx: _Context) -> None:
-        "Structured report content values (not in Table E.1-1 themselves): cleaned or replaced."
-        if self.clean_sr:
-            rule = "Clean Structured Content option: content item value"
-            if elem.VR in ("UT", "ST", "LT"): self._clean_text(elem, path, ctx, rule)
-            elif elem.value and str(elem.value)[:8] in ctx.identifiers:  # e.g. a "birth date" item
-                self._dummy(elem, path, ctx, rule + " (an identifying date of this patient)")
-            elif self.full_dates: pass
-            elif self.modified_dates: self._dates(elem, path, ctx, rule, self.recipe.dates["mode"])
-            else:
-                self._dummy(elem, path, ctx, rule)
-        else:
-            self._dummy(elem, path, ctx, "PS3.15 E.1-1 Content Sequence D: content item value replaced")
-
-    def _private(self, ds: Dataset, elem: DataElement, path: str, ctx: _Context) -> None:
-        "Private attributes: removed unless the recipe's private.keep names creator + element."
-        tag = int(elem.tag); group, element = tag >> 16, tag & 0xFFFF
-        if 0x0010 <= element <= 0x00FF:  # a private creator: kept only if something in its block is kept
-            creator = str(elem.value or "").strip()
-            block = element << 8
-            if any(int(t) >> 16 == group and (int(t) & 0xFF00) == block and self._keeps_private(creator, group, int(t) & 0xFF)
-                   for t in ds.keys()):
-                return
-        elif element >= 0x1000:
-            creator_tag = (group << 16) | (element >> 8)
-            creator = str(ds[creator_tag].value).strip() if creator_tag in ds else None
-            if creator is not None and self._keeps_private(creator, group, element & 0xFF):
-                if elem.VR == "SQ":
-                    for i, item in enumerate(elem.value): self._dataset(item, f"{path}[{i}].", ctx, False)
-                return
-        del ds[tag]
-        self._log(ctx, path, tag, "remove", "private attribute (not on the recipe's private.keep list)")
-
-    def _keeps_private(self, creator: str, group: int, element_byte: int) -> bool:
-        return (creator, group, element_byte) in self.keep_private
-
-    # -- file meta and the de-identification record ----------------------------------------------
-    def _file_meta(self, ds: Dataset, ctx: _Context) -> None:
-        "Rebuild file meta consistently with the new dataset; drop AE titles and private meta."
-        old = getattr(ds, "file_meta", None) or FileMetaDataset()
-        meta = FileMetaDataset() if isinstance(ds, Dataset) else type(ds)()   # the same kind as the dataset (pydicom or rawheader)
-        meta.MediaStorageSOPClassUID = ds.get("SOPClassUID", old.get("MediaStorageSOPClassUID"))
-        meta.MediaStorageSOPInstanceUID = ds.get("SOPInstanceUID")
-        meta.TransferSyntaxUID = old.get("TransferSyntaxUID", pydicom.uid.ExplicitVRLittleEndian)
-        meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
-        meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
-        for kw in _META_REMOVE:
-            if kw in old: self._log(ctx, f"file_meta.{kw}", int(Tag(kw)), "remove", "file meta: not needed, may identify a station")
-        if any(getattr(ds, "preamble", None) or b""):   # 128 bytes before 'DICM': free for any use, so anything may hide there
-            ctx.audit.append(AuditRecord("preamble", "preamble", "", "empty", "PS3.10 preamble: outside the dataset, may hold any bytes; zeroed"))
-        ds.file_meta, ds.preamble = meta, b"\0" * 128
-
-    def _mark(self, ds: Dataset, ctx: _Context) -> None:
-        "Record de-identification in the dataset: PS3.15 E.1.1 attributes and CID 7050 codes."
-        ds.PatientIdentityRemoved = "YES"
-        ds.DeidentificationMethod = [f"pseudicom {pseudicom.__version__}", f"recipe {self.recipe.name} {self.recipe.short_hash}"]
-        codes = Sequence() if isinstance(ds, Dataset) else []
-        for value, meaning in _method_codes(frozenset(self._method_options(ds))):
-            item = Dataset() if isinstance(ds, Dataset) else type(ds)()
-            item.CodeValue = value; item.CodingSchemeDesignator = "DCM"; item.CodeMeaning = meaning
-            codes.append(item)
-        ds.DeidentificationMethodCodeSequence = codes
-        if self.full_dates: ds.LongitudinalTemporalInformationModified = "UNMODIFIED"
-        elif self.modified_dates: ds.LongitudinalTemporalInformationModified = "MODIFIED"
-        else: ds.LongitudinalTemporalInformationModified = "REMOVED"
-
-    def _method_options(self, ds: Dataset) -> set[ProfileOption]:
-        "The options to list in the method code sequence (plus pixel/face cleaning done by other steps)."
-        opts = set(self.options)
-        done = getattr(ds, "_pseudicom_extra_options", set())
-        return opts | set(done)
-
+# %% ../../nbs/05_deid.ipynb #c948c24e
 _DUMMY_KEEPS = frozenset({"CS", "IS", "DS", "US", "SS", "UL", "SL", "FL", "FD", "SV", "UV", "AT", "OF", "OD", "OL", "OV"})  # codes and numbers
-_RESIDUAL_TEXT = _SCRUBBED_VRS   # free text only: codes, UIDs, AE titles, ages, numbers are never scrubbed
+_RESIDUAL_TEXT = SCRUBBED_VRS   # free text only: codes, UIDs, AE titles, ages, numbers are never scrubbed
 _RESIDUAL_VRS = _RESIDUAL_TEXT | {"DA", "DT", "TM", "CS", "AE", "AS"}   # what the safety net looks at
 _MAX_LENGTH = {"CS": 16, "AE": 16, "AS": 4, "SH": 16}
 _CONTROL = re.compile(r"[\x00-\x1a\x1c-\x1f]")   # control characters but ESC (ISO 2022 escape sequences)
 
 def _specific(identifier: str) -> bool:
     "Is `identifier` more than one word of a name: a whole value or phrase (spaces, carets), an ID with digits, a CJK name?"
-    return " " in identifier or "^" in identifier or any(c.isdigit() for c in identifier) or (_is_cjk(identifier) and len(identifier) > 1)
+    return " " in identifier or "^" in identifier or any(c.isdigit() for c in identifier) or (is_cjk(identifier) and len(identifier) > 1)
 
 def _damaged(elem: DataElement) -> bool:
     "Does a value the safety net otherwise leaves alone (CS, AE, AS, a code) exceed its VR's length or hold control characters? Then it is no code but the bytes of a damaged file."
-    if not (elem.VR in ("CS", "AE", "AS") or elem.keyword in CODE_KEYWORDS): return False
+    if not (elem.VR in ("CS", "AE", "AS") or elem.keyword in CODE_KEYWORDS):
+        return False
     limit = _MAX_LENGTH.get(elem.VR)
-    if limit is None or not elem.value: return False
-    return any(len(str(v).strip()) > limit or _CONTROL.search(str(v)) for v in _values(elem.value) if v)
-_NOT_TEXT = frozenset({"SQ", "UI", "OB", "OW", "UN", "US", "SS", "UL", "SL", "FL", "FD", "AT", "OF", "OD"})
-_TAG_NAMES: dict[int, tuple[str, str]] = {}
+    if limit is None or not elem.value:
+        return False
+    return any(len(str(v).strip()) > limit or _CONTROL.search(str(v)) for v in values_of(elem.value) if v)
 
-def _iter_all(ds: Dataset):
-    "Every element of `ds` at any depth."
-    for elem in ds:
-        yield elem
-        if elem.VR == "SQ":
-            for item in elem.value: yield from _iter_all(item)
+def _clean_text(elem: DataElement, path: str, ctx: Context, rule: str) -> None:
+    "Scrub the identifying strings of this dataset from a text value (each value of a multi-valued one alone)."
+    if (elem.VR not in SCRUBBED_VRS or elem.keyword in CODE_KEYWORDS) and not _damaged(elem):
+        return   # codes, character sets: the action alone decides
+    values = elem.value if isinstance(elem.value, (list, pydicom.multival.MultiValue)) else [elem.value]
+    run = elem.keyword != "Manufacturer"   # a vendor's name, which test files also give as their institution: its own strings only
+    found = set().union(*(ctx.matching(str(v), run) for v in values if v))
+    if elem.keyword == "CodeMeaning":
+        found = {s for s in found if _specific(s)}   # a code's words may be a name's words
+    if not found:
+        return
+    pattern = ctx.pattern_for(found)   # compiled for the strings present (per-file values vary, texts repeat)
+    new = [scrub_text(str(v), pattern) if v else v for v in values]
+    if new != list(values):
+        elem.value = new if len(new) != 1 else new[0]
+        _log(ctx, path, int(elem.tag), "clean", rule)
+
+def _damaged_value(elem: DataElement, path: str, ctx: Context) -> None:
+    "A value too long for its VR or with control characters (a damaged file) that holds an identifying string anywhere: emptied (token boundaries mean nothing in such bytes)."
+    text = "\\".join(str(v) for v in values_of(elem.value)).lower()
+    if any(s.lower() in text for s in ctx.all_identifiers()):
+        elem.value = ""
+        _log(ctx, path, int(elem.tag), "empty", "safety net: a damaged value (too long for its VR, or control characters) holds an identifying value")
+
+def _dummy(elem: DataElement, path: str, ctx: Context, rule: str) -> None:
+    "Action D on a text, date or name: its VR's dummy; not recorded when it already held that (an empty PN stays empty)."
+    new = dummy_value(elem.VR)
+    if (elem.VR == "PN" and not elem.value) or str(elem.value if elem.value is not None else "") == new:
+        return
+    elem.value = new
+    _log(ctx, path, int(elem.tag), "dummy", rule)
+
+# %% ../../nbs/05_deid.ipynb #1b4056ba
+def _dates(elem: DataElement, path: str, ctx: Context, rule: str, mode: str) -> None:
+    "Modify a DA/DT/TM value: shift by the patient's offset, or keep only the year."
+    tag, vr = int(elem.tag), elem.VR
+    if vr == "TM" or not elem.value:
+        return  # times are kept when whole days move; empty stays empty
+    values = elem.value if isinstance(elem.value, (list, pydicom.multival.MultiValue)) else [elem.value]
+    try:
+        if mode == "year":
+            new = [str(v)[:4] + "0101" + (str(v)[8:] if vr == "DT" else "") for v in values]
+        elif vr == "DA":
+            new = [shift_date(str(v), ctx.offset) for v in values]
+        else:
+            new = [shift_datetime(str(v), ctx.offset) for v in values]
+    except DicomValueError:
+        elem.value = ""
+        _log(ctx, path, tag, "empty", rule + " (not a valid date; emptied rather than kept)")
+        return
+    if new == [str(v) for v in values]:
+        return   # a year-only date that was already January 1st: nothing changed
+    elem.value = new if len(new) != 1 else new[0]
+    ctx.dates_changed = True
+    if mode == "shift":
+        _log(ctx, path, tag, "shift", f"{rule} (offset keyed on {ctx.identity})")
+    else:
+        _log(ctx, path, tag, "year", rule)
+
+def _clean(deid: Deidentifier, elem: DataElement, path: str, ctx: Context, rule: str) -> None:
+    "Action C, by VR: dates are modified, text is scrubbed, names replaced, UIDs remapped."
+    vr = elem.VR
+    if vr in ("DA", "DT", "TM"):
+        _dates(elem, path, ctx, rule, mode=deid.recipe.dates.mode)
+    elif vr == "PN":
+        _dummy(elem, path, ctx, rule)
+    elif vr == "UI":
+        _replace_uid(deid, elem, path, ctx, rule)
+    elif vr == "AE":  # an AE title names a station: a keyed pseudonym keeps devices apart without naming them
+        if elem.value:
+            elem.value = pseudo_id(deid.key, "AE", str(elem.value).strip(), 12)
+            _log(ctx, path, int(elem.tag), "pseudonym", rule)
+    elif vr in SCRUBBED_VRS:
+        _clean_text(elem, path, ctx, rule)
+    # numbers and codes (CS) carry no identity by themselves: kept
+
+# %% ../../nbs/05_deid.ipynb #1d15ca4c
+def _residual(deid: Deidentifier, elem: DataElement, path: str, ctx: Context) -> None:
+    "Safety net for attributes the table does not list: scrub this dataset's identifiers from text; treat matching dates like study dates."
+    if _damaged(elem):
+        _damaged_value(elem, path, ctx)
+    elif elem.VR in _RESIDUAL_TEXT:
+        _clean_text(elem, path, ctx, "safety net: identifying value found in an attribute Table E.1-1 does not list")
+    elif elem.VR in ("DA", "DT", "TM") and elem.value and str(elem.value)[:8] in ctx.identifiers:
+        rule = "safety net: a date or time of this patient in an attribute Table E.1-1 does not list"
+        if deid.full_dates or (deid.modified_dates and elem.VR == "TM"):
+            return
+        if deid.modified_dates:
+            _dates(elem, path, ctx, rule, deid.recipe.dates.mode)
+        else:
+            _dummy(elem, path, ctx, rule)
+
+def _sr_value(deid: Deidentifier, elem: DataElement, path: str, ctx: Context) -> None:
+    "Structured report content values (not in Table E.1-1 themselves): cleaned or replaced."
+    if deid.clean_sr:
+        rule = "Clean Structured Content option: content item value"
+        if elem.VR in ("UT", "ST", "LT"):
+            _clean_text(elem, path, ctx, rule)
+        elif elem.value and str(elem.value)[:8] in ctx.identifiers:  # e.g. a "birth date" item
+            _dummy(elem, path, ctx, rule + " (an identifying date of this patient)")
+        elif deid.full_dates:
+            pass
+        elif deid.modified_dates:
+            _dates(elem, path, ctx, rule, deid.recipe.dates.mode)
+        else:
+            _dummy(elem, path, ctx, rule)
+    else:
+        _dummy(elem, path, ctx, "PS3.15 E.1-1 Content Sequence D: content item value replaced")
+
+# %% ../../nbs/05_deid.ipynb #b688a319
+def _dummy_items(deid: Deidentifier, elem: DataElement, path: str, ctx: Context, rule: str) -> None:
+    "Action D on a sequence: in its items, at any depth, every value that can identify becomes a dummy (same multiplicity)."
+    rule += " (inside a dummy sequence)"
+    for i, item in enumerate(elem.value):
+        for e in list(item):
+            tag, where = int(e.tag), f"{path}[{i}].{e.keyword or tag_str(int(e.tag))}"
+            if tag >> 16 & 1:
+                del item[tag]
+                _log(ctx, where, tag, "remove", rule + ": private")
+            elif e.VR == "SQ" and _only_references(e.value):   # a reference in it keeps pointing at the remapped instance
+                for j, sub in enumerate(e.value):
+                    _walk(deid, sub, f"{where}[{j}].", ctx, in_sr=False)
+            elif e.VR == "SQ":
+                _dummy_items(deid, e, where, ctx, rule)
+            elif e.VR == "UI":   # instance UIDs replaced as by U; the UIDs the table keeps (SOP classes) stay
+                if deid.table.get(tag) not in (None, Action.KEEP):
+                    _replace_uid(deid, e, where, ctx, rule)
+            elif e.VR not in _DUMMY_KEEPS:
+                n = len(e.value) if isinstance(e.value, (list, pydicom.multival.MultiValue)) else 1
+                e.value = dummy_value(e.VR) if n < 2 else [dummy_value(e.VR)] * n
+                _log(ctx, where, tag, "dummy", rule)
+
+def _private(deid: Deidentifier, ds: Dataset, elem: DataElement, path: str, ctx: Context) -> None:
+    "Private attributes: removed unless the recipe's private.keep names creator + element."
+    tag = int(elem.tag)
+    group, element = tag >> 16, tag & 0xFFFF
+    if 0x0010 <= element <= 0x00FF:  # a private creator: kept only if something in its block is kept
+        creator = str(elem.value or "").strip()
+        block = element << 8
+        if any(int(t) >> 16 == group and (int(t) & 0xFF00) == block and (creator, group, int(t) & 0xFF) in deid.keep_private
+               for t in ds.keys()):
+            return
+    elif element >= 0x1000:
+        creator_tag = (group << 16) | (element >> 8)
+        creator = str(ds[creator_tag].value).strip() if creator_tag in ds else None
+        if creator is not None and (creator, group, element & 0xFF) in deid.keep_private:
+            if elem.VR == "SQ":
+                for i, item in enumerate(elem.value):
+                    _walk(deid, item, f"{path}[{i}].", ctx, False)
+            return
+    del ds[tag]
+    _log(ctx, path, tag, "remove", "private attribute (not on the recipe's private.keep list)")
+
+# %% ../../nbs/05_deid.ipynb #082ded62
+_META_REMOVE = ("SourceApplicationEntityTitle", "SendingApplicationEntityTitle", "ReceivingApplicationEntityTitle",
+                "SourcePresentationAddress", "SendingPresentationAddress", "ReceivingPresentationAddress",
+                "PrivateInformationCreatorUID", "PrivateInformation")
+IMPLEMENTATION_CLASS_UID = "2.25.209718393542513232014574219398127064721"  # pseudicom's, fixed
+IMPLEMENTATION_VERSION_NAME = "PSEUDICOM_" + pseudicom.__version__.replace(".", "_")
+
+def _file_meta(ds: Dataset, ctx: Context) -> None:
+    "Rebuild file meta consistently with the new dataset; drop AE titles and private meta."
+    old = getattr(ds, "file_meta", None) or FileMetaDataset()
+    meta = FileMetaDataset() if isinstance(ds, Dataset) else type(ds)()   # the same kind as the dataset (pydicom or rawheader)
+    meta.MediaStorageSOPClassUID = ds.get("SOPClassUID", old.get("MediaStorageSOPClassUID"))
+    meta.MediaStorageSOPInstanceUID = ds.get("SOPInstanceUID")
+    meta.TransferSyntaxUID = old.get("TransferSyntaxUID", pydicom.uid.ExplicitVRLittleEndian)
+    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
+    meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
+    for kw in _META_REMOVE:
+        if kw in old:
+            _log(ctx, f"file_meta.{kw}", int(Tag(kw)), "remove", "file meta: not needed, may identify a station")
+    if any(getattr(ds, "preamble", None) or b""):   # 128 bytes before 'DICM': free for any use, so anything may hide there
+        ctx.audit.append(AuditRecord("preamble", "preamble", "", "empty", "PS3.10 preamble: outside the dataset, may hold any bytes; zeroed"))
+    ds.file_meta, ds.preamble = meta, b"\0" * 128
+
+def _mark(deid: Deidentifier, ds: Dataset, extra_options: set[ProfileOption]) -> None:
+    "Record de-identification in the dataset: PS3.15 E.1.1 attributes and CID 7050 codes (the recipe's options and `extra_options`)."
+    ds.PatientIdentityRemoved = "YES"
+    ds.DeidentificationMethod = [f"pseudicom {pseudicom.__version__}", f"recipe {deid.recipe.name} {deid.recipe.short_hash}"]
+    codes = Sequence() if isinstance(ds, Dataset) else []
+    for value, meaning in _method_codes(frozenset(set(deid.options) | extra_options)):
+        item = Dataset() if isinstance(ds, Dataset) else type(ds)()
+        item.CodeValue = value
+        item.CodingSchemeDesignator = "DCM"
+        item.CodeMeaning = meaning
+        codes.append(item)
+    ds.DeidentificationMethodCodeSequence = codes
+    if deid.full_dates:
+        ds.LongitudinalTemporalInformationModified = "UNMODIFIED"
+    elif deid.modified_dates:
+        ds.LongitudinalTemporalInformationModified = "MODIFIED"
+    else:
+        ds.LongitudinalTemporalInformationModified = "REMOVED"
 
 @functools.lru_cache(maxsize=64)
 def _method_codes(options: frozenset) -> tuple:
     return tuple(method_codes(set(options)))
-
-def _condition_matches(value: Any, allowed: Any) -> bool:
-    "Does a header value satisfy a filter condition (a value or a list of values)?"
-    if value is None: return False
-    allowed_list = allowed if isinstance(allowed, list) else [allowed]
-    values = list(value) if isinstance(value, (list, pydicom.multival.MultiValue)) else [value]
-    return any(str(v).strip() == str(a).strip() for v in values for a in allowed_list)

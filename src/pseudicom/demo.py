@@ -10,8 +10,12 @@ from __future__ import annotations
 import base64
 import html
 import io
+import os
+import shlex
 import shutil
+import site
 import sys
+import sysconfig
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +26,7 @@ from .errors import UnsafeOutputError
 from .keys import Key
 from .pipeline import RunResult, run
 from .recipe import load_recipe
+from .record import RunRecord, record_html, output_label, report_page, series_label
 from .synth import synthesize
 
 # %% auto #0
@@ -31,63 +36,82 @@ __all__ = ['thumbnail_png', 'html_report', 'demo']
 def thumbnail_png(
     ds: pydicom.Dataset,  # a dataset with pixel data
     width: int = 240,     # thumbnail width in pixels
+    boxes: list = (),     # boxes (x0, y0, x1, y1) in image pixels to outline in yellow
 ) -> bytes:               # PNG bytes of the first frame, windowed to 8 bit
-    "A small PNG of the first frame of `ds`."
-    from PIL import Image
+    "A small PNG of the first frame of `ds`, with `boxes` outlined."
+    from PIL import Image, ImageDraw
     arr = ds.pixel_array
-    if int(ds.get("NumberOfFrames", 1) or 1) > 1: arr = arr[0]
+    if int(ds.get("NumberOfFrames", 1) or 1) > 1:
+        arr = arr[0]
     arr = arr.astype(np.float32)
     lo, hi = np.percentile(arr, 1), np.percentile(arr, 99)
     arr = np.clip((arr - lo) / max(hi - lo, 1e-6) * 255, 0, 255).astype(np.uint8)
-    img = Image.fromarray(arr)
+    img = Image.fromarray(arr).convert("RGB")
+    scale = min(1.0, width / max(img.size))
     img.thumbnail((width, width))
-    buf = io.BytesIO(); img.save(buf, format="PNG", optimize=False); return buf.getvalue()
+    draw = ImageDraw.Draw(img)
+    for x0, y0, x1, y1 in boxes:
+        corners = [x0, y0, max(x0, x1 - 1), max(y0, y1 - 1)]   # x1, y1 are exclusive
+        draw.rectangle([int(v * scale) for v in corners], outline=(255, 214, 0))
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", optimize=False)
+    return buf.getvalue()
 
 # %% ../../nbs/31_demo.ipynb #87f4c377
 def _img(png: bytes, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
 
+def _files_table(result: RunResult) -> str:
+    "Every input file: its index, status, output series, changes and redacted boxes (no input names, no UID paths)."
+    rows = "".join(f"<tr class='{f.status}'><td>{f.index}</td><td>{html.escape(f.status)}</td>"
+                   f"<td>{html.escape(output_label(result.dst, f.output) if f.output else '')}</td>"
+                   f"<td>{f.changes}</td><td>{len(f.pixel_boxes)}</td></tr>" for f in result.files)
+    return (f"<details><summary>Every file ({len(result.files)})</summary><table><tr><th>#</th><th>status</th>"
+            f"<th>series (read from the output)</th><th>changes</th><th>pixel boxes</th></tr>{rows}</table></details>")
+
 def html_report(
     result: RunResult,        # the pipeline's record
     verdict: dict,            # the verifier's report (to_dict())
-    thumbnails: list[tuple[str, bytes, bytes]] = (),  # (output path, before PNG, after PNG)
+    thumbnails: list[tuple[str, bytes]] = (),  # (series label, PNG of a redacted output frame)
 ) -> str:                     # a self-contained HTML page (no identifying values)
-    "An HTML page: counts, verifier verdict, actions per attribute, files, before/after thumbnails."
-    c = result.counts
-    esc = html.escape
-    rows = "".join(f"<tr><td>{esc(name)}</td><td>{esc(', '.join(f'{a}: {n}' for a, n in sorted(acts.items())))}</td></tr>"
-                   for name, acts in result.action_counts.items())
-    files = "".join(f"<tr class='{f.status}'><td>{f.index}</td><td>{esc(f.status)}</td><td><code>{esc(f.output or '')}</code></td>"
-                    f"<td>{f.changes}</td><td>{len(f.pixel_boxes)}</td><td>{esc(f.reason)}</td></tr>" for f in result.files)
-    thumbs = "".join(f"<figure><figcaption><code>{esc(name)}</code></figcaption>{_img(a, 'before')}{_img(b, 'after')}</figure>"
-                     for name, a, b in thumbnails)
-    ok = verdict.get("ok")
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>pseudicom demo report</title>
-<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:2px 6px;font-size:13px}}
-.failed{{background:#fdd}}.quarantined{{background:#ffd}}.ok{{color:#060}}.bad{{color:#a00}}figure{{display:inline-block;margin:4px}}img{{margin:2px;border:1px solid #999}}</style></head><body>
-<h1>pseudicom demo report</h1>
-<p>pseudicom {esc(pseudicom.__version__)}, pydicom {esc(pydicom.__version__)} &middot; recipe <b>{esc(result.recipe_name)}</b> <code>{esc(result.recipe_hash)}</code>
-&middot; key fingerprint <code>{esc(result.key_fingerprint)}</code> (never the key)</p>
-<h2>Result</h2><p>{c['inputs']} inputs: {c['written']} written, {c['excluded']} excluded, {c['quarantined']} quarantined, {c['failed']} failed.</p>
-<p>Verifier: <b class="{'ok' if ok else 'bad'}">{'nothing identifying found in the output' if ok else 'identifying data found'}</b>
-({esc(str(verdict.get('counts', {})))})</p>
-<h2>Redacted frames (before / after)</h2>
-<p><b>This page shows original frames:</b> it is an operator record. Keep it with the source data; it must not travel with the output.</p>
-{thumbs or '<p>none</p>'}
-<h2>Actions per attribute</h2><table><tr><th>attribute</th><th>actions</th></tr>{rows}</table>
-<h2>Files</h2><table><tr><th>#</th><th>status</th><th>output</th><th>changes</th><th>pixel boxes</th><th>reason</th></tr>{files}</table>
-</body></html>"""
+    "The run record's page (summary, files held back, details) with pictures of redacted outputs and every file."
+    pictures = "".join(f"<figure>{_img(png, 'redacted output: ' + label)}<figcaption>{html.escape(label)}</figcaption></figure>"
+                       for label, png in thumbnails)
+    extra = ("<section><h2>Redacted images</h2><p>The first frame of output files whose burned-in text was blacked out, "
+             "the redacted boxes outlined in yellow. Only de-identified outputs are shown.</p>"
+             + (pictures or "<p>none</p>") + "</section>" + _files_table(result))
+    record = RunRecord(result, verdict)
+    return report_page("pseudicom demo report", record_html(record.to_dict(), extra, title="pseudicom demo report"))
+
+# %% ../../nbs/31_demo.ipynb #7eb28403
+def _tutorials_folder(
+    package_file: str | os.PathLike | None = None,  # pseudicom/__init__.py (default: the one imported)
+    data_dirs: list | None = None,                   # where pip puts data files (default: this environment's, the user's)
+) -> tuple[Path | None, bool]:                       # (the folder or None, whether it is the repository's)
+    "Where the tutorials are: beside the source of an editable install, or where pip installed them."
+    repo = Path(package_file or pseudicom.__file__).resolve().parents[2] / "tutorials"
+    if (repo / "01_quick_start.ipynb").is_file():
+        return repo, True
+    for base in (data_dirs if data_dirs is not None else [sysconfig.get_path("data"), site.getuserbase()]):
+        folder = Path(base) / "share" / "pseudicom" / "tutorials"
+        if (folder / "01_quick_start.ipynb").is_file():
+            return folder, False
+    return None, False
+
+def _tutorials_hint(package_file: str | os.PathLike | None = None, data_dirs: list | None = None) -> str:
+    "The demo's last line: how to open the tutorials in JupyterLab."
+    folder, in_repo = _tutorials_folder(package_file, data_dirs)
+    if folder is not None and in_repo:
+        return f"Next: the tutorials, in JupyterLab:  jupyter lab {folder}"
+    if folder is not None:
+        return (f"Next: the tutorials, installed with pseudicom in {folder}. Copy them somewhere of your own and open them in "
+                f"JupyterLab (pip install 'pseudicom[jupyter]'):  cp -r {shlex.quote(str(folder))} pseudicom-tutorials && "
+                "jupyter lab pseudicom-tutorials")
+    return ("Next: the tutorials are notebooks in the source repository (https://github.com/pseudicom/pseudicom, folder "
+            "tutorials/); clone it and run:  jupyter lab tutorials/")
 
 # %% ../../nbs/31_demo.ipynb #3893bdb8
 _MARK = ".pseudicom-demo"
-
-def _tutorials_hint() -> str:
-    "Where the tutorials are: beside the source of an editable install, else in the repository (a wheel has none)."
-    folder = Path(pseudicom.__file__).resolve().parents[2] / "tutorials"
-    if (folder / "01_quick_start.ipynb").is_file():
-        return f"Next: the tutorials, in JupyterLab:  jupyter lab {folder}"
-    return ("Next: the tutorials are notebooks in the source repository (https://github.com/pseudicom/pseudicom, folder "
-            "tutorials/); clone it and run:  jupyter lab tutorials/")
 
 def demo(
     folder: str | Path = "pseudicom-demo",  # where everything goes (re-created if it holds an earlier demo)
@@ -103,13 +127,15 @@ def demo(
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
     (folder / _MARK).write_text("written by pseudicom demo; safe to delete\n")
-    say = lambda *a: print(*a, file=out)
+    def say(*a):
+        return print(*a, file=out)
     truth = synthesize(folder / "input", seed=0, small=True, truth_path=folder / "truth.json")
     say(f"1. synthesized {len(truth['files'])} DICOM files with {len(truth['planted'])} planted identifying values -> {folder / 'input'}")
-    key = Key.generate(); key.save(folder / "demo.key")
+    key = Key.generate()
+    key.save(folder / "demo.key")
     say(f"2. made a key (fingerprint {key.fingerprint}) -> {folder / 'demo.key'} (mode 600)")
     recipe = load_recipe("pseudonymize")
-    recipe.pixels["burned_in"] = "detect"
+    recipe.pixels.burned_in = "detect"
     result = run(recipe, folder / "input", folder / "output", key=key, crosswalk=folder / "crosswalk.csv", progress=False)
     c = result.counts
     say(f"3. pseudonymized: {c['written']} written, {c['quarantined']} quarantined, {c['failed']} failed -> {folder / 'output'}")
@@ -119,8 +145,9 @@ def demo(
     thumbs = []
     for f in result.files:
         if f.status == "written" and f.pixel_boxes and len(thumbs) < 6:
-            before = pydicom.dcmread(folder / "input" / f.source); after = pydicom.dcmread(folder / "output" / f.output)
-            thumbs.append((f.output, thumbnail_png(before), thumbnail_png(after)))
+            after = pydicom.dcmread(folder / "output" / f.output)
+            label = f"{series_label(after)} · image {after.get('InstanceNumber', '?')}"
+            thumbs.append((label, thumbnail_png(after, boxes=[b["box"] for b in f.pixel_boxes])))
     page = folder / "report.html"
     page.write_text(html_report(result, verdict, thumbs), encoding="utf-8")
     say(f"5. report -> {page}\n")

@@ -19,6 +19,9 @@ from pydicom.pixels import apply_color_lut
 from scipy import ndimage as ndi
 
 from .errors import DicomValueError
+from .fonts import dejavu_sans
+from .pixels import device_conditions
+
 
 # %% auto #0
 __all__ = ['Box', 'Suggestion', 'TextScreen', 'text_screen', 'evaluate_suggestions', 'suggest_regions',
@@ -56,7 +59,8 @@ class TextScreen:
         ds = Dataset()
         ds.file_meta = FileMetaDataset()
         ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        for k, v in {**self.identifiers, **header}.items(): setattr(ds, k, v)
+        for k, v in {**self.identifiers, **header}.items():
+            setattr(ds, k, v)
         px = self.pixels
         colour = px.ndim == 4 or (px.ndim == 3 and px.shape[-1] == 3)
         ds.set_pixel_data(px, "RGB" if colour else "MONOCHROME2", 8 if px.dtype == np.uint8 else 12,
@@ -67,19 +71,13 @@ class TextScreen:
 _DEMO_IDS = {"PatientName": "Mustermann^Max", "PatientID": "PAT-4711-0815", "PatientBirthDate": "19380819",
              "InstitutionName": "St. Elsewhere Hospital", "StudyDate": "20240305"}
 
-def _font(size: int):
-    "DejaVu Sans at `size` px, from matplotlib's bundled fonts."
-    import matplotlib.font_manager as fm
-    from PIL import ImageFont
-    return ImageFont.truetype(fm.findfont("DejaVu Sans"), size)
-
 def _render(h: int, w: int, lines: list[tuple]) -> dict[str, tuple[np.ndarray, np.ndarray, Box]]:
     "Alpha mask, colour and ink box of each (key, x, y, text, size, colour) line."
     from PIL import Image, ImageDraw
     out = {}
     for key, x, y, text, size, colour in lines:
         im = Image.new("L", (w, h), 0)
-        ImageDraw.Draw(im).text((x, y), text, fill=255, font=_font(size))
+        ImageDraw.Draw(im).text((x, y), text, fill=255, font=dejavu_sans(size))
         a = np.asarray(im, dtype=np.float32) / 255
         ys, xs = np.nonzero(a > 0.1)
         out[key] = (a, np.asarray(colour, np.float32), (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1))
@@ -103,7 +101,8 @@ def _us_screen(frames: int, seed: int) -> TextScreen:
     ax, ay, r1 = 320, 88, 372
     sector = (np.abs(np.degrees(np.arctan2(xx - ax, yy - ay))) <= 38) & (np.hypot(xx - ax, yy - ay) <= r1) & (yy > ay + 5)
     base[120:376, 14:22] = np.linspace(250, 5, 256)[:, None, None]            # grey-scale bar
-    for y in range(ay + 37, ay + r1, 37): base[y, 566:573] = 210                # depth ticks
+    for y in range(ay + 37, ay + r1, 37):
+        base[y, 566:573] = 210                # depth ticks
     white, yellow, green, cyan, grey = (255, 255, 255), (255, 230, 0), (90, 255, 90), (0, 230, 255), (170, 170, 170)
     rendered = _render(H, W, [
         ("PatientName", 8, 3, "MUSTERMANN, Max", 14, white), ("PatientID", 8, 23, "ID: PAT-4711-0815", 12, yellow),
@@ -125,6 +124,7 @@ def _us_screen(frames: int, seed: int) -> TextScreen:
         out[f] = np.rint(frame * (1 - alpha) + ink)
     return TextScreen(out if frames > 1 else out[0], {k: v[2] for k, v in rendered.items()}, sector, dict(_DEMO_IDS))
 
+# %% ../../nbs/11_detect.ipynb #4c5c9c95
 def _sc_screen(seed: int) -> TextScreen:
     "Grey secondary capture 256x256 uint8 with text in the corners over a textured background."
     rng = np.random.default_rng(seed)
@@ -164,10 +164,14 @@ def text_screen(
     seed: int = 0,     # seed of the random speckle / noise
 ) -> TextScreen:       # pixels, ground-truth text line boxes, image mask, identifiers shown
     "A synthetic screen with burned-in text lines whose boxes are known, for examples and tests."
-    if kind == "us": return _us_screen(frames, seed)
-    if frames != 1: raise ValueError(f"text_screen: frames={frames} is only possible for kind='us'.")
-    if kind == "sc": return _sc_screen(seed)
-    if kind == "ct": return _ct_screen(seed)
+    if kind == "us":
+        return _us_screen(frames, seed)
+    if frames != 1:
+        raise ValueError(f"text_screen: frames={frames} is only possible for kind='us'.")
+    if kind == "sc":
+        return _sc_screen(seed)
+    if kind == "ct":
+        return _ct_screen(seed)
     raise ValueError(f"text_screen: kind {kind!r} is not one of 'us', 'sc', 'ct'.")
 
 # %% ../../nbs/11_detect.ipynb #a76355af
@@ -186,7 +190,8 @@ def evaluate_suggestions(
         cov[y0:y1, x0:x1] = True
     missed = []
     for i, (x0, y0, x1, y1) in enumerate(truth):
-        if cov[y0:y1, x0:x1].mean() < min_cover: missed.append(i)
+        if cov[y0:y1, x0:x1].mean() < min_cover:
+            missed.append(i)
         near[max(0, y0 - slack):y1 + slack, max(0, x0 - slack):x1 + slack] = True
     n = int(cov.sum())
     return {"recall": 1 - len(missed) / len(truth) if truth else 1.0,
@@ -198,9 +203,12 @@ def evaluate_suggestions(
 def _as_frames(img: np.ndarray, frames_axis: int | None = None, colour: bool | None = None) -> tuple[np.ndarray, bool]:
     "A (F,H,W) or (F,H,W,C) view of `img`, and whether it is colour."
     a = np.asarray(img)
-    if colour is None: colour = a.ndim == 4 or (a.ndim == 3 and a.shape[-1] in (3, 4) and frames_axis is None)
-    if frames_axis is not None and a.ndim == (4 if colour else 3): a = np.moveaxis(a, frames_axis, 0)
-    if a.ndim == (3 if colour else 2): a = a[None]
+    if colour is None:
+        colour = a.ndim == 4 or (a.ndim == 3 and a.shape[-1] in (3, 4) and frames_axis is None)
+    if frames_axis is not None and a.ndim == (4 if colour else 3):
+        a = np.moveaxis(a, frames_axis, 0)
+    if a.ndim == (3 if colour else 2):
+        a = a[None]
     if a.ndim != (4 if colour else 3) or min(a.shape[1:3]) < 1:
         raise DicomValueError(f"detect: cannot read pixels of shape {a.shape}: expected (H,W), (H,W,3), (F,H,W) or (F,H,W,3); "
                               "pass frames_axis= if the frames are on another axis.")
@@ -209,7 +217,8 @@ def _as_frames(img: np.ndarray, frames_axis: int | None = None, colour: bool | N
 def _grey_u8(frames: np.ndarray, colour: bool) -> np.ndarray:
     "uint8 grey frames: the brightest channel for colour, a robust window for other bit depths."
     g = frames[..., :3].max(axis=-1) if colour else frames
-    if g.dtype == np.uint8: return g
+    if g.dtype == np.uint8:
+        return g
     g = g.astype(np.float32)
     lo, hi = np.percentile(g, [0.5, 99.9])
     hi = max(hi, lo + 1)
@@ -219,7 +228,8 @@ def _temporal(frames: np.ndarray, colour: bool, max_frames: int = 16) -> tuple[n
     "Mean grey image and per-pixel temporal std (None for one frame) over an even subsample of frames."
     idx = np.unique(np.linspace(0, len(frames) - 1, min(len(frames), max_frames)).round().astype(int))
     sub = _grey_u8(frames[idx], colour).astype(np.float32)
-    if len(sub) == 1: return sub[0], None
+    if len(sub) == 1:
+        return sub[0], None
     return sub.mean(0), sub.std(0)
 
 # %% ../../nbs/11_detect.ipynb #bfa77b9f
@@ -249,7 +259,8 @@ def _ink_masks(
     wt = m - ndi.grey_opening(g, size=(size, size))
     bt = ndi.grey_closing(g, size=(size, size)) - m
     tw, tb = np.clip(5 * _texture(wt), t, 4 * t), np.clip(5 * _texture(bt), t, 4 * t)
-    if static is not None: tw, tb = np.where(static, t, tw), np.where(static, t, tb)
+    if static is not None:
+        tw, tb = np.where(static, t, tw), np.where(static, t, tb)
     bg = _background(m)
     rel = np.where(wt >= bt, wt / tw, bt / tb)
     return (wt > tw) & (m - bg > tw / 2), (bt > tb) & (bg - m > tb / 2), np.maximum(wt, bt), rel
@@ -282,7 +293,8 @@ def _features(
           "stroke_density": round(_runs_per_row(ink) * h / w, 3),
           "contrast": round(float(contrast[sl][ink].mean()) / 255, 3),
           "relative_contrast": round(float(rel[sl][ink].mean()), 3), "letters": _letters(ink)}
-    if sd is not None: ev["static_across_frames"] = round(float((sd[sl][ink] <= 2.5).mean()), 3)
+    if sd is not None:
+        ev["static_across_frames"] = round(float((sd[sl][ink] <= 2.5).mean()), 3)
     return (off[1] + x0, off[0] + y0, off[1] + x1, off[0] + y1), ev
 
 def _score(ev: dict[str, Any]) -> float:
@@ -292,7 +304,8 @@ def _score(ev: dict[str, Any]) -> float:
          * min(_ramp(ev["fill"], 0.05, 0.15), 1 - _ramp(ev["fill"], 0.6, 0.85))
          * min(_ramp(ev["stroke_density"], 0.3, 1.0), 1 - _ramp(ev["stroke_density"], 6, 10))
          * (0.3 + 0.7 * _ramp(ev["relative_contrast"], 1.2, 2.0)))
-    if "static_across_frames" in ev: s *= 0.6 + 0.4 * ev["static_across_frames"]
+    if "static_across_frames" in ev:
+        s *= 0.6 + 0.4 * ev["static_across_frames"]
     return round(float(s), 3)
 
 # %% ../../nbs/11_detect.ipynb #d11a09d1
@@ -308,18 +321,21 @@ def _pad_merge(found: list[tuple[Box, float, dict]], pad: int, H: int, W: int) -
                 hmin = min(b[3] - b[1], o[3] - o[1])
                 small = min((b[2] - b[0]) * (b[3] - b[1]), (o[2] - o[0]) * (o[3] - o[1]))
                 if (iw > 0 and ih > 0 and iw * ih > 0.25 * small) or (ih > 0.6 * hmin and -iw < 0.8 * hmin):
-                    if b[4] > o[4]: o[4], o[5] = b[4], b[5]
+                    if b[4] > o[4]:
+                        o[4], o[5] = b[4], b[5]
                     o[:4] = [min(o[0], b[0]), min(o[1], b[1]), max(o[2], b[2]), max(o[3], b[3])]
                     merged = True
                     break
-            else: out.append(b)
+            else:
+                out.append(b)
         bs = out
     return bs
 
 # %% ../../nbs/11_detect.ipynb #ee50911a
 def _pixels_of(image_or_ds: Dataset | np.ndarray, frames_axis: int | None) -> tuple[np.ndarray, bool]:
     "Frames and colour flag of a dataset (via pixel_array: YBR as RGB, palette applied) or an array."
-    if not isinstance(image_or_ds, Dataset): return _as_frames(image_or_ds, frames_axis)
+    if not isinstance(image_or_ds, Dataset):
+        return _as_frames(image_or_ds, frames_axis)
     ds = image_or_ds
     if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
         raise DicomValueError("detect: the dataset has no Pixel Data (7FE0,0010); nothing to look at.")
@@ -327,32 +343,46 @@ def _pixels_of(image_or_ds: Dataset | np.ndarray, frames_axis: int | None) -> tu
     multi = int(ds.get("NumberOfFrames", 1) or 1) > 1
     if ds.get("PhotometricInterpretation") == "PALETTE COLOR":             # indices -> the colours shown
         arr = apply_color_lut(arr, ds)
-        if arr.dtype != np.uint8: arr = (arr >> 8).astype(np.uint8) if arr.max() > 255 else arr.astype(np.uint8)
+        if arr.dtype != np.uint8:
+            arr = (arr >> 8).astype(np.uint8) if arr.max() > 255 else arr.astype(np.uint8)
         return _as_frames(arr, 0 if multi else None, True)
     return _as_frames(arr, 0 if multi else None, int(ds.get("SamplesPerPixel", 1) or 1) > 1)
 
+def _mean_and_motion(image_or_ds: Dataset | np.ndarray, frames_axis: int | None) -> tuple[np.ndarray, np.ndarray | None]:
+    "Mean grey image and temporal std of a dataset or array; std None when (almost) nothing moves: judged as a still image."
+    frames, colour = _pixels_of(image_or_ds, frames_axis)
+    m, sd = _temporal(frames, colour)
+    if sd is not None and float((sd > 4).mean()) < 0.01:
+        sd = None
+    return m, sd
+
+# %% ../../nbs/11_detect.ipynb #5cce9c66
 def _candidates(m: np.ndarray, sd: np.ndarray | None, threshold: float, floor: float) -> list[tuple[Box, float, dict]]:
     "Scored text-line candidates (score >= floor) in mean image `m` with temporal std `sd`."
     static = None if sd is None else sd <= 2.5
     bright, dark, contrast, rel = _ink_masks(m, threshold, static)
     if static is not None:                                # in a cine: text strokes do not move
         keep = static | (rel > 2.5)
-        bright &= keep; dark &= keep
+        bright &= keep
+        dark &= keep
     found, rules = [], []
     for ink, other in ((bright, dark), (dark, bright)):
         lab, _ = ndi.label(ndi.binary_dilation(ink, np.ones((1, 9), bool)), np.ones((3, 3), bool))
         for i, sl in enumerate(ndi.find_objects(lab), 1):
             mine = ink[sl] & (lab[sl] == i)
-            if mine.sum() < 6: continue
+            if mine.sum() < 6:
+                continue
             box, ev = _features(mine, (sl[0].start, sl[1].start), contrast, rel, sd)
             x0, y0, x1, y1 = box
             if y1 - y0 <= 3:                              # a rule line: kept only as a possible underline
-                rules.append(box); continue
+                rules.append(box)
+                continue
             own, opp = ink[y0:y1, x0:x1], other[y0:y1, x0:x1]
             if opp.sum() > 0.5 * own.sum() and contrast[y0:y1, x0:x1][opp].mean() > contrast[y0:y1, x0:x1][own].mean():
                 continue                                  # the negative of stronger text of the other polarity
             s = _score(ev)
-            if s >= floor: found.append((box, s, ev))
+            if s >= floor:
+                found.append((box, s, ev))
     return [(_underlined(box, rules), s, ev) for box, s, ev in found]
 
 def _underlined(box: Box, rules: list[Box], gap: int = 4) -> Box:
@@ -376,15 +406,14 @@ def suggest_regions(
     pad: int = 3,                        # pixels added around each box (anti-aliased edges)
 ) -> list[Suggestion]:                   # best first
     "Suggest boxes of burned-in text in the pixels of a dataset or array."
-    frames, colour = _pixels_of(image_or_ds, frames_axis)
-    m, sd = _temporal(frames, colour)
-    if sd is not None and float((sd > 4).mean()) < 0.01: sd = None     # nothing moves: judge as a still image
+    m, sd = _mean_and_motion(image_or_ds, frames_axis)
     floor = min(min_score, 0.3) if ocr else min_score
     H, W = m.shape
     merged = _pad_merge(_candidates(m, sd, threshold, floor), pad, H, W)
     out = [Suggestion(tuple(int(v) for v in b[:4]), b[4], b[5]) for b in merged]
     if ocr:
-        if identifiers is None and isinstance(image_or_ds, Dataset): identifiers = identifiers_from_dataset(image_or_ds)
+        if identifiers is None and isinstance(image_or_ds, Dataset):
+            identifiers = identifiers_from_dataset(image_or_ds)
         out = [_ocr_suggestion(m, s, identifiers or {}) for s in out]
     return sorted((s for s in out if s.score >= min_score), key=lambda s: (-s.score, s.box[1], s.box[0]))
 
@@ -400,7 +429,8 @@ def identifiers_from_dataset(
     out = {}
     for k in _ID_KEYWORDS:
         v = ds.get(k)
-        if v is None or v == "": continue
+        if v is None or v == "":
+            continue
         out[k] = "\\".join(str(x) for x in v) if isinstance(v, (list, MultiValue)) else str(v)
     return out
 
@@ -409,7 +439,8 @@ _MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT",
 
 def _date_forms(da: str) -> list[str]:
     "A DICOM date YYYYMMDD in common written forms, uppercase alphanumerics only."
-    if not re.fullmatch(r"\d{8}", da): return []
+    if not re.fullmatch(r"\d{8}", da):
+        return []
     y, m, d = da[:4], da[4:6], da[6:]
     mon = _MONTHS[int(m) - 1] if 1 <= int(m) <= 12 else "XXX"
     m1, d1 = str(int(m)), str(int(d))                    # 5/25/2011: no leading zeros
@@ -422,8 +453,10 @@ def _alnum(s: str) -> str:
 
 def _fuzzy_in(needle: str, hay: str, ratio: float) -> bool:
     "True if `needle` occurs in `hay`, allowing OCR slips (similarity >= ratio over a sliding window)."
-    if not needle: return False
-    if needle in hay: return True
+    if not needle:
+        return False
+    if needle in hay:
+        return True
     n = len(needle)
     return any(difflib.SequenceMatcher(None, needle, hay[i:i + n]).ratio() >= ratio for i in range(max(1, len(hay) - n + 1)))
 
@@ -461,7 +494,8 @@ def _ocr_text(m: np.ndarray, box: Box) -> str:
     from skimage.filters import threshold_otsu
     x0, y0, x1, y1 = box
     crop = m[y0:y1, x0:x1].astype(np.float32)
-    if crop.size == 0 or crop.max() == crop.min(): return ""
+    if crop.size == 0 or crop.max() == crop.min():
+        return ""
     k = int(np.clip(round(40 / (y1 - y0)), 1, 4))        # tesseract reads lines ~40 px high best
     big = np.asarray(Image.fromarray(crop).resize(((x1 - x0) * k, (y1 - y0) * k), Image.LANCZOS))
     on = big > threshold_otsu(big)
@@ -478,19 +512,13 @@ def _ocr_suggestion(m: np.ndarray, s: Suggestion, identifiers: dict[str, str]) -
     return Suggestion(s.box, round(score, 3), ev, s.frames)
 
 # %% ../../nbs/11_detect.ipynb #39974231
-_RULE_WHEN = ("Manufacturer", "ManufacturerModelName", "Rows", "Columns", "Modality", "SOPClassUID")
-
 def suggestions_to_rule(
     ds: Dataset,                    # the file the suggestions were made on
     suggestions: list[Suggestion],  # the suggestions to redact (all of them: filter first)
     name: str | None = None,        # rule name (default: manufacturer, model and matrix size)
 ) -> dict[str, Any]:                # {"name", "boxes", "when"}, ready for PixelRule.from_dict
     "A pixel rule (plain dict) that redacts `suggestions` in every file like `ds`."
-    when: dict[str, Any] = {}
-    for k in _RULE_WHEN:
-        v = ds.get(k)
-        if v is None or v == "": continue
-        when[k] = int(v) if k in ("Rows", "Columns") else str(v).strip()
+    when = device_conditions(ds)
     if name is None:
         name = " ".join(str(when[k]) for k in ("Manufacturer", "ManufacturerModelName") if k in when)
         name = f"{name} {when.get('Columns', '?')}x{when.get('Rows', '?')} burned-in text".strip()
@@ -509,9 +537,7 @@ def screen_text(
     pad: int = 3,                        # pixels added around each box
 ) -> list[Suggestion]:                   # text lines found, best first ([] for a plain image)
     "Text lines in an image that no header flags: `suggest_regions` held to the evidence of a line of letters."
-    frames, colour = _pixels_of(image_or_ds, frames_axis)
-    m, sd = _temporal(frames, colour)
-    if sd is not None and float((sd > 4).mean()) < 0.01: sd = None
+    m, sd = _mean_and_motion(image_or_ds, frames_axis)
     lines = [(b, s, ev) for b, s, ev in _candidates(m, sd, threshold, min_score)
              if ev["letters"] >= min_letters and ev["width"] >= min_aspect * ev["line_height"]
              and ev["relative_contrast"] >= min_relative_contrast]

@@ -53,7 +53,8 @@ def did_you_mean(
 ) -> str:                   # "" or " Did you mean 'X'?" / " Did you mean 'X' or 'Y'?"
     "A ' Did you mean …?' hint for `word` among `candidates`, or '' when nothing is close."
     close = difflib.get_close_matches(word, candidates, n=n, cutoff=0.75)
-    if not close: return ""
+    if not close:
+        return ""
     quoted = [f"'{c}'" for c in close]
     return " Did you mean " + (quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]) + "?"
 

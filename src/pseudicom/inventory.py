@@ -89,10 +89,12 @@ _DICOMDIR = "1.2.840.10008.1.3.10"
 def _header(path: Path, name: str) -> Dataset:
     "Read the header of one file; raise `DicomReadError` naming the file and what is wrong."
     try:
-        with open(path, "rb") as f: head = f.read(132)
+        with open(path, "rb") as f:
+            head = f.read(132)
     except OSError as e:
         raise DicomReadError(f"{name}: cannot open ({e.strerror}).") from None
-    if len(head) == 0: raise DicomReadError(f"{name}: empty file (0 bytes); it cannot be DICOM.")
+    if len(head) == 0:
+        raise DicomReadError(f"{name}: empty file (0 bytes); it cannot be DICOM.")
     if len(head) < 132 or head[128:132] != b"DICM":
         raise DicomReadError(f"{name}: not a DICOM Part 10 file (no 'DICM' prefix after the 128-byte preamble).")
     try:
@@ -126,7 +128,8 @@ def series_flags(
     if modality in _DOCUMENT_MODALITIES:
         flags["document"] = f"Modality {modality}: {_DOCUMENT_MODALITIES[modality]}"
     face = _head_check(headers)
-    if face: flags["face"] = face
+    if face:
+        flags["face"] = face
     return flags
 
 def _head_check(headers: list[Dataset]) -> str | None:
@@ -177,7 +180,8 @@ def scan(
         try:
             ds = _header(file, rel)
         except DicomReadError as e:
-            unreadable.append(Unreadable(rel, str(e).removeprefix(f"{rel}: "))); continue
+            unreadable.append(Unreadable(rel, str(e).removeprefix(f"{rel}: ")))
+            continue
         pid = _text(ds, "PatientID")
         patient = patients.setdefault(pid, PatientInfo(pid, _text(ds, "PatientName")))
         st_uid = _text(ds, "StudyInstanceUID")
@@ -196,9 +200,26 @@ def scan(
         s.instances.sort(key=lambda i: (i.instance_number is None, i.instance_number or 0, i.path))
     for p in patients.values():
         p.studies.sort(key=lambda s: (s.study_date, s.study_instance_uid))
-        for st in p.studies: st.series.sort(key=lambda s: (s.series_number is None, s.series_number or 0, s.series_instance_uid))
+        for st in p.studies:
+            st.series.sort(key=lambda s: (s.series_number is None, s.series_number or 0, s.series_instance_uid))
     unreadable.sort(key=lambda u: u.path)
     return Inventory(str(root), sorted(patients.values(), key=lambda p: p.patient_id), unreadable)
+
+# %% ../../nbs/07_inventory.ipynb #e471eedb
+def _series_row(p: PatientInfo, st: StudyInfo, s: SeriesInfo) -> dict[str, Any]:
+    "The patient, study and series columns of a flat row."
+    return {"PatientID": p.patient_id, "PatientName": p.patient_name, "StudyInstanceUID": st.study_instance_uid,
+            "StudyDate": st.study_date, "StudyDescription": st.study_description,
+            "AccessionNumber": st.accession_number, "SeriesInstanceUID": s.series_instance_uid,
+            "SeriesNumber": s.series_number, "Modality": s.modality, "SeriesDescription": s.series_description,
+            "BodyPartExamined": s.body_part, "Manufacturer": s.manufacturer, "ManufacturerModelName": s.model,
+            "flags": ",".join(sorted(s.flags)), "flag_reasons": "; ".join(f"{k}: {v}" for k, v in sorted(s.flags.items()))}
+
+def _instance_row(i: InstanceInfo) -> dict[str, Any]:
+    "The instance columns of a flat row."
+    return {"path": i.path, "SOPInstanceUID": i.sop_instance_uid, "SOPClassUID": i.sop_class_uid,
+            "InstanceNumber": i.instance_number, "frames": i.frames, "Rows": i.rows, "Columns": i.columns,
+            "TransferSyntaxUID": i.transfer_syntax}
 
 # %% ../../nbs/07_inventory.ipynb #b832d06f
 _FLAG_LABELS = {"burned_in": "burned-in text?", "document": "document", "face": "face?"}
@@ -214,12 +235,14 @@ class Inventory:
         "Yield (patient, study, series) for every series, in display order."
         for p in self.patients:
             for st in p.studies:
-                for s in st.series: yield p, st, s
+                for s in st.series:
+                    yield p, st, s
 
     def series(self, uid: str) -> SeriesInfo:
         "The series with SeriesInstanceUID `uid`."
         for _, _, s in self.iter_series():
-            if s.series_instance_uid == uid: return s
+            if s.series_instance_uid == uid:
+                return s
         raise KeyError(f"no series {uid!r} in the inventory of {self.root}")
 
     def files(self, uid: str | None = None) -> list[Path]:
@@ -244,18 +267,11 @@ class Inventory:
             raise ValueError(f"to_rows: level {level!r} must be 'series' or 'instance'.")
         rows = []
         for p, st, s in self.iter_series():
-            base = {"PatientID": p.patient_id, "PatientName": p.patient_name, "StudyInstanceUID": st.study_instance_uid,
-                    "StudyDate": st.study_date, "StudyDescription": st.study_description,
-                    "AccessionNumber": st.accession_number, "SeriesInstanceUID": s.series_instance_uid,
-                    "SeriesNumber": s.series_number, "Modality": s.modality, "SeriesDescription": s.series_description,
-                    "BodyPartExamined": s.body_part, "Manufacturer": s.manufacturer, "ManufacturerModelName": s.model,
-                    "flags": ",".join(sorted(s.flags)), "flag_reasons": "; ".join(f"{k}: {v}" for k, v in sorted(s.flags.items()))}
+            base = _series_row(p, st, s)
             if level == "series":
                 rows.append({**base, "instances": s.n_instances, "frames": s.n_frames})
             else:
-                rows += [{**base, "path": i.path, "SOPInstanceUID": i.sop_instance_uid, "SOPClassUID": i.sop_class_uid,
-                          "InstanceNumber": i.instance_number, "frames": i.frames, "Rows": i.rows, "Columns": i.columns,
-                          "TransferSyntaxUID": i.transfer_syntax} for i in s.instances]
+                rows += [{**base, **_instance_row(i)} for i in s.instances]
         return rows
 
     def summary(self) -> str:

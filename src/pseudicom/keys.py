@@ -22,12 +22,13 @@ from pathlib import Path
 from .errors import KeyMaterialError, PseudicomWarning, UnsafeOutputError
 
 # %% auto #0
-__all__ = ['MIN_KEY_BYTES', 'Key', 'pseudo_id', 'remap_uid', 'date_offset_days', 'Crosswalk']
+__all__ = ['MIN_KEY_BYTES', 'Key', 'require_key', 'pseudo_id', 'remap_uid', 'date_offset_days', 'Crosswalk']
 
-# %% ../../nbs/04_keys.ipynb #7844bf6f
+# %% ../../nbs/04_keys.ipynb #aa013af9
 MIN_KEY_BYTES = 32  # 256-bit keys; shorter secrets are refused
 _HEX = frozenset("0123456789abcdefABCDEF")
 
+# %% ../../nbs/04_keys.ipynb #7844bf6f
 class Key:
     "A secret key for HMAC derivations. Its repr and str never show the secret."
     def __init__(self, secret: bytes):
@@ -47,7 +48,8 @@ class Key:
     def from_text(cls, text: str, source: str = "key") -> Key:
         "A key from its text form, as `save` writes it: 64 (or more, an even number of) hex digits."
         text = text.strip()
-        if not text: raise KeyMaterialError(f"{source}: the key is empty. Make one with `pseudicom keygen KEYFILE`.")
+        if not text:
+            raise KeyMaterialError(f"{source}: the key is empty. Make one with `pseudicom keygen KEYFILE`.")
         digits = len(text)
         if digits < 2 * MIN_KEY_BYTES or digits % 2 or any(c not in _HEX for c in text):
             what = "holds characters that are not hex digits" if any(c not in _HEX for c in text) else f"has {digits} hex digits"
@@ -76,7 +78,8 @@ class Key:
     def from_env(cls, var: str = "PSEUDICOM_KEY") -> Key:
         "A key from an environment variable (hex or text)."
         value = os.environ.get(var)
-        if value is None: raise KeyMaterialError(f"environment variable {var} is not set.")
+        if value is None:
+            raise KeyMaterialError(f"environment variable {var} is not set.")
         return cls.from_text(value, source=f"${var}")
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -86,7 +89,8 @@ class Key:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
             raise UnsafeOutputError(f"{path}: already exists; pseudicom never overwrites a key. Choose another name.") from None
-        with os.fdopen(fd, "w", encoding="utf-8") as f: f.write(self._secret.hex() + "\n")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(self._secret.hex() + "\n")
         return path
 
     @property
@@ -98,10 +102,26 @@ class Key:
         "HMAC-SHA256 of `value` in the role `domain`."
         return hmac.new(self._secret, domain.encode() + b"\x00" + value.encode("utf-8", "surrogateescape"), hashlib.sha256).digest()
 
-    def __repr__(self) -> str: return f"Key(fingerprint={self.fingerprint})"
+    def __repr__(self) -> str:
+        return f"Key(fingerprint={self.fingerprint})"
     __str__ = __repr__
     def __reduce__(self):  # picklable for worker processes; never printed
         return (Key, (self._secret,))
+
+# %% ../../nbs/04_keys.ipynb #fa9624e0
+def require_key(
+    key: Key | None,   # the key given, if any
+    policy: str,       # the recipe's `key`: "required" or "per_run"
+    recipe_name: str,  # the recipe's name, for the message
+) -> Key:              # `key`, or a fresh one when the recipe runs with a new key each run
+    "The key to run a recipe with: the one given, else a fresh one if the recipe allows it; a keyed recipe without a key is refused."
+    if key is not None:
+        return key
+    if policy == "required":
+        raise KeyMaterialError(f"recipe '{recipe_name}' needs a key (key: required): the same key gives the same pseudonyms, "
+                               "UIDs and date offsets in every run. Make one with `pseudicom keygen KEYFILE` (once; keep it "
+                               "apart from the data) and pass it with --key-file KEYFILE, or in Python key=Key.from_file(KEYFILE).")
+    return Key.generate()
 
 # %% ../../nbs/04_keys.ipynb #1215e232
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -117,7 +137,8 @@ def pseudo_id(
     n = int.from_bytes(key.mac(domain, value), "big")
     chars = []
     for _ in range(length):
-        n, r = divmod(n, 32); chars.append(_ALPHABET[r])
+        n, r = divmod(n, 32)
+        chars.append(_ALPHABET[r])
     return prefix + "".join(chars)
 
 # %% ../../nbs/04_keys.ipynb #5b298d89
@@ -138,7 +159,8 @@ def date_offset_days(
     max_days: int = 365, # offsets lie in [-max_days, -1] or [1, max_days]
 ) -> int:                # days to add to every date of this patient
     "A per-patient, non-zero date offset within ±`max_days`, derived from the key."
-    if max_days < 1: raise KeyMaterialError(f"max_days must be at least 1, not {max_days}.")
+    if max_days < 1:
+        raise KeyMaterialError(f"max_days must be at least 1, not {max_days}.")
     n = int.from_bytes(key.mac("date-offset", patient_key), "big") % (2 * max_days)
     return n - max_days if n < max_days else n - max_days + 1
 
@@ -162,9 +184,11 @@ class Crosswalk:
 
     def to_csv(self) -> str:
         "The crosswalk as CSV text, sorted (role, original, pseudonym)."
-        buf = io.StringIO(); w = csv.writer(buf, lineterminator="\n")
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
         w.writerow(["role", "original", "pseudonym"])
-        for (role, original), pseudonym in sorted(self.pairs.items()): w.writerow([role, original, pseudonym])
+        for (role, original), pseudonym in sorted(self.pairs.items()):
+            w.writerow([role, original, pseudonym])
         return buf.getvalue()
 
     def write(self, path: str | os.PathLike, output_root: str | os.PathLike | None = None,
@@ -176,9 +200,11 @@ class Crosswalk:
                                     "where it would travel with the data. Choose a path outside it.")
         path.parent.mkdir(parents=True, exist_ok=True)
         data = self.to_csv().encode("utf-8")
-        if passphrase is not None: data = _encrypt(data, passphrase)
+        if passphrase is not None:
+            data = _encrypt(data, passphrase)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f: f.write(data)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
         return path
 
     @classmethod

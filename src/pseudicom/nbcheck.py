@@ -42,12 +42,17 @@ def scan_text(
 ) -> list[str]: # categories found (each at most once)
     "Categories of identifying-looking content in `text`."
     found = []
-    if _PN.search(text): found.append("person name")
+    if _PN.search(text):
+        found.append("person name")
     for m in _DATE.finditer(text):
         window = text[max(0, m.start() - 120): m.end() + 120]
-        if _NAME_WORDS.search(window): found.append("date near a name"); break
-    if _UID.search(text): found.append("uid")
-    if _ELEMENT.search(text): found.append("dicom element")
+        if _NAME_WORDS.search(window):
+            found.append("date near a name")
+            break
+    if _UID.search(text):
+        found.append("uid")
+    if _ELEMENT.search(text):
+        found.append("dicom element")
     return found
 
 # %% ../../nbs/32_nbcheck.ipynb #a886d671
@@ -59,7 +64,8 @@ def _output_texts(output: dict) -> list[tuple[str, str]]:
         return [("error", "\n".join(output.get("traceback", [])) + output.get("evalue", ""))]
     out = []
     for mime, data in (output.get("data") or {}).items():
-        if mime in _IMAGE_MIME: continue
+        if mime in _IMAGE_MIME:
+            continue
         text = "".join(data) if isinstance(data, list) else (data if isinstance(data, str) else json.dumps(data))
         out.append((mime, text))
     return out
@@ -105,7 +111,8 @@ def _image_text_categories(data: bytes) -> list[str]:
         return []
     text = _OCR_CARET.sub("^", text)   # OCR reads a caret as '*' or '~', often with spaces around it
     found = scan_text(text)
-    if "person name" not in found and _LABELLED_NAME.search(text): found.insert(0, "person name")
+    if "person name" not in found and _LABELLED_NAME.search(text):
+        found.insert(0, "person name")
     return found
 
 _OCR_CARET = re.compile(r"(?<=[A-Za-z])\s*[\^*~]\s*(?=[A-Za-z])")
@@ -173,7 +180,8 @@ def strip_notebook(
     for cell in nb.get("cells", []):
         if cell.get("cell_type") == "code":
             removed += len(cell.get("outputs", []) or [])
-            cell["outputs"] = []; cell["execution_count"] = None
+            cell["outputs"] = []
+            cell["execution_count"] = None
         removed += len(cell.pop("attachments", None) or {})   # pasted images; images written into markdown text stay (edit by hand)
     nb.get("metadata", {}).pop("widgets", None)
     atomic_write_bytes(path, (json.dumps(nb, indent=1, ensure_ascii=False) + "\n").encode("utf-8"))

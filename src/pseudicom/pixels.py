@@ -7,38 +7,29 @@ Docs: https://pseudicom.github.io/pseudicom/pixels.html.md"""
 # %% ../../nbs/10_pixels.ipynb #e1424899
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import functools
-import shutil
-import struct
-import subprocess
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
 from pydicom import Dataset
 from pydicom.datadict import dictionary_VM, tag_for_keyword
-from pydicom.encaps import encapsulate_extended, generate_fragmented_frames, itemize_fragment, parse_basic_offsets
 from pydicom.multival import MultiValue
-from pydicom.pixels import get_decoder, get_encoder
-from pydicom.pixels.utils import pack_bits, unpack_bits
-from pydicom.uid import (
-    UID, HTJ2K, HTJ2KLossless, HTJ2KLosslessRPCL, JPEG2000, JPEG2000Lossless,
-    JPEGBaseline8Bit, JPEGExtended12Bit, JPEGLossless, JPEGLosslessSV1, JPEGLSLossless, JPEGLSNearLossless,
-    RLELossless,
-)
+from pydicom.uid import UID
 
 from .errors import DicomValueError, RecipeError, did_you_mean
+from pseudicom.pixel_codecs import (  # noqa: F401  (BlockGrid, block_grid, RedactionReport: re-exported)
+    BLOCK_SYNTAXES, LOSSLESS_SYNTAXES, BlockGrid, RedactionReport, block_grid, encoder_for, native_view, redact_blocks,
+    redact_native, reencode,
+)
+
 
 # %% auto #0
-__all__ = ['INSTANCE_DIGEST', 'instance_digest', 'PixelRule', 'ultrasound_regions', 'pixel_text_risk', 'pixel_kind',
-           'risk_filter', 'RedactionReport', 'BlockGrid', 'block_grid', 'redact', 'mark_clean', 'remove_overlays']
+__all__ = ['INSTANCE_DIGEST', 'instance_digest', 'device_conditions', 'PixelRule', 'ultrasound_regions', 'pixel_text_risk',
+           'pixel_kind', 'risk_filter', 'redact', 'mark_clean', 'remove_overlays']
 
 # %% ../../nbs/10_pixels.ipynb #201477e2
 _KEEP_ONLY = (None, "ultrasound_regions")
 _RULE_KEYS = ["name", "boxes", "when", "keep_only", "fill"]
-_FOR_DATASET_KEYS = ("Manufacturer", "ManufacturerModelName", "Rows", "Columns", "Modality", "SOPClassUID")
 
 def _rule_error(name: str, msg: str) -> RecipeError:
     return RecipeError(f"pixel rule '{name}': {msg}")
@@ -53,7 +44,8 @@ def _check_box(name: str, box: Any) -> tuple[int, int, int, int]:
     return (x0, y0, x1, y1)
 
 def _check_fill(name: str, fill: Any) -> int | tuple[int, ...]:
-    if isinstance(fill, int) and not isinstance(fill, bool) and fill >= 0: return fill
+    if isinstance(fill, int) and not isinstance(fill, bool) and fill >= 0:
+        return fill
     if (isinstance(fill, (list, tuple)) and len(fill) == 3
             and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in fill)):
         return tuple(fill)
@@ -77,8 +69,10 @@ def _check_when(name: str, when: Any) -> dict[str, object]:
 def _same(have: Any, want: object) -> bool:
     "One DICOM value against one rule value: numbers as numbers, strings stripped."
     if isinstance(want, (int, float)):
-        try: return float(have) == float(want)
-        except (TypeError, ValueError): return False
+        try:
+            return float(have) == float(want)
+        except (TypeError, ValueError):
+            return False
     return str(have).strip() == str(want).strip()
 
 def instance_digest(
@@ -92,12 +86,28 @@ def _element_matches(ds: Dataset, keyword: str, want: object) -> bool:
     if keyword == INSTANCE_DIGEST:
         return bool(ds.get("SOPInstanceUID")) and instance_digest(ds.SOPInstanceUID) in (want if isinstance(want, (list, tuple)) else [want])
     value = ds.get(keyword)
-    if value is None or value == "" or (isinstance(value, (list, MultiValue)) and len(value) == 0): return False
+    if value is None or value == "" or (isinstance(value, (list, MultiValue)) and len(value) == 0):
+        return False
     wants = want if isinstance(want, (list, tuple)) else [want]
     if isinstance(value, (list, MultiValue)) or dictionary_VM(tag_for_keyword(keyword)) != "1":
         have = list(value) if isinstance(value, (list, MultiValue)) else [value]
         return all(any(_same(h, w) for h in have) for w in wants)   # multi-valued: all listed values contained
     return any(_same(value, w) for w in wants)                      # single-valued: one of the allowed values
+
+# %% ../../nbs/10_pixels.ipynb #2e84db23
+_DEVICE_KEYS = ("Manufacturer", "ManufacturerModelName", "Rows", "Columns", "Modality", "SOPClassUID")
+
+def device_conditions(
+    ds: Dataset,           # an example file
+) -> dict[str, object]:    # a rule's `when`: the device and geometry of `ds` (keywords it lacks are left out)
+    "Header conditions that match every file like `ds`: same Manufacturer, model, Rows, Columns, Modality, SOP class."
+    when: dict[str, object] = {}
+    for k in _DEVICE_KEYS:
+        v = ds.get(k)
+        if v is None or v == "":
+            continue
+        when[k] = int(v) if k in ("Rows", "Columns") else str(v).strip()
+    return when
 
 # %% ../../nbs/10_pixels.ipynb #d1ef3d57
 @dataclass(frozen=True)
@@ -132,12 +142,14 @@ class PixelRule:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PixelRule:  # d: one rule as recipe data (see `to_dict`)
         "Build a rule from recipe data; raises `RecipeError` naming the bad key or value."
-        if not isinstance(d, dict): raise RecipeError(f"pixel rule: {d!r} is not a mapping with keys {_RULE_KEYS}.")
+        if not isinstance(d, dict):
+            raise RecipeError(f"pixel rule: {d!r} is not a mapping with keys {_RULE_KEYS}.")
         name = d.get("name", "<unnamed>")
         for k in d:
             if k not in _RULE_KEYS:
                 raise _rule_error(str(name), f"unknown key '{k}'.{did_you_mean(str(k), _RULE_KEYS)} Allowed: {_RULE_KEYS}.")
-        if "name" not in d: raise RecipeError("pixel rule: missing key 'name'.")
+        if "name" not in d:
+            raise RecipeError("pixel rule: missing key 'name'.")
         if not d.get("boxes") and d.get("keep_only") is None:   # in a recipe this is a mistake
             raise _rule_error(str(name), "it redacts nothing: give boxes, or keep_only: ultrasound_regions.")
         return cls(name=d["name"], boxes=d.get("boxes", ()), when=d.get("when", {}),
@@ -151,12 +163,7 @@ class PixelRule:
         name: str,                          # the rule's name
     ) -> PixelRule:                         # a rule matching every file from the same device and geometry
         "A rule for every file like `ds`: same Manufacturer, model, Rows, Columns, Modality, SOP class (where present)."
-        when: dict[str, object] = {}
-        for k in _FOR_DATASET_KEYS:
-            v = ds.get(k)
-            if v is None or v == "": continue
-            when[k] = int(v) if k in ("Rows", "Columns") else str(v).strip()
-        return cls(name=name, boxes=tuple(tuple(b) for b in boxes), when=when)
+        return cls(name=name, boxes=tuple(tuple(b) for b in boxes), when=device_conditions(ds))
 
 # %% ../../nbs/10_pixels.ipynb #359f6dde
 def ultrasound_regions(
@@ -170,7 +177,8 @@ def ultrasound_regions(
             x1, y1 = int(item.RegionLocationMaxX1) + 1, int(item.RegionLocationMaxY1) + 1
         except (AttributeError, TypeError, ValueError):
             continue
-        if x1 > x0 and y1 > y0: out.append((x0, y0, x1, y1))
+        if x1 > x0 and y1 > y0:
+            out.append((x0, y0, x1, y1))
     return out
 
 # %% ../../nbs/10_pixels.ipynb #8f6bda1d
@@ -189,12 +197,15 @@ def _image_types(ds: Dataset) -> list[str]:
 def _risk(ds: Dataset) -> tuple[str, str, str] | None:
     "(reason, keyword, value) of the first header value that makes `ds`'s pixels a text risk, or None."
     bia = str(ds.get("BurnedInAnnotation", "") or "").strip().upper()
-    if bia == "YES": return "BurnedInAnnotation (0028,0301) is YES", "BurnedInAnnotation", "YES"
+    if bia == "YES":
+        return "BurnedInAnnotation (0028,0301) is YES", "BurnedInAnnotation", "YES"
     types = _image_types(ds)
     screen = next((t for t in types if set(t.replace("_", " ").split()) & _SCREEN_WORDS), None)
-    if screen: return (f"ImageType (0008,0008) contains {screen}: a picture of a screen (e.g. a dose report), "
+    if screen:
+        return (f"ImageType (0008,0008) contains {screen}: a picture of a screen (e.g. a dose report), "
                        "which shows text whatever BurnedInAnnotation says", "ImageType", screen)
-    if bia == "NO": return None
+    if bia == "NO":
+        return None
     modality = str(ds.get("Modality", "") or "").strip().upper()
     if modality in _RISK_MODALITIES:
         return f"BurnedInAnnotation absent and Modality {modality} often carries burned-in text", "Modality", modality
@@ -202,12 +213,14 @@ def _risk(ds: Dataset) -> tuple[str, str, str] | None:
     if sop and _sop_is_risky(sop):
         return f"BurnedInAnnotation absent and SOP class {sop} ({UID(sop).name}) is a capture or document", "SOPClassUID", sop
     conv = str(ds.get("ConversionType", "") or "").strip().upper()
-    if conv: return f"BurnedInAnnotation absent and ConversionType (0008,0064) is {conv}: a captured or converted image", "ConversionType", conv
+    if conv:
+        return f"BurnedInAnnotation absent and ConversionType (0008,0064) is {conv}: a captured or converted image", "ConversionType", conv
     if len(types) > 1 and types[1] == "SECONDARY":
         return ("BurnedInAnnotation absent and ImageType (0008,0008) is SECONDARY: made by a workstation from other images "
                 "(reformat, screen, dose report), which often burns annotations in", "ImageType", "SECONDARY")
     hits = [t for t in types if t in _RENDER_TYPES]
-    if hits: return f"BurnedInAnnotation absent and ImageType contains {hits[0]} (rendered or captured image)", "ImageType", hits[0]
+    if hits:
+        return f"BurnedInAnnotation absent and ImageType contains {hits[0]} (rendered or captured image)", "ImageType", hits[0]
     return None
 
 def pixel_text_risk(
@@ -222,10 +235,13 @@ def pixel_kind(
     ds: Dataset,  # a dataset (header only is enough)
 ) -> str:         # "capture" or "image"
     "'capture' when `ds`'s pixels are a picture of a display, a screen or a document; 'image' otherwise."
-    if str(ds.get("Modality", "") or "").strip().upper() in _RISK_MODALITIES: return "capture"
+    if str(ds.get("Modality", "") or "").strip().upper() in _RISK_MODALITIES:
+        return "capture"
     sop = str(ds.get("SOPClassUID", "") or "").strip()
-    if sop and _sop_is_risky(sop): return "capture"
-    if str(ds.get("ConversionType", "") or "").strip(): return "capture"
+    if sop and _sop_is_risky(sop):
+        return "capture"
+    if str(ds.get("ConversionType", "") or "").strip():
+        return "capture"
     types = _image_types(ds)
     return "capture" if any(set(t.replace("_", " ").split()) & _SCREEN_WORDS for t in types) else "image"
 
@@ -237,78 +253,6 @@ def risk_filter(
     r = _risk(ds)
     return {r[1]: r[2]} if r else None
 
-# %% ../../nbs/10_pixels.ipynb #b08eb61a
-def _as_rgb(fill: int | tuple[int, ...]) -> tuple[int, int, int]:
-    return (fill, fill, fill) if isinstance(fill, int) else tuple(fill)[:3]  # type: ignore[return-value]
-
-def _palette_index(ds: Dataset, rgb: tuple[int, int, int]) -> int:
-    from pydicom.pixels.processing import apply_color_lut
-    desc = ds.RedPaletteColorLookupTableDescriptor
-    n, first = (int(desc[0]) or 65536), int(desc[1])
-    idx = np.arange(first, first + n, dtype=np.uint16 if ds.BitsAllocated > 8 else np.uint8 if first + n <= 256 else np.uint16)
-    lut = apply_color_lut(idx, ds).astype(np.float64)
-    lut /= 65535.0 if lut.max() > 255 else 255.0
-    target = np.array(rgb, dtype=np.float64) / 255.0
-    return int(idx[np.argmin(((lut - target) ** 2).sum(axis=1))])
-
-def _fill_values(
-    pi: str, spp: int, bits_stored: int, signed: bool, fill: int | tuple[int, ...], ds: Dataset | None = None,
-) -> np.ndarray:
-    "Per-sample values to write for `fill` in photometric `pi` (a 1-vector for monochrome/palette)."
-    lo, hi = ((-(1 << (bits_stored - 1)), (1 << (bits_stored - 1)) - 1) if signed else (0, (1 << bits_stored) - 1))
-    pi = str(pi).strip()
-    if pi in ("MONOCHROME1", "MONOCHROME2"):
-        f = fill if isinstance(fill, int) else round(0.299 * fill[0] + 0.587 * fill[1] + 0.114 * fill[2])
-        return np.array([max(lo, min(hi, (lo + f) if pi == "MONOCHROME2" else (hi - f)))], dtype=np.int64)
-    if pi == "PALETTE COLOR":
-        if ds is None: raise DicomValueError("PALETTE COLOR fill needs the dataset's palette")
-        return np.array([max(lo, min(hi, _palette_index(ds, _as_rgb(fill))))], dtype=np.int64)
-    r, g, b = (min(hi, v) for v in _as_rgb(fill))
-    if pi == "RGB": return np.array([r, g, b], dtype=np.int64)
-    if pi in ("YBR_FULL", "YBR_FULL_422"):
-        mid = 1 << (bits_stored - 1)
-        y = 0.299 * r + 0.587 * g + 0.114 * b
-        cb = -0.168736 * r - 0.331264 * g + 0.5 * b + mid
-        cr = 0.5 * r - 0.418688 * g - 0.081312 * b + mid
-        return np.clip(np.round([y, cb, cr]), lo, hi).astype(np.int64)
-    raise DicomValueError(f"PhotometricInterpretation (0028,0004) '{pi}' is not supported for redaction "
-                          f"(samples per pixel {spp}); decompress to RGB or MONOCHROME first.")
-
-# %% ../../nbs/10_pixels.ipynb #acec4f83
-@dataclass
-class RedactionReport:
-    "What `redact` did to one dataset (plain data: `to_dict()` goes into the audit log)."
-    rules_applied: list[str] = field(default_factory=list)          # names of the rules that matched
-    boxes: list[tuple[int, int, int, int]] = field(default_factory=list)  # boxes filled, clipped to the image
-    kept_regions: list[tuple[int, int, int, int]] = field(default_factory=list)  # keep_only regions left intact
-    frames_touched: int = 0                                         # frames whose pixels were changed
-    number_of_frames: int = 0                                       # frames in the pixel data
-    transfer_syntax_in: str = ""                                    # UID before
-    transfer_syntax_out: str = ""                                   # UID after
-    reencoded: bool = False                                         # some frames were decoded and encoded again
-    decompressed: bool = False                                      # encapsulated input written uncompressed
-    covered: bool = False                                           # a rule covered this file: `mark_clean` is justified
-    changed: bool = False                                           # pixel data or header was modified
-    notes: list[str] = field(default_factory=list)                  # why things happened, in words
-    method: str = ""            # how: "native", "blocks" (JPEG DCT domain), "reencode", "uncompressed"; "" = unchanged
-    filled_boxes: list[tuple[int, int, int, int]] = field(default_factory=list)  # `boxes` as blanked (MCU-grown on "blocks")
-    pixel_bytes_in: int = 0     # length of Pixel Data before
-    pixel_bytes_out: int = 0    # length of Pixel Data after
-
-    def to_dict(self) -> dict[str, Any]:
-        "The report as plain data."
-        return asdict(self)
-
-    def box_records(self) -> list[dict[str, Any]]:
-        "Per box, for a run report: rule(s), box, how the pixels changed, Pixel Data bytes before/after, box as blanked."
-        out = []
-        for box, filled in zip(self.boxes, self.filled_boxes or self.boxes):
-            rec: dict[str, Any] = {"rule": ", ".join(self.rules_applied), "box": list(box)}
-            if self.method: rec.update(pixels=self.method, pixel_bytes=[self.pixel_bytes_in, self.pixel_bytes_out])
-            if tuple(filled) != tuple(box): rec["blanked"] = list(filled)
-            out.append(rec)
-        return out
-
 # %% ../../nbs/10_pixels.ipynb #914c9b2f
 def _masks(ds: Dataset, rules: Sequence[PixelRule], report: RedactionReport) -> list[tuple[np.ndarray, Any, list | None]]:
     "One (mask, fill, boxes) per rule that fills something; boxes is None when the mask is not just boxes."
@@ -317,7 +261,8 @@ def _masks(ds: Dataset, rules: Sequence[PixelRule], report: RedactionReport) -> 
     for rule in rules:
         mask = np.zeros((rows, cols), dtype=bool)
         ok, rects = bool(rule.boxes) or rule.keep_only is not None, []
-        if not ok: report.notes.append(f"rule '{rule.name}' has no boxes: it covers nothing")
+        if not ok:
+            report.notes.append(f"rule '{rule.name}' has no boxes: it covers nothing")
         for (x0, y0, x1, y1) in rule.boxes:
             cx0, cy0, cx1, cy1 = min(x0, cols), min(y0, rows), min(x1, cols), min(y1, rows)
             if cx1 <= cx0 or cy1 <= cy0:
@@ -341,438 +286,43 @@ def _masks(ds: Dataset, rules: Sequence[PixelRule], report: RedactionReport) -> 
                 rects = None
         report.rules_applied.append(rule.name)
         report.covered = report.covered or ok
-        if mask.any(): out.append((mask, rule.fill, rects))
+        if mask.any():
+            out.append((mask, rule.fill, rects))
     return out
-
-# %% ../../nbs/10_pixels.ipynb #4c63cfbf
-def _is_little(ds: Dataset) -> bool:
-    ts = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
-    return ts is None or UID(ts) != "1.2.840.10008.1.2.2"
-
-def _native_view(ds: Dataset, buf: bytearray) -> np.ndarray:
-    "A writable (frames, rows, cols[, samples]) view of native pixel bytes (YBR_FULL_422: (frames, rows, cols/2, 4))."
-    rows, cols, spp = int(ds.Rows), int(ds.Columns), int(ds.SamplesPerPixel)
-    nf, ba = int(ds.get("NumberOfFrames", 1) or 1), int(ds.BitsAllocated)
-    if ba % 8: raise DicomValueError(f"BitsAllocated (0028,0100) {ba} is not a multiple of 8")
-    dt = np.dtype(("<" if _is_little(ds) else ">") + ("i" if int(ds.PixelRepresentation) else "u") + str(ba // 8))
-    pi = str(ds.PhotometricInterpretation).strip()
-    if pi == "YBR_FULL_422":
-        if cols % 2: raise DicomValueError("YBR_FULL_422 with an odd number of Columns (0028,0011) is not valid")
-        return np.frombuffer(buf, dt, count=nf * rows * cols * 2).reshape(nf, rows, cols // 2, 4)
-    a = np.frombuffer(buf, dt, count=nf * rows * cols * spp)
-    if spp == 1: return a.reshape(nf, rows, cols)
-    if int(ds.get("PlanarConfiguration", 0) or 0) == 1: return a.reshape(nf, spp, rows, cols).transpose(0, 2, 3, 1)
-    return a.reshape(nf, rows, cols, spp)
-
-def _apply(frames: np.ndarray, masks, pi: str, spp: int, bs: int, signed: bool, ds: Dataset) -> None:
-    "Fill every mask in a (frames, rows, cols[, samples]) array in place (boxes as slices: fast)."
-    for mask, fill, rects in masks:
-        v = _fill_values(pi, spp, bs, signed, fill, ds)
-        v = v if spp > 1 else v[0]
-        if rects is None:
-            frames[:, mask] = v
-        else:
-            for (x0, y0, x1, y1) in rects: frames[:, y0:y1, x0:x1] = v
-
-def _redact_native(ds: Dataset, masks, frames: Sequence[int] | None) -> int:
-    rows, cols, spp = int(ds.Rows), int(ds.Columns), int(ds.SamplesPerPixel)
-    nf, ba, bs = int(ds.get("NumberOfFrames", 1) or 1), int(ds.BitsAllocated), int(ds.BitsStored)
-    signed, pi = bool(int(ds.PixelRepresentation)), str(ds.PhotometricInterpretation).strip()
-    sel = list(range(nf)) if frames is None else sorted({int(i) for i in frames if 0 <= int(i) < nf})
-    if ba == 1:
-        bits = unpack_bits(ds.PixelData)[: nf * rows * cols].reshape(nf, rows, cols).copy()
-        sub = bits[sel]; _apply(sub, masks, pi, 1, 1, False, ds); bits[sel] = sub
-        packed = pack_bits(bits.ravel(), pad=False)
-        ds.PixelData = packed + bytes(ds.PixelData[len(packed):])
-        return len(sel)
-    buf = bytearray(ds.PixelData)
-    view = _native_view(ds, buf)
-    if pi == "YBR_FULL_422":
-        for mask, fill, _ in masks:
-            pair = mask[:, 0::2] | mask[:, 1::2]                   # a pair is filled if either pixel is boxed
-            y, cb, cr = _fill_values(pi, spp, bs, signed, fill, ds)
-            for i in sel: view[i][pair] = [y, y, cb, cr]
-    elif sel == list(range(nf)):
-        _apply(view, masks, pi, spp, bs, signed, ds)
-    else:
-        for i in sel: _apply(view[i:i + 1], masks, pi, spp, bs, signed, ds)
-    ds.PixelData = bytes(buf)
-    return len(sel)
-
-# %% ../../nbs/10_pixels.ipynb #f2509a25
-_LOSSLESS = frozenset({RLELossless, JPEGLossless, JPEGLosslessSV1, JPEGLSLossless, JPEG2000Lossless,
-                       HTJ2KLossless, HTJ2KLosslessRPCL})
-_BLOCK_SYNTAXES = frozenset({JPEGBaseline8Bit, JPEGExtended12Bit})   # redacted block by block when 8-bit
-_LOSSY_METHOD = {JPEGBaseline8Bit: "ISO_10918_1", JPEGExtended12Bit: "ISO_10918_1", JPEGLSNearLossless: "ISO_14495_1",
-                 JPEG2000: "ISO_15444_1", HTJ2K: "ISO_15444_15"}
-
-def _encoder(ts: UID):
-    "pydicom's encoder for `ts` when one is installed, else None."
-    try:
-        enc = get_encoder(ts)
-    except (NotImplementedError, ValueError, KeyError):
-        return None
-    return enc if enc.is_available else None
-
-def _jls_near(frame: bytes) -> int:
-    "The NEAR parameter of a JPEG-LS codestream (0 = lossless), read from its first SOS segment."
-    i = frame.find(b"\xff\xda")
-    if i < 0: return 0
-    ns = frame[i + 4]
-    return frame[i + 5 + 2 * ns]
-
-def _encapsulate_frames(frames: list[tuple[bytes, ...]], has_bot: bool) -> bytes:
-    "Encapsulate per-frame fragment tuples as Pixel Data, with a Basic Offset Table if `has_bot`."
-    items = [b"".join(itemize_fragment(f) for f in frags) for frags in frames]
-    offsets, pos = [], 0
-    for it in items: offsets.append(pos); pos += len(it)
-    if has_bot and pos < 2**32:
-        bot = b"\xfe\xff\x00\xe0" + struct.pack("<I", 4 * len(items)) + struct.pack(f"<{len(items)}I", *offsets)
-    else:
-        bot = b"\xfe\xff\x00\xe0\x00\x00\x00\x00"
-    return bot + b"".join(items)   # the writer adds the sequence delimiter
-
-def _reencode(ds: Dataset, ts: UID, masks, sel: list[int], lossy_step: bool, report: RedactionReport) -> None:
-    "Decode, redact and re-encode the frames in `sel`; other frames keep their fragments. Raises on failure."
-    nf = int(ds.get("NumberOfFrames", 1) or 1)
-    frames, ext, has_bot = _fragmented(ds)
-    dec, enc = get_decoder(ts), _encoder(ts)
-    pi_ds = str(ds.PhotometricInterpretation).strip()
-    spp, bs, signed = int(ds.SamplesPerPixel), int(ds.BitsStored), bool(int(ds.PixelRepresentation))
-    opts: dict[str, Any] = dict(rows=int(ds.Rows), columns=int(ds.Columns), samples_per_pixel=spp,
-                                bits_allocated=int(ds.BitsAllocated), bits_stored=bs, pixel_representation=int(signed),
-                                photometric_interpretation=pi_ds, number_of_frames=1, planar_configuration=0)
-    raw_bytes = int(ds.Rows) * int(ds.Columns) * spp * int(ds.BitsAllocated) // 8
-    if ts == JPEGLSNearLossless:
-        opts["jls_error"] = _jls_near(b"".join(frames[sel[0]]))
-    if ts == JPEG2000:
-        ratio = max(1.0, raw_bytes / max(1, len(b"".join(frames[sel[0]]))))
-        opts["j2k_cr"] = [round(ratio, 2)]
-    new_len = 0
-    every = sel == list(range(nf))            # decode sequentially when every frame is touched
-    for i, (arr, meta) in zip(sel, dec.iter_array(ds, indices=None if every else sel, as_rgb=False)):
-        arr = arr.copy() if not arr.flags.writeable else arr
-        _apply(arr[None], masks, str(meta["photometric_interpretation"]), spp, bs, signed, ds)
-        data = bytes(enc.encode(arr, **opts))
-        if len(data) % 2: data += b"\x00"   # fragments have even length
-        frames[i] = (data,)
-        new_len += len(data)
-    _put_frames(ds, frames, ext, has_bot)
-    report.reencoded = True
-    if lossy_step:
-        ratio = raw_bytes * len(sel) / max(1, new_len)
-        _append_lossy(ds, ratio, _LOSSY_METHOD[ts])
-        report.notes.append(f"{len(sel)} frame(s) re-encoded lossy as {ts.name} (ratio {ratio:.2f}); "
-                            "LossyImageCompression set to 01, ratio and method appended")
-
-def _append_lossy(ds: Dataset, ratio: float, method: str) -> None:
-    def _as_list(v): return [] if v is None or v == "" else list(v) if isinstance(v, (list, MultiValue)) else [v]
-    ds.LossyImageCompression = "01"
-    ds.LossyImageCompressionRatio = _as_list(ds.get("LossyImageCompressionRatio")) + [f"{ratio:.4g}"[:16]]
-    ds.LossyImageCompressionMethod = _as_list(ds.get("LossyImageCompressionMethod")) + [method]
-
-# %% ../../nbs/10_pixels.ipynb #3069db46
-@dataclass(frozen=True)
-class _JpegHeader:
-    "What the markers before a JPEG frame's first scan say: geometry, sampling, DC quantizers, colour space."
-    precision: int                                     # bits per sample (8 or 12)
-    columns: int                                       # frame width in pixels
-    rows: int                                          # frame height in pixels
-    components: tuple[tuple[int, int, int, int], ...]  # (id, h, v, quantization table) per component
-    dc_quant: tuple[tuple[int, int], ...]              # (table, DC quantizer) pairs
-    colour: str                                        # "GREY", "YCbCr" or "RGB", as libjpeg reads the markers
-    marked: bool = False                               # a JFIF or Adobe marker says so (else libjpeg guesses from ids)
-
-_SOF_SEQUENTIAL = (0xC0, 0xC1)                         # Baseline, Extended sequential (Huffman)
-_STANDALONE = frozenset({0x01, *range(0xD0, 0xD9)})    # TEM, RSTn, SOI: markers without a length
-
-def _jpeg_colour(components: tuple, jfif: bool, adobe: int | None) -> str:
-    "The colour space libjpeg assumes (jdapimin.c): JFIF means YCbCr, then Adobe's transform, then component ids."
-    if len(components) == 1: return "GREY"
-    if len(components) != 3: raise DicomValueError(f"{len(components)} JPEG components: only 1 or 3 can be blanked")
-    if jfif: return "YCbCr"
-    if adobe is not None: return "RGB" if adobe == 0 else "YCbCr"
-    return "RGB" if tuple(c[0] for c in components) == (82, 71, 66) else "YCbCr"
-
-def _header_segments(
-    frame: bytes,  # one JPEG codestream (a DICOM frame)
-) -> tuple[list[tuple[int, int, int]], int]:  # (marker, start, end) of each segment before the first scan; where SOS starts
-    "The marker segments of a JPEG frame up to its first scan (SOS)."
-    if frame[:2] != b"\xff\xd8": raise DicomValueError("the frame does not start with a JPEG SOI marker (FFD8)")
-    i, out = 2, []
-    while i + 4 <= len(frame):
-        if frame[i] != 0xFF: raise DicomValueError(f"JPEG marker expected at byte {i} of the frame")
-        marker = frame[i + 1]
-        if marker == 0xFF or marker in _STANDALONE:   # a fill byte, or a marker without a length
-            i += 1 if marker == 0xFF else 2
-            continue
-        if marker == 0xDA: return out, i
-        end = i + 2 + int.from_bytes(frame[i + 2:i + 4], "big")
-        out.append((marker, i, end))
-        i = end
-    raise DicomValueError("no JPEG scan (SOS) in the frame")
-
-def _jpeg_header(
-    frame: bytes,  # one JPEG codestream (a DICOM frame)
-) -> _JpegHeader:
-    "Read the markers of one JPEG frame up to its first scan; DicomValueError when it is not sequential DCT."
-    sof, quant, jfif, adobe = None, {}, False, None
-    for marker, start, end in _header_segments(frame)[0]:
-        seg = frame[start + 4:end]
-        if marker == 0xDB:
-            j = 0
-            while j < len(seg):
-                wide = seg[j] >> 4
-                quant[seg[j] & 15] = int.from_bytes(seg[j + 1:j + 3], "big") if wide else seg[j + 1]
-                j += 1 + 64 * (1 + wide)
-        elif 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            if marker not in _SOF_SEQUENTIAL:
-                raise DicomValueError(f"JPEG frame marker FF{marker:02X} is not sequential DCT with Huffman coding")
-            comps = tuple((seg[6 + 3 * k], seg[7 + 3 * k] >> 4, seg[7 + 3 * k] & 15, seg[8 + 3 * k]) for k in range(seg[5]))
-            sof = (seg[0], int.from_bytes(seg[3:5], "big"), int.from_bytes(seg[1:3], "big"), comps)
-        elif marker == 0xE0 and seg[:5] == b"JFIF\x00": jfif = True
-        elif marker == 0xEE and seg[:5] == b"Adobe" and len(seg) >= 12: adobe = seg[11]
-    if sof is None: raise DicomValueError("no JPEG frame header (SOF) before the first scan")
-    missing = {c[3] for c in sof[3]} - set(quant)
-    if missing: raise DicomValueError(f"JPEG quantization table(s) {sorted(missing)} not defined before the first scan")
-    return _JpegHeader(sof[0], sof[1], sof[2], sof[3], tuple(sorted(quant.items())), _jpeg_colour(sof[3], jfif, adobe),
-                       jfif or adobe is not None)
-
-# %% ../../nbs/10_pixels.ipynb #e9253f62
-class _Region(ctypes.Structure):
-    _fields_ = [("x", ctypes.c_int), ("y", ctypes.c_int), ("w", ctypes.c_int), ("h", ctypes.c_int)]
-
-class _Transform(ctypes.Structure): pass
-
-_FILTER = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), _Region, _Region, ctypes.c_int, ctypes.c_int,
-                           ctypes.POINTER(_Transform))
-_Transform._fields_ = [("r", _Region), ("op", ctypes.c_int), ("options", ctypes.c_int), ("data", ctypes.c_void_p),
-                       ("customFilter", _FILTER)]
-_TURBOJPEG_NAMES = ("libturbojpeg.so.0", "libturbojpeg.so", "libturbojpeg.dylib", "turbojpeg.dll")
-
-@functools.cache
-def _turbojpeg() -> ctypes.CDLL | None:
-    "libjpeg-turbo's TurboJPEG library, or None when it is not installed."
-    for name in (ctypes.util.find_library("turbojpeg"), *_TURBOJPEG_NAMES):
-        if not name: continue
-        try:
-            lib = ctypes.CDLL(name)
-        except OSError:
-            continue
-        lib.tjInitTransform.restype = ctypes.c_void_p
-        lib.tjTransform.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_int,
-                                    ctypes.POINTER(ctypes.POINTER(ctypes.c_ubyte)), ctypes.POINTER(ctypes.c_ulong),
-                                    ctypes.POINTER(_Transform), ctypes.c_int]
-        lib.tjFree.argtypes, lib.tjDestroy.argtypes = [ctypes.c_void_p], [ctypes.c_void_p]
-        lib.tjGetErrorStr2.argtypes, lib.tjGetErrorStr2.restype = [ctypes.c_void_p], ctypes.c_char_p
-        return lib
-    return None
-
-def _transform(
-    jpeg: bytes,                                                # one JPEG frame
-    rows: list[dict[int, tuple[np.ndarray, np.ndarray]]],       # per component: block row -> (block columns, DC values)
-) -> bytes:                                                     # the frame with those blocks blanked
-    "Transcode `jpeg` losslessly with libjpeg-turbo, blanking the listed blocks (AC = 0, DC as given)."
-    lib, failed = _turbojpeg(), []
-    def blank(coeffs, array_region, plane_region, component, transform_index, transform) -> int:
-        try:
-            hit = rows[component].get(array_region.y // 8)
-            if hit is not None:
-                blocks = np.ctypeslib.as_array(coeffs, shape=(array_region.w // 8, 64))
-                blocks[hit[0]] = 0
-                blocks[hit[0], 0] = hit[1]
-            return 0
-        except Exception as e:   # cannot cross into C: stop the transform, raise it below
-            failed.append(e)
-            return -1
-    callback = _FILTER(blank)
-    transform = _Transform(customFilter=callback)
-    handle, out, size = lib.tjInitTransform(), ctypes.POINTER(ctypes.c_ubyte)(), ctypes.c_ulong(0)
-    try:
-        rc = lib.tjTransform(handle, jpeg, len(jpeg), 1, ctypes.byref(out), ctypes.byref(size), ctypes.byref(transform), 0)
-        if failed: raise failed[0]
-        if rc != 0:   # an error, or a warning such as corrupt data: not trusted
-            raise DicomValueError(f"libjpeg-turbo: {lib.tjGetErrorStr2(handle).decode(errors='replace')}")
-        return ctypes.string_at(out, size.value)
-    finally:
-        if out: lib.tjFree(out)
-        lib.tjDestroy(handle)
-
-def _with_markers_of(
-    original: bytes,  # the frame as it was
-    out: bytes,       # libjpeg-turbo's transcoding of it
-) -> bytes:           # `out` with the APPn and COM segments of `original`, in their order
-    "Put back the original's application markers: libjpeg writes a JFIF or Adobe marker of its own, which some decoders read as a colour transform."
-    own = lambda m: 0xE0 <= m <= 0xEF or m == 0xFE   # APP0-APP15, COM
-    segments, sos = _header_segments(out)
-    apps = [original[s:e] for m, s, e in _header_segments(original)[0] if own(m)]
-    rest = [out[s:e] for m, s, e in segments if not own(m)]
-    return b"\xff\xd8" + b"".join(apps) + b"".join(rest) + out[sos:]
-
-@functools.cache
-def _jpegtran() -> str | None:
-    "libjpeg-turbo's jpegtran (Debian: libjpeg-turbo-progs), or None."
-    return shutil.which("jpegtran")
-
-def _optimized(
-    jpeg: bytes,  # a transcoded frame (standard Huffman tables)
-) -> bytes:       # the same coefficients with optimized Huffman tables, or `jpeg` when jpegtran is missing or fails
-    "`jpeg` with Huffman tables optimized by `jpegtran -optimize` (lossless: the coefficients stay)."
-    exe = _jpegtran()
-    if exe is None: return jpeg
-    done = subprocess.run([exe, "-optimize", "-copy", "all"], input=jpeg, capture_output=True, timeout=120)
-    ok = done.returncode == 0 and done.stdout[:2] == b"\xff\xd8" and len(done.stdout) < len(jpeg)
-    return done.stdout if ok else jpeg
-
-
-# %% ../../nbs/10_pixels.ipynb #43b3f340
-@dataclass(frozen=True)
-class BlockGrid:
-    "The MCU grid of a JPEG frame: redaction in the DCT domain blanks whole MCUs."
-    mcu_width: int     # MCU width in pixels (8 x the largest horizontal sampling factor)
-    mcu_height: int    # MCU height in pixels
-    margin_x: int = 0  # pixels of chroma interpolation across a vertical block edge (1 when subsampled across)
-    margin_y: int = 0  # the same across a horizontal block edge
-
-    def grow(
-        self,
-        box: Sequence[int],  # (x0, y0, x1, y1), x1/y1 exclusive
-        columns: int,        # image width
-        rows: int,           # image height
-    ) -> tuple[int, int, int, int]:  # the box that is blanked
-        "`box` widened by the chroma margin, grown to whole MCUs and clipped to the image."
-        mw, mh = self.mcu_width, self.mcu_height
-        x0, y0 = max(0, box[0] - self.margin_x) // mw * mw, max(0, box[1] - self.margin_y) // mh * mh
-        x1, y1 = -(-(box[2] + self.margin_x) // mw) * mw, -(-(box[3] + self.margin_y) // mh) * mh
-        return (x0, y0, min(columns, x1), min(rows, y1))
-
-def _grid(header: _JpegHeader) -> BlockGrid:
-    if len(header.components) == 1: return BlockGrid(8, 8)   # one component: one block per MCU
-    hmax, vmax = max(c[1] for c in header.components), max(c[2] for c in header.components)
-    return BlockGrid(8 * hmax, 8 * vmax, int(any(c[1] < hmax for c in header.components)),
-                     int(any(c[2] < vmax for c in header.components)))
-
-def _fragmented(ds: Dataset) -> tuple[list[tuple[bytes, ...]], tuple | None, bool]:
-    "Each frame's fragments, the Extended Offset Table (or None) and whether there is a Basic Offset Table."
-    ext = None
-    if "ExtendedOffsetTable" in ds and "ExtendedOffsetTableLengths" in ds:
-        ext = (ds.ExtendedOffsetTable, ds.ExtendedOffsetTableLengths)
-    nf = int(ds.get("NumberOfFrames", 1) or 1)
-    frames = list(generate_fragmented_frames(ds.PixelData, number_of_frames=nf, extended_offsets=ext))
-    return frames, ext, (bool(parse_basic_offsets(ds.PixelData)) if ext is None else False)
-
-def block_grid(
-    ds: Dataset,  # a dataset with pixel data
-) -> BlockGrid | None:  # None when `redact` would not redact `ds` block by block
-    "The block grid `redact` snaps boxes to in `ds` (JPEG Baseline/Extended, 8-bit), or None."
-    fm = getattr(ds, "file_meta", None)
-    if fm is None or UID(fm.get("TransferSyntaxUID", "")) not in _BLOCK_SYNTAXES or "PixelData" not in ds: return None
-    if _turbojpeg() is None: return None
-    try:
-        header = _jpeg_header(b"".join(_fragmented(ds)[0][0]))
-    except (DicomValueError, ValueError, IndexError):
-        return None
-    return _grid(header) if header.precision == 8 else None
-
-# %% ../../nbs/10_pixels.ipynb #4a42ac93
-def _mcu_mask(mask: np.ndarray, grid: BlockGrid) -> np.ndarray:
-    "The MCUs (rows, columns) that `mask` touches once widened by the grid's chroma margin."
-    m = mask.copy()
-    if grid.margin_x: m[:, 1:] |= mask[:, :-1]; m[:, :-1] |= mask[:, 1:]
-    if grid.margin_y:
-        wide = m.copy(); m[1:] |= wide[:-1]; m[:-1] |= wide[1:]
-    rows, cols = m.shape
-    ny, nx = -(-rows // grid.mcu_height), -(-cols // grid.mcu_width)
-    padded = np.zeros((ny * grid.mcu_height, nx * grid.mcu_width), bool)
-    padded[:rows, :cols] = m
-    return padded.reshape(ny, grid.mcu_height, nx, grid.mcu_width).any(axis=(1, 3))
-
-def _component_fill(ds: Dataset, header: _JpegHeader, fill: int | tuple[int, ...]) -> list[int]:
-    "The sample value of `fill` in each JPEG component (what a decoder gives before any colour conversion)."
-    pi = str(ds.PhotometricInterpretation).strip()
-    ycc = pi.startswith("YBR") or (header.colour == "YCbCr" and (header.marked or pi != "RGB"))   # unmarked RGB: as pydicom
-    space = pi if header.colour == "GREY" else "YBR_FULL" if ycc else "RGB"
-    return [int(v) for v in _fill_values(space, len(header.components), header.precision, False, fill, ds)]
-
-def _block_rows(ds: Dataset, header: _JpegHeader, masks) -> list[dict[int, tuple[np.ndarray, np.ndarray]]]:
-    "Per component: block row -> (block columns to blank, their DC coefficients), for `_transform`."
-    grid = _grid(header)
-    comps = header.components if len(header.components) > 1 else ((0, 1, 1, header.components[0][3]),)
-    hmax, vmax = max(c[1] for c in comps), max(c[2] for c in comps)
-    quant, centre = dict(header.dc_quant), 1 << (header.precision - 1)
-    mcus = [(_mcu_mask(mask, grid), _component_fill(ds, header, fill)) for mask, fill, _ in masks]
-    out = []
-    for k, (_, h, v, table) in enumerate(comps):
-        wb, hb = -(-header.columns * h // (8 * hmax)), -(-header.rows * v // (8 * vmax))
-        blank, dc = np.zeros((hb, wb), bool), np.zeros((hb, wb), np.int16)
-        for mcu, values in mcus:
-            blocks = np.repeat(np.repeat(mcu, v, axis=0), h, axis=1)[:hb, :wb]
-            blank |= blocks
-            dc[blocks] = max(-1024, min(1023, round((values[k] - centre) * 8 / quant[table])))
-        out.append({r: (np.flatnonzero(blank[r]), dc[r][blank[r]]) for r in range(hb) if blank[r].any()})
-    return out
-
-def _put_frames(ds: Dataset, frames: list[tuple[bytes, ...]], ext: tuple | None, has_bot: bool) -> None:
-    "Write per-frame fragments back as encapsulated Pixel Data, with the offset table the input had."
-    if ext is not None:
-        pd, eot, eotl = encapsulate_extended([b"".join(f) for f in frames])
-        ds.PixelData, ds.ExtendedOffsetTable, ds.ExtendedOffsetTableLengths = pd, eot, eotl
-    else:
-        ds.PixelData = _encapsulate_frames(frames, has_bot)
-    ds["PixelData"].VR = "OB"
-    ds["PixelData"].is_undefined_length = True
-
-# %% ../../nbs/10_pixels.ipynb #40036273
-def _redact_blocks(ds: Dataset, masks, sel: list[int], report: RedactionReport) -> str | None:
-    "Blank the MCUs under `masks` in the frames `sel` in the DCT domain: None when done, else why it could not."
-    if _turbojpeg() is None:
-        return "libjpeg-turbo's TurboJPEG library is not installed (Debian/Ubuntu: apt-get install libturbojpeg0)"
-    if int(ds.get("PixelRepresentation", 0) or 0): return "PixelRepresentation 1 (signed samples) in a JPEG frame"
-    frames, ext, has_bot = _fragmented(ds)
-    plans: dict = {}
-    grew = 0
-    try:
-        first = _jpeg_header(b"".join(frames[sel[0]]))
-        if first.precision != 8: return f"{first.precision}-bit JPEG: libjpeg-turbo transcodes 8-bit JPEG only"
-        if (first.columns, first.rows) != (int(ds.Columns), int(ds.Rows)):
-            return f"the JPEG frame is {first.columns}x{first.rows}, Columns x Rows say {ds.Columns}x{ds.Rows}"
-        for i in sel:
-            data = b"".join(frames[i])
-            header = _jpeg_header(data)
-            if (header.columns, header.rows, header.components) != (first.columns, first.rows, first.components):
-                return f"frame {i} has another geometry or sampling than frame {sel[0]}"
-            key = (header.dc_quant, header.colour)
-            if key not in plans: plans[key] = _block_rows(ds, header, masks)
-            out = _transform(data, plans[key])
-            if len(out) > len(data): out = _optimized(out)   # the input's Huffman tables were optimized
-            out = _with_markers_of(data, out)
-            grew += len(out) > len(data)
-            frames[i] = (out + b"\x00" if len(out) % 2 else out,)   # fragments have even length
-    except DicomValueError as e:
-        return str(e)
-    _put_frames(ds, frames, ext, has_bot)
-    grid, cols, rows = _grid(first), int(ds.Columns), int(ds.Rows)
-    report.filled_boxes = [grid.grow(b, cols, rows) for b in report.boxes]
-    if report.kept_regions: report.notes.append("keep_only: MCUs that straddle a region's edge were blanked whole")
-    if grew and _jpegtran() is None:
-        report.notes.append(f"{grew} frame(s) grew: their Huffman tables were optimized and jpegtran is not installed "
-                            "to optimize the new ones (Debian/Ubuntu: apt-get install libjpeg-turbo-progs)")
-    return None
 
 # %% ../../nbs/10_pixels.ipynb #2d9a8fac
 _LOSSY_MODES = ("uncompressed", "reencode")
 
 def _plan(ts: UID, lossy: str, report: RedactionReport) -> str:
     "'reencode' or 'uncompressed' for encapsulated pixel data that is not redacted block by block."
-    enc = _encoder(ts)
-    if enc is not None and (ts in _LOSSLESS or lossy == "reencode"): return "reencode"
-    if ts in _LOSSLESS:
+    enc = encoder_for(ts)
+    if enc is not None and (ts in LOSSLESS_SYNTAXES or lossy == "reencode"):
+        return "reencode"
+    if ts in LOSSLESS_SYNTAXES:
         report.notes.append(f"no encoder for {ts.name} in pydicom: written as Explicit VR Little Endian (lossless)")
     elif lossy == "reencode":
         report.notes.append(f"re-encode unavailable: pydicom has no encoder for {ts.name}; "
                             "written as Explicit VR Little Endian instead")
     return "uncompressed"
 
+# %% ../../nbs/10_pixels.ipynb #c417ed75
+def _decompress_and_redact(ds: Dataset, ts: UID, masks, sel: list[int], report: RedactionReport) -> None:
+    "Decode every frame into Explicit VR Little Endian (YBR as RGB), fill the boxes natively, and say what changed."
+    pi_before = str(ds.PhotometricInterpretation)
+    ds.decompress(as_rgb=True, generate_instance_uid=False)
+    if "ExtendedOffsetTable" in ds:
+        del ds.ExtendedOffsetTable
+    if "ExtendedOffsetTableLengths" in ds:
+        del ds.ExtendedOffsetTableLengths
+    if ts not in LOSSLESS_SYNTAXES:
+        ds.LossyImageCompression = "01"
+    if str(ds.PhotometricInterpretation) != pi_before:
+        report.notes.append(f"PhotometricInterpretation {pi_before} -> {ds.PhotometricInterpretation} (decoded to RGB)")
+    redact_native(ds, masks, sel)
+    report.transfer_syntax_out, report.decompressed = str(ds.file_meta.TransferSyntaxUID), True
+    report.method, report.pixel_bytes_out = "uncompressed", len(ds.PixelData)
+
+# %% ../../nbs/10_pixels.ipynb #fecbbc75
 def redact(
     ds: Dataset,                          # the dataset to change in place (must have file_meta.TransferSyntaxUID)
     rules: Sequence[PixelRule],           # candidate rules; those whose `when` matches are applied
@@ -807,33 +357,26 @@ def redact(
         return report
     report.changed, report.frames_touched = True, len(sel)
     if not ts.is_encapsulated:
-        _redact_native(ds, masks, sel)
+        redact_native(ds, masks, sel)
         report.method = "native"
         return report
-    why = _redact_blocks(ds, masks, sel, report) if ts in _BLOCK_SYNTAXES else "not JPEG Baseline/Extended"
+    why = redact_blocks(ds, masks, sel, report) if ts in BLOCK_SYNTAXES else "not JPEG Baseline/Extended"
     if why is None:
         report.method, report.pixel_bytes_out = "blocks", len(ds.PixelData)
         return report
-    if ts in _BLOCK_SYNTAXES: report.notes.append(f"JPEG blocks not blanked in place ({why}): frames decoded instead")
+    if ts in BLOCK_SYNTAXES:
+        report.notes.append(f"JPEG blocks not blanked in place ({why}): frames decoded instead")
     if _plan(ts, lossy, report) == "reencode":
         try:
-            _reencode(ds, ts, masks, sel, ts not in _LOSSLESS, report)
+            reencode(ds, ts, masks, sel, ts not in LOSSLESS_SYNTAXES, report)
             report.method, report.pixel_bytes_out = "reencode", len(ds.PixelData)
             return report
         except Exception as e:   # an encoder refusing this data: fall back to uncompressed, say why
             report.notes.append(f"re-encoding as {ts.name} failed ({type(e).__name__}: {e}); "
                                 "written as Explicit VR Little Endian instead")
-    pi_before = str(ds.PhotometricInterpretation)
-    ds.decompress(as_rgb=True, generate_instance_uid=False)
-    if "ExtendedOffsetTable" in ds: del ds.ExtendedOffsetTable
-    if "ExtendedOffsetTableLengths" in ds: del ds.ExtendedOffsetTableLengths
-    if ts not in _LOSSLESS: ds.LossyImageCompression = "01"
-    if str(ds.PhotometricInterpretation) != pi_before:
-        report.notes.append(f"PhotometricInterpretation {pi_before} -> {ds.PhotometricInterpretation} (decoded to RGB)")
-    _redact_native(ds, masks, sel)
-    report.transfer_syntax_out, report.decompressed = str(ds.file_meta.TransferSyntaxUID), True
-    report.method, report.pixel_bytes_out = "uncompressed", len(ds.PixelData)
+    _decompress_and_redact(ds, ts, masks, sel, report)
     return report
+
 
 # %% ../../nbs/10_pixels.ipynb #bd0fc6a3
 def mark_clean(
@@ -864,7 +407,7 @@ def remove_overlays(
             ds.decompress(as_rgb=False, generate_instance_uid=False)
             removed.append("pixel data decompressed to Explicit VR Little Endian to clear embedded overlay bits")
         buf = bytearray(ds.PixelData)
-        view = _native_view(ds, buf)
+        view = native_view(ds, buf)
         u = view.view(view.dtype.str.replace("i", "u"))   # same bytes, unsigned, for bit operations
         bs = int(ds.BitsStored)
         for g, pos in bits.items():
@@ -879,6 +422,7 @@ def remove_overlays(
     for lo, hi, what in ((0x6000, 0x601E, "overlay"), (0x5000, 0x501E, "curve")):
         for g in _groups(ds, lo, hi):
             tags = [el.tag for el in ds if el.tag.group == g]
-            for t in tags: del ds[t]
+            for t in tags:
+                del ds[t]
             removed.append(f"{what} group {g:04X}xx: {len(tags)} element(s)")
     return removed

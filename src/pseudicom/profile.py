@@ -59,8 +59,10 @@ class Action(str, Enum):
 @functools.lru_cache(maxsize=None)
 def _pattern(tag: str) -> tuple[int, int, str]:
     "(mask, value, kind) for a row tag; kind is 'exact', 'repeating', 'wildcard' or 'private'."
-    if tag == "ggggeeee": return 0, 0, "private"
-    if "x" not in tag: return 0xFFFFFFFF, int(tag, 16), "exact"
+    if tag == "ggggeeee":
+        return 0, 0, "private"
+    if "x" not in tag:
+        return 0xFFFFFFFF, int(tag, 16), "exact"
     mask = int("".join("0" if c == "x" else "F" for c in tag), 16)
     value = int(tag.replace("x", "0"), 16)
     return mask, value, "repeating" if tag[2:4] == "xx" else "wildcard"
@@ -84,8 +86,10 @@ class ProfileRow:
     ) -> bool:     # True if this row covers `tag`
         "Whether this row covers `tag` (exact tag, `x` wildcard, even 50xx/60xx group, or odd group)."
         mask, value, kind = _pattern(self.tag)
-        if kind == "private": return bool((tag >> 16) & 1)
-        if tag & mask != value: return False
+        if kind == "private":
+            return bool((tag >> 16) & 1)
+        if tag & mask != value:
+            return False
         if kind == "repeating":
             group = tag >> 16
             return group % 2 == 0 and (group & 0xFF) <= 0x1E
@@ -117,10 +121,13 @@ def parse_options(
     options: Iterable[str | ProfileOption],  # option names ("retain_uids", "RETAIN_UIDS", "retain-uids") or members
 ) -> frozenset[ProfileOption]:              # the selected options
     "Parse option names into `ProfileOption`s; RecipeError on an unknown name or contradictory options."
-    if isinstance(options, str): options = [options]
+    if isinstance(options, str):
+        options = [options]
     out = set()
     for o in options:
-        if isinstance(o, ProfileOption): out.add(o); continue
+        if isinstance(o, ProfileOption):
+            out.add(o)
+            continue
         key = str(o).strip().lower().replace("-", "_")
         if key not in _OPTION_BY_NAME:
             raise RecipeError(f"Unknown de-identification option {o!r}.{did_you_mean(key, list(_OPTION_BY_NAME))} "
@@ -150,7 +157,8 @@ def resolve_code(
     if attribute_type is not None and attribute_type.strip().upper() not in _TYPES:
         raise DicomValueError(f"Unknown attribute type {attribute_type!r} for code {code!r}: "
                               f"use one of {', '.join(_TYPES)} or None when the type is unknown.")
-    if code in _SINGLE: return _SINGLE[code]
+    if code in _SINGLE:
+        return _SINGLE[code]
     if code not in _COMBINED:
         raise DicomValueError(f"Unknown PS3.15 action code {code!r}: pseudicom knows "
                               f"{', '.join([*_SINGLE, *_COMBINED])}. The profile table may come from a newer "
@@ -165,10 +173,12 @@ def row_action(
 ) -> Action:                              # the action to take for this row
     "The action for `row`: the basic code, overridden by the selected options (C beats K)."
     codes = [row.options[o.value] for o in options if o.value in row.options]
-    if not codes: return resolve_code(row.basic, attribute_type)
+    if not codes:
+        return resolve_code(row.basic, attribute_type)
     actions = {resolve_code(c, attribute_type) for c in codes}
     for preferred in (Action.CLEAN, Action.KEEP):
-        if preferred in actions: return preferred
+        if preferred in actions:
+            return preferred
     return sorted(actions, key=lambda a: "XZDUKC".index(a.value))[0]  # most private first
 
 # %% ../../nbs/02_profile.ipynb #8b263fec
@@ -189,8 +199,10 @@ class ActionTable:
         self._row: dict[int, ProfileRow] = {}
         self._wild: list[ProfileRow] = []
         for r in rows:
-            if _pattern(r.tag)[2] == "exact": self._row[int(r.tag, 16)] = r
-            else: self._wild.append(r)
+            if _pattern(r.tag)[2] == "exact":
+                self._row[int(r.tag, 16)] = r
+            else:
+                self._wild.append(r)
         self._action = {t: row_action(r, options) for t, r in self._row.items()}
         self._typed = {t for t, r in self._row.items()  # tags whose action depends on the IOD type
                        if "/" in r.basic and not any(o.value in r.options for o in options)}
@@ -202,9 +214,12 @@ class ActionTable:
     ) -> ProfileRow | None:  # the Table E.1-1 row covering `tag`, or None
         "The table row covering `tag` (exact rows first, then wildcard rows), or None."
         r = self._row.get(tag)
-        if r is not None: return r
-        try: return self._wild_cache[tag]
-        except KeyError: pass
+        if r is not None:
+            return r
+        try:
+            return self._wild_cache[tag]
+        except KeyError:
+            pass
         r = next((w for w in self._wild if w.matches(tag)), None)
         self._wild_cache[tag] = r
         return r
@@ -217,12 +232,14 @@ class ActionTable:
         "The action for `tag` under the compiled options, or None when the table does not list it."
         a = self._action.get(tag)
         if a is not None:
-            if attribute_type is None or tag not in self._typed: return a
+            if attribute_type is None or tag not in self._typed:
+                return a
             return resolve_code(self._row[tag].basic, attribute_type)
         r = self.row(tag)
         return None if r is None else row_action(r, self.options, attribute_type)
 
-    def __len__(self) -> int: return len(self.rows)
+    def __len__(self) -> int:
+        return len(self.rows)
     def __repr__(self) -> str:
         return f"ActionTable({len(self.rows)} rows, options={sorted(o.value for o in self.options)})"
 
@@ -259,7 +276,8 @@ def attribute_type(
     path: tuple[str, ...] = (), # keywords of the enclosing sequences, top level first; () for a top-level attribute
 ) -> str | None:                # "1", "1C", "2", "2C" or "3"; None when the IOD, path or tag is not in the tables
     "The type of attribute `tag` in the IOD of `sop_class_uid` (top level) or in the item of sequence `path` (strictest), or None."
-    if path: return _nested_types().get((".".join(path), tag))
+    if path:
+        return _nested_types().get((".".join(path), tag))
     types = _iod_types().get(str(sop_class_uid).strip().rstrip("\x00"))
     return None if types is None else types.get(tag)
 

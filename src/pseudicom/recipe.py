@@ -13,7 +13,9 @@ import hashlib
 import json
 import os
 import re
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from enum import Enum
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -25,10 +27,39 @@ from .errors import RecipeError, did_you_mean
 from .profile import Action, ProfileOption, compile_actions, parse_options
 
 # %% auto #0
-__all__ = ['ACTIONS', 'BUILTIN_RECIPES', 'parse_attribute', 'Recipe', 'recipe_from_yaml', 'builtin_recipe_text', 'load_recipe',
-           'changed_builtin', 'kept_identifiers']
+__all__ = ['ACTIONS', 'BUILTIN_RECIPES', 'RecipeAction', 'parse_attribute', 'Private', 'Subjects', 'Dates', 'Pseudonyms',
+           'Pixels', 'Deface', 'Output', 'Recipe', 'recipe_from_yaml', 'builtin_recipe_text', 'load_recipe',
+           'changed_builtin', 'attribute_actions', 'kept_identifiers']
 
-# %% ../../nbs/03_recipe.ipynb #cb25b806
+# %% ../../nbs/03_recipe.ipynb #b74ec18a
+class RecipeAction(str, Enum):
+    "An action a recipe can name: PS3.15's six (the value is the table's letter) and pseudicom's keyed replacements."
+    REMOVE = "X"             # remove the attribute
+    EMPTY = "Z"              # replace with a zero-length value
+    DUMMY = "D"              # replace with a non-identifying dummy value of the same VR
+    KEEP = "K"               # keep unchanged (a sequence: its items are processed)
+    CLEAN = "C"              # keep the meaning, remove identifying information
+    REPLACE_UID = "U"        # replace with a UID derived from the original with the key
+    PSEUDONYM = "pseudonym"  # replace with a keyed pseudonym (same original -> same pseudonym)
+    SHIFT = "shift"          # shift a date/datetime by the patient's offset
+    SUBJECT = "subject"      # replace with the SubjectID from the subject table
+    SET = "set"              # replace with a fixed value: {set: VALUE}
+
+    @property
+    def spelling(self) -> str:
+        "The name a recipe file, `Recipe.attributes` and the audit log use: remove, empty, ..., replace_uid, pseudonym, ..."
+        return self.name.lower()
+
+    @classmethod
+    def parse(cls,
+              text: Any,  # a spelling ("remove"), a PS3.15 letter ("X") or a `profile.Action`
+             ) -> RecipeAction:
+        "The action a recipe names, or a `RecipeError` that lists the allowed spellings."
+        action = _BY_SPELLING.get(text.value if isinstance(text, Enum) else str(text))
+        if action is None:
+            raise RecipeError(f"'{text}' is not allowed.{did_you_mean(str(text), list(ACTIONS))} Allowed: {_ALLOWED}.")
+        return action
+
 ACTIONS = {
     "remove": "X (remove the attribute)",
     "empty": "Z (replace with a zero-length value)",
@@ -41,7 +72,9 @@ ACTIONS = {
     "subject": "replace with the SubjectID from the subject table",
     "set": "replace with a fixed value: {set: VALUE}",
 }
-_LETTERS = {"X": "remove", "Z": "empty", "D": "dummy", "K": "keep", "C": "clean", "U": "replace_uid"}
+_BY_SPELLING = {a.spelling: a for a in RecipeAction} | {a.value: a for a in RecipeAction if len(a.value) == 1}
+_ALLOWED = ", ".join(f"{a.spelling} ({a.value})" if len(a.value) == 1 else a.spelling for a in RecipeAction
+                     if a is not RecipeAction.SET) + ", {set: VALUE}"
 
 # %% ../../nbs/03_recipe.ipynb #544b3b9f
 _TAG_RE = re.compile(r"^\(?([0-9A-Fa-f]{4}),?([0-9A-Fa-f]{4})\)?$")
@@ -51,7 +84,8 @@ def parse_attribute(
 ) -> int:       # the tag as an integer
     "Turn a keyword or `(gggg,eeee)` into a tag, with a did-you-mean hint for misspelled keywords."
     m = _TAG_RE.match(str(name).strip())
-    if m: return int(m.group(1) + m.group(2), 16)
+    if m:
+        return int(m.group(1) + m.group(2), 16)
     tag = tag_for_keyword(str(name))
     if tag is None:
         raise RecipeError(f"unknown attribute '{name}'.{did_you_mean(str(name), list(keyword_dict))} "
@@ -70,16 +104,108 @@ def _load_yaml(text: str, source: str) -> tuple[Any, dict[tuple, int]]:
         raise RecipeError(f"{where}: not valid YAML ({getattr(e, 'problem', e)}).") from None
     lines: dict[tuple, int] = {}
     def walk(n, path):
-        if n is None: return
+        if n is None:
+            return
         lines.setdefault(path, n.start_mark.line + 1)
         if isinstance(n, yaml.MappingNode):
             for k, v in n.value:
                 lines[path + (k.value,)] = k.start_mark.line + 1
                 walk(v, path + (k.value,))
         elif isinstance(n, yaml.SequenceNode):
-            for i, v in enumerate(n.value): walk(v, path + (i,))
+            for i, v in enumerate(n.value):
+                walk(v, path + (i,))
     walk(node, ())
     return data, lines
+
+# %% ../../nbs/03_recipe.ipynb #06dfc9db
+class _Section:
+    "A recipe section: typed fields read as attributes, and as the mapping its YAML holds."
+    def keys(self) -> list[str]:
+        return [f.name for f in fields(self)]
+
+    def to_dict(self) -> dict[str, Any]:
+        "The section as plain data (a deep copy)."
+        return copy.deepcopy({k: getattr(self, k) for k in self.keys()})
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return getattr(self, key) if key in self.keys() else default
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self.keys():
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if key not in self.keys():
+            raise RecipeError(f"the recipe section {type(self).__name__.lower()} has no key '{key}'; its keys: {', '.join(self.keys())}.")
+        setattr(self, key, value)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.keys()
+
+    def __iter__(self):
+        return iter(self.keys())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (_Section, Mapping)):
+            return self.to_dict() == dict(other)
+        return NotImplemented
+
+    @classmethod
+    def of(cls, value: Any) -> _Section:
+        "The section from a mapping (missing keys take their defaults)."
+        if isinstance(value, cls):
+            return value
+        unknown = set(value) - {f.name for f in fields(cls)}
+        if unknown:
+            raise RecipeError(f"the recipe section {cls.__name__.lower()} has no key {', '.join(sorted(map(str, unknown)))}; "
+                              f"its keys: {', '.join(f.name for f in fields(cls))}.")
+        return cls(**value)
+
+# %% ../../nbs/03_recipe.ipynb #c70f05e3
+@dataclass(eq=False)
+class Private(_Section):
+    "private: what becomes of private elements; `keep` lists {creator, group, element} (hex text) to keep."
+    default: str = "remove"
+    keep: list = field(default_factory=list)
+
+@dataclass(eq=False)
+class Subjects(_Section):
+    "subjects: a site/subject table (path) and what to do with a patient it does not list."
+    table: str | None = None
+    unknown: str = "quarantine"
+
+@dataclass(eq=False)
+class Dates(_Section):
+    "dates: shift by a keyed offset of up to `max_shift_days`, or keep the year only."
+    mode: str = "shift"
+    max_shift_days: int = 365
+
+@dataclass(eq=False)
+class Pseudonyms(_Section):
+    "pseudonyms: the length of pseudonymous IDs."
+    length: int = 10
+
+@dataclass(eq=False)
+class Pixels(_Section):
+    "pixels: what to do with possible burned-in text, the region rules (mappings), and lossy images."
+    burned_in: str = "quarantine"
+    rules: list = field(default_factory=list)
+    lossy: str = "uncompressed"
+
+@dataclass(eq=False)
+class Deface(_Section):
+    "deface: remove the face of head CT/MR series, with a margin in mm."
+    enabled: bool = False
+    margin_mm: float = 5.0
+
+@dataclass(eq=False)
+class Output(_Section):
+    "output: how output paths are laid out."
+    layout: str = "hierarchy"
+
+_SECTION_TYPES = {"private": Private, "subjects": Subjects, "dates": Dates, "pseudonyms": Pseudonyms,
+                  "pixels": Pixels, "deface": Deface, "output": Output}
 
 # %% ../../nbs/03_recipe.ipynb #76896170
 _SECTIONS = ["name", "description", "key", "profile", "attributes", "private", "filters", "subjects",
@@ -94,24 +220,28 @@ class Recipe:
     key: str = "required"                                  # "required" or "per_run" (fresh key each run)
     options: list[str] = field(default_factory=list)       # PS3.15 profile options (ProfileOption values)
     attributes: dict[str, Any] = field(default_factory=dict)  # keyword or tag -> action
-    private: dict[str, Any] = field(default_factory=lambda: {"default": "remove", "keep": []})
+    private: Private = field(default_factory=Private)
     filters: list[dict[str, Any]] = field(default_factory=list)  # {action, when, reason}
-    subjects: dict[str, Any] = field(default_factory=dict)  # {table, unknown}
-    dates: dict[str, Any] = field(default_factory=lambda: {"mode": "shift", "max_shift_days": 365})
-    pseudonyms: dict[str, Any] = field(default_factory=lambda: {"length": 10})
-    pixels: dict[str, Any] = field(default_factory=lambda: {"burned_in": "quarantine", "rules": [], "lossy": "uncompressed"})
-    deface: dict[str, Any] = field(default_factory=lambda: {"enabled": False, "margin_mm": 5.0})
-    output: dict[str, Any] = field(default_factory=lambda: {"layout": "hierarchy"})
+    subjects: Subjects = field(default_factory=Subjects)
+    dates: Dates = field(default_factory=Dates)
+    pseudonyms: Pseudonyms = field(default_factory=Pseudonyms)
+    pixels: Pixels = field(default_factory=Pixels)
+    deface: Deface = field(default_factory=Deface)
+    output: Output = field(default_factory=Output)
     source: str = "<recipe>"                               # where it was loaded from (not hashed)
     subject_table: dict[str, str] = field(default_factory=dict, repr=False)  # loaded table (hashed)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        kind = _SECTION_TYPES.get(name)   # a section given as a mapping (`recipe.deface = {"enabled": True}`) becomes typed
+        object.__setattr__(self, name, kind.of(value) if kind is not None else value)
 
     def to_dict(self) -> dict[str, Any]:
         "The recipe as plain data (what YAML holds), without the loaded subject table."
         return {"name": self.name, "description": self.description, "key": self.key,
                 "profile": {"options": list(self.options)}, "attributes": dict(self.attributes),
-                "private": copy.deepcopy(self.private), "filters": copy.deepcopy(self.filters),
-                "subjects": dict(self.subjects), "dates": dict(self.dates), "pseudonyms": dict(self.pseudonyms),
-                "pixels": copy.deepcopy(self.pixels), "deface": dict(self.deface), "output": dict(self.output)}
+                "private": self.private.to_dict(), "filters": copy.deepcopy(self.filters),
+                "subjects": self.subjects.to_dict(), "dates": self.dates.to_dict(), "pseudonyms": self.pseudonyms.to_dict(),
+                "pixels": self.pixels.to_dict(), "deface": self.deface.to_dict(), "output": self.output.to_dict()}
 
     def to_yaml(self) -> str:
         "The recipe as YAML text."
@@ -120,12 +250,15 @@ class Recipe:
     def save(self, path: str | os.PathLike) -> Path:
         "Write the recipe as YAML (a changed built-in must be given a name of its own first)."
         _check_builtin_name(self, str(path))
-        path = Path(path); path.write_text(self.to_yaml(), encoding="utf-8"); return path
+        path = Path(path)
+        path.write_text(self.to_yaml(), encoding="utf-8")
+        return path
 
     @property
     def hash(self) -> str:
         "A stable hash of everything that determines the output (recipe data + subject table)."
-        data = self.to_dict(); data["subjects"] = {k: v for k, v in data["subjects"].items() if k != "table"}
+        data = self.to_dict()
+        data["subjects"] = {k: v for k, v in data["subjects"].items() if k != "table"}
         data["subject_table"] = sorted(self.subject_table.items())
         blob = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
         return "sha256:" + hashlib.sha256(blob.encode()).hexdigest()
@@ -140,10 +273,11 @@ class Recipe:
         "The profile options as `ProfileOption`s."
         return parse_options(self.options)
 
-# %% ../../nbs/03_recipe.ipynb #94390a76
+# %% ../../nbs/03_recipe.ipynb #1be191d2
 class _Checker:
     "Builds error messages that point into the YAML source."
-    def __init__(self, source: str, lines: dict[tuple, int]): self.source, self.lines = source, lines
+    def __init__(self, source: str, lines: dict[tuple, int]):
+        self.source, self.lines = source, lines
     def fail(self, path: tuple, msg: str):
         line = next((self.lines[path[:i]] for i in range(len(path), 0, -1) if path[:i] in self.lines), None)
         where = f"{self.source}:{line}" if line else self.source
@@ -155,64 +289,77 @@ class _Checker:
                             f"Allowed: {', '.join(map(str, allowed))}.")
         return value
     def mapping(self, path, value):
-        if value is None: return {}
-        if not isinstance(value, dict): self.fail(path, f"expected a mapping (key: value), got {type(value).__name__}.")
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            self.fail(path, f"expected a mapping (key: value), got {type(value).__name__}.")
+        return value
+    def keys(self, section: str, value: Any, allowed: tuple[str, ...], hint: str) -> dict:
+        "The section `section` as a mapping with no key but `allowed` (`hint` says which)."
+        value = self.mapping((section,), value)
+        for k in value:
+            if k not in allowed:
+                self.fail((section, k), f"unknown key; {hint}.")
         return value
 
 def _check_action(ck: _Checker, path: tuple, action: Any) -> Any:
-    "Validate one attribute action: a name, a Table E.1-1 letter, or {set: value}."
+    "Validate one attribute action: a name, a Table E.1-1 letter, or {set: value}; the name is what the recipe keeps."
     if isinstance(action, dict):
-        if list(action) != ["set"]: ck.fail(path, f"a mapping action must be {{set: VALUE}}, got {action}.")
+        if list(action) != ["set"]:
+            ck.fail(path, f"a mapping action must be {{set: VALUE}}, got {action}.")
         return {"set": action["set"]}
-    action = _LETTERS.get(str(action), str(action))
-    return ck.choice(path, action, list(ACTIONS))
+    try:
+        parsed = RecipeAction.parse(action)
+    except RecipeError as e:
+        ck.fail(path, str(e))
+    if parsed is RecipeAction.SET:
+        ck.fail(path, "'set' needs the value to set: {set: VALUE}, e.g. OperatorsName: {set: ANONYMIZED}.")
+    return parsed.spelling
 
 def _check_when(ck: _Checker, path: tuple, when: Any) -> dict[str, Any]:
     "Validate a header condition: keyword -> value or list of values."
     when = ck.mapping(path, when)
-    if not when: ck.fail(path, "a condition needs at least one keyword, e.g. {Modality: [SR, PR]}.")
+    if not when:
+        ck.fail(path, "a condition needs at least one keyword, e.g. {Modality: [SR, PR]}.")
     for kw in when:
         if tag_for_keyword(str(kw)) is None:
             ck.fail(path + (kw,), f"unknown keyword '{kw}'.{did_you_mean(str(kw), list(keyword_dict))}")
     return {str(k): v for k, v in when.items()}
 
-# %% ../../nbs/03_recipe.ipynb #b43e2b43
-def _from_dict(data: Any, source: str = "<recipe>", lines: dict | None = None, base: Path | None = None) -> Recipe:
-    "Validate plain recipe data and build a `Recipe`."
-    ck = _Checker(source, lines or {})
-    data = ck.mapping((), data)
-    for k in data:
-        if k not in _SECTIONS: ck.fail((k,), f"unknown section.{did_you_mean(str(k), _SECTIONS)} Sections: {', '.join(_SECTIONS)}.")
-    r = Recipe(source=source)
-    r.name = str(data.get("name") or Path(source).stem or "custom")
-    r.description = str(data.get("description") or "")
-    r.key = ck.choice(("key",), data.get("key", "required"), ["required", "per_run"])
-    profile = ck.mapping(("profile",), data.get("profile"))
-    for k in profile:
-        if k != "options": ck.fail(("profile", k), "unknown key; the profile section has only 'options'.")
+# %% ../../nbs/03_recipe.ipynb #a06a925c
+def _check_profile(ck: _Checker, profile: Any) -> list[str]:
+    "profile: {options: [...]} -> the option names, sorted."
+    profile = ck.keys("profile", profile, ("options",), "the profile section has only 'options'")
     options = profile.get("options") or []
-    if not isinstance(options, list): ck.fail(("profile", "options"), "expected a list of option names.")
+    if not isinstance(options, list):
+        ck.fail(("profile", "options"), "expected a list of option names.")
     for i, option in enumerate(options):
         try:
             parse_options([option])
         except RecipeError as e:
             ck.fail(("profile", "options", i), str(e))
     try:
-        r.options = sorted(o.value for o in parse_options(options))
+        return sorted(o.value for o in parse_options(options))
     except RecipeError as e:
         ck.fail(("profile", "options"), str(e))
-    attributes = ck.mapping(("attributes",), data.get("attributes"))
-    for name, action in attributes.items():
+
+def _check_attributes(ck: _Checker, attributes: Any) -> dict[str, Any]:
+    "attributes: {keyword or tag: action} -> the same, each action by its name (X -> remove)."
+    out = {}
+    for name, action in ck.mapping(("attributes",), attributes).items():
         try:
             parse_attribute(name)
         except RecipeError as e:
             ck.fail(("attributes", name), str(e))
-        r.attributes[str(name)] = _check_action(ck, ("attributes", name), action)
-    private = ck.mapping(("private",), data.get("private"))
-    for k in private:
-        if k not in ("default", "keep"): ck.fail(("private", k), "unknown key; use 'default' and 'keep'.")
+        out[str(name)] = _check_action(ck, ("attributes", name), action)
+    return out
+
+def _check_private(ck: _Checker, private: Any) -> Private:
+    "private: {default, keep: [{creator, group, element}]} -> group and element as upper-case hex text."
+    private = ck.keys("private", private, ("default", "keep"), "use 'default' and 'keep'")
     keep = private.get("keep") or []
-    if not isinstance(keep, list): ck.fail(("private", "keep"), "expected a list of {creator, group, element}.")
+    if not isinstance(keep, list):
+        ck.fail(("private", "keep"), "expected a list of {creator, group, element}.")
     checked_keep = []
     for i, item in enumerate(keep):
         item = ck.mapping(("private", "keep", i), item)
@@ -228,49 +375,98 @@ def _from_dict(data: Any, source: str = "<recipe>", lines: dict | None = None, b
         if not 0 <= element <= 0xFF:
             ck.fail(("private", "keep", i, "element"), f"'{item['element']}' must be the element's last two hex digits (00-FF).")
         checked_keep.append({"creator": str(item["creator"]), "group": f"{group:04X}", "element": f"{element:02X}"})
-    r.private = {"default": ck.choice(("private", "default"), private.get("default", "remove"), ["remove"]), "keep": checked_keep}
-    filters = data.get("filters") or []
-    if not isinstance(filters, list): ck.fail(("filters",), "expected a list of {action, when, reason}.")
+    return Private(default=ck.choice(("private", "default"), private.get("default", "remove"), ["remove"]), keep=checked_keep)
+
+# %% ../../nbs/03_recipe.ipynb #2f69d9b0
+def _check_filters(ck: _Checker, filters: Any) -> list[dict[str, Any]]:
+    "filters: [{action, when, reason}] -> each with its reason as text."
+    filters = filters or []
+    if not isinstance(filters, list):
+        ck.fail(("filters",), "expected a list of {action, when, reason}.")
+    out = []
     for i, f in enumerate(filters):
         f = ck.mapping(("filters", i), f)
         for k in f:
-            if k not in ("action", "when", "reason"): ck.fail(("filters", i, k), "unknown key; filters have action, when, reason.")
-        r.filters.append({"action": ck.choice(("filters", i, "action"), f.get("action"), _FILTER_ACTIONS),
-                          "when": _check_when(ck, ("filters", i, "when"), f.get("when")),
-                          "reason": str(f.get("reason") or "")})
-    subjects = ck.mapping(("subjects",), data.get("subjects"))
-    for k in subjects:
-        if k not in ("table", "unknown"): ck.fail(("subjects", k), "unknown key; use 'table' and 'unknown'.")
-    r.subjects = {"table": subjects.get("table"), "unknown": ck.choice(("subjects", "unknown"), subjects.get("unknown", "quarantine"), ["quarantine", "error"])}
-    if r.subjects["table"]:
-        table_path = Path(str(r.subjects["table"]))
-        if not table_path.is_absolute() and base is not None: table_path = base / table_path
-        r.subject_table = _read_subject_table(table_path, ck)
-    dates = ck.mapping(("dates",), data.get("dates"))
-    for k in dates:
-        if k not in ("mode", "max_shift_days"): ck.fail(("dates", k), "unknown key; use 'mode' and 'max_shift_days'.")
+            if k not in ("action", "when", "reason"):
+                ck.fail(("filters", i, k), "unknown key; filters have action, when, reason.")
+        out.append({"action": ck.choice(("filters", i, "action"), f.get("action"), _FILTER_ACTIONS),
+                    "when": _check_when(ck, ("filters", i, "when"), f.get("when")),
+                    "reason": str(f.get("reason") or "")})
+    return out
+
+def _check_subjects(ck: _Checker, subjects: Any, base: Path | None) -> tuple[Subjects, dict[str, str]]:
+    "subjects: {table, unknown} -> the section, and the table read (relative to `base`)."
+    subjects = ck.keys("subjects", subjects, ("table", "unknown"), "use 'table' and 'unknown'")
+    checked = Subjects(table=subjects.get("table"),
+                       unknown=ck.choice(("subjects", "unknown"), subjects.get("unknown", "quarantine"), ["quarantine", "error"]))
+    if not checked.table:
+        return checked, {}
+    table_path = Path(str(checked.table))
+    if not table_path.is_absolute() and base is not None:
+        table_path = base / table_path
+    return checked, _read_subject_table(table_path, ck)
+
+def _check_dates(ck: _Checker, dates: Any) -> Dates:
+    "dates: {mode, max_shift_days}."
+    dates = ck.keys("dates", dates, ("mode", "max_shift_days"), "use 'mode' and 'max_shift_days'")
     days = dates.get("max_shift_days", 365)
     if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= 36500:
         ck.fail(("dates", "max_shift_days"), f"'{days}' must be a whole number of days from 1 to 36500.")
-    r.dates = {"mode": ck.choice(("dates", "mode"), dates.get("mode", "shift"), ["shift", "year"]), "max_shift_days": days}
-    pseud = ck.mapping(("pseudonyms",), data.get("pseudonyms"))
-    length = pseud.get("length", 10)
-    if not isinstance(length, int) or not 6 <= length <= 16: ck.fail(("pseudonyms", "length"), f"'{length}' must be 6 to 16.")
-    r.pseudonyms = {"length": length}
-    pixels = ck.mapping(("pixels",), data.get("pixels"))
-    for k in pixels:
-        if k not in ("burned_in", "rules", "lossy"): ck.fail(("pixels", k), "unknown key; use burned_in, rules, lossy.")
+    return Dates(mode=ck.choice(("dates", "mode"), dates.get("mode", "shift"), ["shift", "year"]), max_shift_days=days)
+
+def _check_pseudonyms(ck: _Checker, pseudonyms: Any) -> Pseudonyms:
+    "pseudonyms: {length}."
+    length = ck.mapping(("pseudonyms",), pseudonyms).get("length", 10)
+    if not isinstance(length, int) or not 6 <= length <= 16:
+        ck.fail(("pseudonyms", "length"), f"'{length}' must be 6 to 16.")
+    return Pseudonyms(length=length)
+
+# %% ../../nbs/03_recipe.ipynb #0f13eb35
+def _check_pixels(ck: _Checker, pixels: Any) -> Pixels:
+    "pixels: {burned_in, rules, lossy}; each rule a mapping (`pixels.PixelRule.from_dict` reads it)."
+    pixels = ck.keys("pixels", pixels, ("burned_in", "rules", "lossy"), "use burned_in, rules, lossy")
     rules = pixels.get("rules") or []
-    if not isinstance(rules, list): ck.fail(("pixels", "rules"), "expected a list of pixel rules.")
-    r.pixels = {"burned_in": ck.choice(("pixels", "burned_in"), pixels.get("burned_in", "quarantine"), ["quarantine", "error", "detect"]),
-                "rules": [ck.mapping(("pixels", "rules", i), x) for i, x in enumerate(rules)],
-                "lossy": ck.choice(("pixels", "lossy"), pixels.get("lossy", "uncompressed"), ["uncompressed", "reencode"])}
-    deface = ck.mapping(("deface",), data.get("deface"))
+    if not isinstance(rules, list):
+        ck.fail(("pixels", "rules"), "expected a list of pixel rules.")
+    return Pixels(burned_in=ck.choice(("pixels", "burned_in"), pixels.get("burned_in", "quarantine"), ["quarantine", "error", "detect"]),
+                  rules=[ck.mapping(("pixels", "rules", i), x) for i, x in enumerate(rules)],
+                  lossy=ck.choice(("pixels", "lossy"), pixels.get("lossy", "uncompressed"), ["uncompressed", "reencode"]))
+
+def _check_deface(ck: _Checker, deface: Any) -> Deface:
+    "deface: {enabled, margin_mm}."
+    deface = ck.mapping(("deface",), deface)
     margin = deface.get("margin_mm", 5.0)
-    if not isinstance(margin, int | float) or not 0 <= margin <= 50: ck.fail(("deface", "margin_mm"), f"'{margin}' must be 0 to 50 mm.")
-    r.deface = {"enabled": bool(deface.get("enabled", False)), "margin_mm": float(margin)}
-    output = ck.mapping(("output",), data.get("output"))
-    r.output = {"layout": ck.choice(("output", "layout"), output.get("layout", "hierarchy"), ["hierarchy", "flat", "mirror"])}
+    if not isinstance(margin, int | float) or not 0 <= margin <= 50:
+        ck.fail(("deface", "margin_mm"), f"'{margin}' must be 0 to 50 mm.")
+    return Deface(enabled=bool(deface.get("enabled", False)), margin_mm=float(margin))
+
+def _check_output(ck: _Checker, output: Any) -> Output:
+    "output: {layout}."
+    output = ck.mapping(("output",), output)
+    return Output(layout=ck.choice(("output", "layout"), output.get("layout", "hierarchy"), ["hierarchy", "flat", "mirror"]))
+
+# %% ../../nbs/03_recipe.ipynb #b6657c2c
+def _from_dict(data: Any, source: str = "<recipe>", lines: dict | None = None, base: Path | None = None) -> Recipe:
+    "Validate plain recipe data and build a `Recipe`."
+    ck = _Checker(source, lines or {})
+    data = ck.mapping((), data)
+    for k in data:
+        if k not in _SECTIONS:
+            ck.fail((k,), f"unknown section.{did_you_mean(str(k), _SECTIONS)} Sections: {', '.join(_SECTIONS)}.")
+    r = Recipe(source=source)
+    r.name = str(data.get("name") or Path(source).stem or "custom")
+    r.description = str(data.get("description") or "")
+    r.key = ck.choice(("key",), data.get("key", "required"), ["required", "per_run"])
+    r.options = _check_profile(ck, data.get("profile"))
+    r.attributes = _check_attributes(ck, data.get("attributes"))
+    r.private = _check_private(ck, data.get("private"))
+    r.filters = _check_filters(ck, data.get("filters"))
+    r.subjects, r.subject_table = _check_subjects(ck, data.get("subjects"), base)
+    r.dates = _check_dates(ck, data.get("dates"))
+    r.pseudonyms = _check_pseudonyms(ck, data.get("pseudonyms"))
+    r.pixels = _check_pixels(ck, data.get("pixels"))
+    r.deface = _check_deface(ck, data.get("deface"))
+    r.output = _check_output(ck, data.get("output"))
     return r
 
 def _read_subject_table(path: Path, ck: _Checker) -> dict[str, str]:
@@ -285,8 +481,10 @@ def _read_subject_table(path: Path, ck: _Checker) -> dict[str, str]:
     table: dict[str, str] = {}
     for n, row in enumerate(rows, start=2):
         pid, sid = (row["PatientID"] or "").strip(), (row["SubjectID"] or "").strip()
-        if not pid or not sid: ck.fail(("subjects", "table"), f"{path}:{n}: empty PatientID or SubjectID.")
-        if pid in table and table[pid] != sid: ck.fail(("subjects", "table"), f"{path}:{n}: PatientID listed twice with different SubjectIDs.")
+        if not pid or not sid:
+            ck.fail(("subjects", "table"), f"{path}:{n}: empty PatientID or SubjectID.")
+        if pid in table and table[pid] != sid:
+            ck.fail(("subjects", "table"), f"{path}:{n}: PatientID listed twice with different SubjectIDs.")
         table[pid] = sid
     return table
 
@@ -345,7 +543,7 @@ def changed_builtin(
         builtin = copy.deepcopy(builtin)
         for section, key in _RUN_OPTIONS:
             getattr(builtin, section)[key] = getattr(recipe, section).get(key)
-        builtin.subjects, builtin.subject_table = dict(recipe.subjects), dict(recipe.subject_table)
+        builtin.subjects, builtin.subject_table = recipe.subjects.to_dict(), dict(recipe.subject_table)
     return recipe.hash != builtin.hash
 
 def _check_builtin_name(recipe: Recipe, where: str) -> None:
@@ -355,6 +553,26 @@ def _check_builtin_name(recipe: Recipe, where: str) -> None:
                           f"reports and methods texts would say the built-in was applied. Give it a name of its own "
                           f"(in the file: `name: my-{recipe.name}`; in Python: `recipe.name = 'my-{recipe.name}'`).")
 
+# %% ../../nbs/03_recipe.ipynb #75b001bf
+def attribute_actions(
+    recipe: Recipe,  # a recipe (its `attributes` may have changed since it was loaded)
+) -> dict[int, tuple[RecipeAction, Any]]:  # tag -> (action, the value to set for `{set: VALUE}`, else None)
+    "The recipe's attribute overrides, parsed: each keyword or tag to a tag, each spelling (remove, X, {set: VALUE}) to a `RecipeAction`."
+    out: dict[int, tuple[RecipeAction, Any]] = {}
+    for name, action in recipe.attributes.items():
+        try:
+            tag = parse_attribute(name)
+            if isinstance(action, dict) and list(action) == ["set"]:
+                out[tag] = (RecipeAction.SET, action["set"])
+                continue
+            parsed = RecipeAction.parse(action)
+            if parsed is RecipeAction.SET:
+                raise RecipeError("'set' needs the value to set: {set: VALUE}.")
+            out[tag] = (parsed, None)
+        except RecipeError as e:
+            raise RecipeError(f"{recipe.source}: attributes.{name}: {e}") from None
+    return out
+
 # %% ../../nbs/03_recipe.ipynb #57123d3f
 def kept_identifiers(
     recipe: Recipe,  # the recipe to look at
@@ -362,11 +580,8 @@ def kept_identifiers(
     "Attributes that Table E.1-1 (with the recipe's options) changes but the recipe's `attributes` keep."
     table = compile_actions(recipe.profile_options)
     kept = []
-    for name, action in recipe.attributes.items():
-        if action != "keep":
-            continue
-        tag = parse_attribute(name)
-        if table.get(tag) not in (None, Action.KEEP):
+    for tag, (action, _) in attribute_actions(recipe).items():
+        if action is RecipeAction.KEEP and table.get(tag) not in (None, Action.KEEP):
             keyword = next((k for k, t in keyword_dict.items() if t == tag), "")
             kept.append(f"{keyword} ({tag >> 16:04X},{tag & 0xFFFF:04X})".strip())
     return kept

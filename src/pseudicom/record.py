@@ -13,6 +13,7 @@ import functools
 import html
 import json
 import os
+import re
 import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,11 +31,22 @@ if TYPE_CHECKING:
     from pseudicom.verify import VerifyReport
 
 # %% auto #0
-__all__ = ['KEY_FILE_PLACEHOLDER', 'RunRecord', 'tree_digest']
+__all__ = ['KEY_FILE_PLACEHOLDER', 'REPORT_CSS', 'RunRecord', 'series_label', 'output_label', 'report_page', 'record_html',
+           'tree_digest']
 
 # %% ../../nbs/33_record.ipynb #b1300214
 KEY_FILE_PLACEHOLDER = "<your key file>"  # stands for the key file in every command line a record shows
 _BURNED_IN = (None, "quarantine", "error", "detect")
+
+def _with_run_hash(recipe: Recipe, recipe_hash: str) -> tuple[Recipe, str | None] | None:
+    "`recipe`, or a copy with a `--burned-in` override, whose hash is the run's; with that override (None: none)."
+    for policy in _BURNED_IN:
+        r = copy.deepcopy(recipe)
+        if policy:
+            r.pixels.burned_in = policy
+        if r.hash == recipe_hash:
+            return r, policy
+    return None
 
 def _resolve_recipe(result: RunResult, recipe: Recipe | str | os.PathLike | None) -> Recipe | None:
     "The recipe the run used: given (and checked), carried by the result, or a built-in with the same hash."
@@ -45,47 +57,54 @@ def _resolve_recipe(result: RunResult, recipe: Recipe | str | os.PathLike | None
                               f"'{result.recipe_name}' {result.recipe_hash[7:19]}. Give the recipe the run was made with.")
         return r
     carried = getattr(result, "recipe", None)
-    if isinstance(carried, Recipe) and carried.hash == result.recipe_hash: return carried
+    if isinstance(carried, Recipe) and carried.hash == result.recipe_hash:
+        return carried
     if result.recipe_name in BUILTIN_RECIPES:
-        base = load_recipe(result.recipe_name)
-        for policy in _BURNED_IN:
-            r = copy.deepcopy(base)
-            if policy: r.pixels["burned_in"] = policy
-            if r.hash == result.recipe_hash: return r
+        found = _with_run_hash(load_recipe(result.recipe_name), result.recipe_hash)
+        if found is not None:
+            return found[0]
     return None
 
 def _mask_key_file(argv: list[str]) -> list[str]:
     "`argv` with the value of --key-file replaced by the placeholder."
     out, skip = [], False
     for a in argv:
-        if skip: out.append(KEY_FILE_PLACEHOLDER); skip = False
-        elif a == "--key-file": out.append(a); skip = True
-        elif a.startswith("--key-file="): out.append(f"--key-file={KEY_FILE_PLACEHOLDER}")
-        else: out.append(str(a))
+        if skip:
+            out.append(KEY_FILE_PLACEHOLDER)
+            skip = False
+        elif a == "--key-file":
+            out.append(a)
+            skip = True
+        elif a.startswith("--key-file="):
+            out.append(f"--key-file={KEY_FILE_PLACEHOLDER}")
+        else:
+            out.append(str(a))
     return out
 
+# %% ../../nbs/33_record.ipynb #1f5db984
 def _command(result: RunResult, recipe: Recipe | None, workers: int, recipe_file: str) -> tuple[list[str], bool]:
     "The `pseudicom deid` argv that reproduces `result`, and whether its recipe was checked against the run's hash."
     head = ["pseudicom", "deid", str(result.src), str(result.dst)]
     tail = (["--key-file", KEY_FILE_PLACEHOLDER] if result.key_mode == "given" else []) + ["--workers", str(workers)]
     if recipe is None:
         return head + ["--recipe", f"<the recipe file with hash {result.recipe_hash}>"] + tail, False
-    table = recipe.subjects.get("table")
+    table = recipe.subjects.table
     names = []
-    if recipe.source.startswith("builtin:"): names.append(recipe.source.split(":", 1)[1])
-    elif Path(recipe.source).is_file(): names.append(recipe.source)
+    if recipe.source.startswith("builtin:"):
+        names.append(recipe.source.split(":", 1)[1])
+    elif Path(recipe.source).is_file():
+        names.append(recipe.source)
     for name in names:
         for subjects in ([None, str(table)] if table else [None]):
             try:
                 loaded = load_recipe(name, subjects=subjects)
             except (RecipeError, OSError):
                 continue
-            for policy in _BURNED_IN:
-                r = copy.deepcopy(loaded)
-                if policy: r.pixels["burned_in"] = policy
-                if r.hash == result.recipe_hash:
-                    return (head + ["--recipe", name] + (["--subjects", subjects] if subjects else [])
-                            + (["--burned-in", policy] if policy else []) + tail), True
+            found = _with_run_hash(loaded, result.recipe_hash)
+            if found is not None:
+                policy = found[1]
+                return (head + ["--recipe", name] + (["--subjects", subjects] if subjects else [])
+                        + (["--burned-in", policy] if policy else []) + tail), True
     return head + ["--recipe", recipe_file] + (["--subjects", str(table)] if table else []) + tail, False
 
 # %% ../../nbs/33_record.ipynb #37122ca2
@@ -100,7 +119,8 @@ def _option_rows(options: list[ProfileOption]) -> list[dict[str, str]]:
 def _options_from_outputs(result: RunResult) -> list[ProfileOption] | None:
     "The recipe's options read from the method codes of the first written output, or None."
     first = next((f for f in result.files if f.status == "written" and f.output), None)
-    if first is None: return None
+    if first is None:
+        return None
     try:
         ds = read_dataset(Path(result.dst) / first.output, stop_before_pixels=True)
     except (PseudicomError, OSError):
@@ -108,77 +128,45 @@ def _options_from_outputs(result: RunResult) -> list[ProfileOption] | None:
     codes = [str(item.get("CodeValue", "")) for item in ds.get("DeidentificationMethodCodeSequence", [])]
     return [o for c in codes if (o := _BY_CODE.get(c)) is not None and o not in _PER_FILE]
 
-# %% ../../nbs/33_record.ipynb #01004073
+# %% ../../nbs/33_record.ipynb #f7e33460
 def _scrub(reason: str, index: int, source: str) -> str:
     "A reason without the input's path or any of its folder names (they may carry identifiers)."
     text = reason.replace(source, f"input #{index}") if source else reason
     for part in sorted(Path(source).parts if source else (), key=len, reverse=True):
-        if len(part) >= 3: text = text.replace(part, "…")
+        if len(part) >= 3:
+            text = text.replace(part, "…")
     return text
 
-def _verification(v: Any) -> dict[str, Any] | None:
-    "The verifier's verdict as plain data without paths or timings."
-    if v is None: return None
+def _verification(v: Any, result: RunResult) -> dict[str, Any] | None:
+    "The verifier's verdict on `result`'s output as plain data without paths or timings."
+    if v is None:
+        return None
+    vdst = getattr(v, "dst", None) or (v.get("dst") if isinstance(v, dict) else None)
+    if vdst and Path(vdst).resolve() != Path(result.dst).resolve():
+        raise PseudicomError(f"the verification checked {vdst}, but this run wrote {result.dst}. "
+                             "Verify this run's output folder and pass that report.")
     d = v.to_dict() if hasattr(v, "to_dict") else dict(v)
     return {"ok": bool(d.get("ok")), "verdict": d.get("verdict", "CLEAN" if d.get("ok") else "NOT CLEAN"),
             "recipe": d.get("recipe", ""), "counts": d.get("counts", {}), "by_category": d.get("by_category", {}),
-            "findings": [{k: f.get(k) for k in ("file", "where", "category", "check", "detail")} for f in d.get("findings", [])[:50]],
+            "findings": [{**{k: f.get(k) for k in ("file", "where", "category", "check", "detail")},
+                          "series": output_label(result.dst, f["file"]) if f.get("file") else ""} for f in d.get("findings", [])[:50]],
             "n_findings": len(d.get("findings", [])), "notes": list(d.get("notes", []))}
 
-class RunRecord:
-    "The record of one de-identification run, for notebooks, files and methods sections. Never holds the key or data values."
-    def __init__(self,
-                 result: RunResult,                          # what `pipeline.run` returned
-                 verification: VerifyReport | dict | None = None,  # what `verify.verify` returned (or its to_dict())
-                 command: list[str] | None = None,           # the command line that ran (default: built from the run)
-                 recipe: Recipe | str | os.PathLike | None = None,  # the recipe used, if not a built-in (checked by hash)
-                 workers: int | None = None,                 # worker processes for the command line (default: the run's, or 1)
-                ):
-        self.result = result
-        if verification is not None:
-            vdst = getattr(verification, "dst", None) or (verification.get("dst") if isinstance(verification, dict) else None)
-            if vdst and Path(vdst).resolve() != Path(result.dst).resolve():
-                raise PseudicomError(f"the verification checked {vdst}, but this run wrote {result.dst}. "
-                                     "Verify this run's output folder and pass that report.")
-        self.verification = _verification(verification)
-        self.recipe = _resolve_recipe(result, recipe)
-        self.workers = int(workers or _workers_of(result))
-        self.given_command = _mask_key_file(list(command)) if command is not None else None
-        self.recipe_file = str(Path(result.dst).parent / f"{Path(result.dst).name}.recipe.yaml")
+def _workers_of(result: RunResult) -> int:
+    "The number of worker processes a run used, from `RunResult.workers` ('2 processes', 'dask (4 threads)'); 1 if unknown."
+    import re
+    m = re.search(r"(\d+)", str(getattr(result, "workers", "") or ""))
+    return max(1, int(m.group(1))) if m else 1
 
-    @property
-    def options(self) -> list[ProfileOption] | None:
-        "The recipe's PS3.15 options (None when neither the recipe nor an output tells)."
-        if self.recipe is not None: return sorted(self.recipe.profile_options, key=lambda o: OPTION_CODES[o][0])
-        return _options_from_outputs(self.result)
+def _join(items: list[str]) -> str:
+    "'a', 'a and b', 'a, b and c'."
+    items = list(items)
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
-    @functools.cached_property
-    def _command(self) -> tuple[list[str], bool]:
-        "The reproducing command and whether its recipe was checked (loads the recipe: worked out once)."
-        return _command(self.result, self.recipe, self.workers, self.recipe_file)
-
-    @property
-    def argv(self) -> list[str]:
-        "The command line that reproduces the run, as a list (the key file is a placeholder)."
-        if self.given_command is not None: return self.given_command
-        return self._command[0]
-
-    @property
-    def command_checked(self) -> bool:
-        "True when the command's recipe was loaded and has the run's hash."
-        if self.given_command is not None: return False
-        argv, checked = self._command
-        if checked: return True
-        if self.recipe is not None and Path(self.recipe_file).is_file():
-            subjects = self.recipe.subjects.get("table")
-            try: return load_recipe(self.recipe_file, subjects=subjects).hash == self.result.recipe_hash
-            except (RecipeError, OSError): return False
-        return False
-
-    @property
-    def command_line(self) -> str:
-        "The command line as one shell-quoted string."
-        return shlex.join(self.argv)
+# %% ../../nbs/33_record.ipynb #18eec4c1
+class _RunFacts:
+    "What a run did, read from its `RunResult` (`self.result`) alone: counts, redacted boxes, files held back."
+    result: RunResult
 
     @property
     def counts(self) -> dict[str, int]:
@@ -200,107 +188,187 @@ class RunRecord:
         return [{"index": f.index, "status": f.status, "reason": _scrub(f.reason, f.index, f.source)}
                 for f in self.result.files if f.status != "written"]
 
+# %% ../../nbs/33_record.ipynb #fccc1dfe
+def _methods_paragraph(record: RunRecord) -> str:
+    "A paragraph for a study's methods section: tool, versions, recipe and hash, profile options, key fingerprint, counts, verdict."
+    r, c = record.result, record.counts
+    opts = record.options
+    basic = f"the {BASIC_PROFILE_CODE[1]} (DCM {BASIC_PROFILE_CODE[0]}) of DICOM PS3.15 Annex E"
+    if opts is None:
+        profile = basic
+    else:
+        named = [f"{row['name']} (DCM {row['code']})" for row in _option_rows(opts)]
+        profile = basic + (" with the " + _join(named) if named else " without options")
+    kept = getattr(r, "kept_identifiers", [])
+    if kept:
+        profile += f", except that it keeps {_join(kept)} unchanged"
+    copy_of = ("a changed copy of the built-in recipe " if record.recipe is not None and changed_builtin(record.recipe, run_options=True)
+               else "the recipe ")
+    text = [f"DICOM images were de-identified with pseudicom {pseudicom.__version__} (pydicom {pydicom.__version__}) "
+            f"using {copy_of}\u201c{r.recipe_name}\u201d (SHA-256 {r.recipe_hash[7:]}), which applies {profile}."]
+    if record.recipe is not None:
+        acts = {k: (v if isinstance(v, str) else "set") for k, v in record.recipe.attributes.items()}
+        subj = sorted(k for k, v in acts.items() if v == "subject")
+        pseud = sorted(k for k, v in acts.items() if v == "pseudonym")
+        if subj:
+            text.append(f"{_join(subj)} were replaced by subject identifiers from the site's subject table.")
+        if pseud:
+            text.append(f"{_join(pseud)} were replaced by keyed pseudonyms.")
+        if ProfileOption.RETAIN_LONG_MODIFIED_DATES in record.recipe.profile_options:
+            text.append(f"Dates were shifted by a per-patient offset of at most {record.recipe.dates.max_shift_days} days.")
+    if r.key_mode == "given":
+        text.append(f"Pseudonyms, UIDs and date offsets were derived with HMAC-SHA-256 from a secret project key "
+                    f"(fingerprint {r.key_fingerprint}) kept apart from the data; the same recipe, key and input "
+                    "reproduce the output byte for byte.")
+    else:
+        text.append("Identifiers were replaced using a key generated for this run only and not kept, so the output "
+                    "cannot be linked to other data sets.")
+    text.append(f"Of {c['inputs']} input files, {c['outputs']} were written, {c['excluded']} excluded by recipe filters, "
+                f"{c['quarantined']} held back for review and {c['failed']} failed.")
+    boxes = record.pixel_boxes
+    if boxes:
+        n_files = len({b["index"] for b in boxes})
+        code, meaning = OPTION_CODES[ProfileOption.CLEAN_PIXEL_DATA]
+        text.append(f"Following the {meaning} (DCM {code}), burned-in text was redacted in {n_files} "
+                    f"file{'s' * (n_files != 1)} ({len(boxes)} regions).")
+    v = record.verification
+    if v is None:
+        text.append("The output was not checked by an independent verifier.")
+    elif v["ok"]:
+        text.append(f"An independent check searched every output file for {v['counts'].get('needles', 0)} identifying "
+                    f"strings taken from the originals and found none (verdict {v['verdict']}).")
+    else:
+        text.append(f"An independent check of the output reported {v['n_findings']} findings (verdict {v['verdict']}).")
+    return " ".join(text)
+
+# %% ../../nbs/33_record.ipynb #d2f3b88e
+def _record_data(record: RunRecord) -> dict[str, Any]:
+    "The record as JSON-ready data (no key, no values from the data, no timings)."
+    r, opts = record.result, record.options
+    return {"record": "pseudicom run record", "format": 1,
+            "pseudicom": pseudicom.__version__, "pydicom": pydicom.__version__,
+            "recipe": {"name": r.recipe_name, "hash": r.recipe_hash,
+                       "description": record.recipe.description if record.recipe else None,
+                       "basic_profile": {"name": BASIC_PROFILE_CODE[1], "code": BASIC_PROFILE_CODE[0], "scheme": "DCM"},
+                       "options": _option_rows(opts) if opts is not None else None,
+                       "yaml": record.recipe.to_yaml() if record.recipe else None},
+            "key": {"fingerprint": r.key_fingerprint, "mode": r.key_mode},
+            "counts": record.counts, "ok": r.ok, "actions": r.action_counts, "kept_identifiers": list(getattr(r, "kept_identifiers", [])),
+            "pixel_boxes": record.pixel_boxes, "held_back": record.held_back,
+            "faces_removed": [{"series": k, "label": output_label(r.dst, k), "png": base64.b64encode(v).decode()}
+                              for k, v in sorted(getattr(r, "deface_thumbnails", {}).items())],
+            "verification": record.verification,
+            "command": {"argv": record.argv, "line": record.command_line, "checked": record.command_checked,
+                        "key_file": KEY_FILE_PLACEHOLDER + " stands for the key file; the key itself is never recorded"},
+            "methods": record.methods_text()}
+
+def _write_record(record: RunRecord,
+                  folder: str | os.PathLike | None = None,  # where to write (default: beside the output folder); never inside it
+                 ) -> tuple[Path, Path]:                     # (json path, html path)
+    "Write `<dst>.record.json` and `<dst>.record.html` (and `<dst>.recipe.yaml` for a recipe that exists only in memory)."
+    dst = Path(record.result.dst)
+    folder = Path(folder) if folder is not None else dst.parent
+    if folder.resolve().is_relative_to(dst.resolve()):
+        raise UnsafeOutputError(f"{folder}: the record goes beside the output folder {dst}, not inside it.")
+    src = Path(record.result.src).resolve()
+    if folder.resolve() == src or (src.is_dir() and folder.resolve().is_relative_to(src)):
+        raise UnsafeOutputError(f"{folder}: the record would be written inside the input {record.result.src}, and inputs are "
+                                "never modified. Write it elsewhere, e.g. beside the output folder (the default).")
+    folder.mkdir(parents=True, exist_ok=True)
+    record.recipe_file = str(folder / f"{dst.name}.recipe.yaml")
+    record.__dict__.pop("_command", None)   # worked out again: it depends on the recipe file
+    if record.recipe is not None and record.given_command is None and not record._command[1]:
+        atomic_write_bytes(record.recipe_file, record.recipe.to_yaml().encode("utf-8"))
+        record.__dict__.pop("_command", None)
+    data = record.to_dict()
+    json_path, html_path = folder / f"{dst.name}.record.json", folder / f"{dst.name}.record.html"
+    atomic_write_bytes(json_path, (json.dumps(data, indent=1, ensure_ascii=False) + "\n").encode("utf-8"))
+    atomic_write_bytes(html_path, record.html_page().encode("utf-8"))
+    return json_path, html_path
+
+# %% ../../nbs/33_record.ipynb #81bf31f9
+def _command_checked(record: RunRecord) -> bool:
+    "True when the command's recipe was loaded and has the run's hash."
+    if record.given_command is not None:
+        return False
+    argv, checked = record._command
+    if checked:
+        return True
+    if record.recipe is not None and Path(record.recipe_file).is_file():
+        subjects = record.recipe.subjects.table
+        try:
+            return load_recipe(record.recipe_file, subjects=subjects).hash == record.result.recipe_hash
+        except (RecipeError, OSError):
+            return False
+    return False
+
+# %% ../../nbs/33_record.ipynb #18c800b1
+class RunRecord(_RunFacts):
+    "The record of one de-identification run, for notebooks, files and methods sections. Never holds the key or data values."
+    def __init__(self,
+                 result: RunResult,                          # what `pipeline.run` returned
+                 verification: VerifyReport | dict | None = None,  # what `verify.verify` returned (or its to_dict())
+                 command: list[str] | None = None,           # the command line that ran (default: built from the run)
+                 recipe: Recipe | str | os.PathLike | None = None,  # the recipe used, if not a built-in (checked by hash)
+                 workers: int | None = None,                 # worker processes for the command line (default: the run's, or 1)
+                ):
+        self.result = result
+        self.verification = _verification(verification, result)
+        self.recipe = _resolve_recipe(result, recipe)
+        self.workers = int(workers or _workers_of(result))
+        self.given_command = _mask_key_file(list(command)) if command is not None else None
+        self.recipe_file = str(Path(result.dst).parent / f"{Path(result.dst).name}.recipe.yaml")
+
+    @property
+    def options(self) -> list[ProfileOption] | None:
+        "The recipe's PS3.15 options (None when neither the recipe nor an output tells)."
+        if self.recipe is not None:
+            return sorted(self.recipe.profile_options, key=lambda o: OPTION_CODES[o][0])
+        return _options_from_outputs(self.result)
+
+    @functools.cached_property
+    def _command(self) -> tuple[list[str], bool]:
+        "The reproducing command and whether its recipe was checked (loads the recipe: worked out once)."
+        return _command(self.result, self.recipe, self.workers, self.recipe_file)
+
+    @property
+    def argv(self) -> list[str]:
+        "The command line that reproduces the run, as a list (the key file is a placeholder)."
+        if self.given_command is not None:
+            return self.given_command
+        return self._command[0]
+
+    @property
+    def command_checked(self) -> bool:
+        "True when the command's recipe was loaded and has the run's hash."
+        return _command_checked(self)
+
+    @property
+    def command_line(self) -> str:
+        "The command line as one shell-quoted string."
+        return shlex.join(self.argv)
+
     def methods_text(self) -> str:
         "A paragraph for a study's methods section: tool, versions, recipe and hash, profile options, key fingerprint, counts, verdict."
-        r, c = self.result, self.counts
-        opts = self.options
-        basic = f"the {BASIC_PROFILE_CODE[1]} (DCM {BASIC_PROFILE_CODE[0]}) of DICOM PS3.15 Annex E"
-        if opts is None: profile = basic
-        else:
-            named = [f"{row['name']} (DCM {row['code']})" for row in _option_rows(opts)]
-            profile = basic + (" with the " + _join(named) if named else " without options")
-        kept = getattr(r, "kept_identifiers", [])
-        if kept: profile += f", except that it keeps {_join(kept)} unchanged"
-        copy_of = ("a changed copy of the built-in recipe " if self.recipe is not None and changed_builtin(self.recipe, run_options=True)
-                   else "the recipe ")
-        text = [f"DICOM images were de-identified with pseudicom {pseudicom.__version__} (pydicom {pydicom.__version__}) "
-                f"using {copy_of}\u201c{r.recipe_name}\u201d (SHA-256 {r.recipe_hash[7:]}), which applies {profile}."]
-        if self.recipe is not None:
-            acts = {k: (v if isinstance(v, str) else "set") for k, v in self.recipe.attributes.items()}
-            subj = sorted(k for k, v in acts.items() if v == "subject")
-            pseud = sorted(k for k, v in acts.items() if v == "pseudonym")
-            if subj: text.append(f"{_join(subj)} were replaced by subject identifiers from the site's subject table.")
-            if pseud: text.append(f"{_join(pseud)} were replaced by keyed pseudonyms.")
-            if ProfileOption.RETAIN_LONG_MODIFIED_DATES in self.recipe.profile_options:
-                text.append(f"Dates were shifted by a per-patient offset of at most {self.recipe.dates['max_shift_days']} days.")
-        if r.key_mode == "given":
-            text.append(f"Pseudonyms, UIDs and date offsets were derived with HMAC-SHA-256 from a secret project key "
-                        f"(fingerprint {r.key_fingerprint}) kept apart from the data; the same recipe, key and input "
-                        "reproduce the output byte for byte.")
-        else:
-            text.append("Identifiers were replaced using a key generated for this run only and not kept, so the output "
-                        "cannot be linked to other data sets.")
-        text.append(f"Of {c['inputs']} input files, {c['outputs']} were written, {c['excluded']} excluded by recipe filters, "
-                    f"{c['quarantined']} held back for review and {c['failed']} failed.")
-        boxes = self.pixel_boxes
-        if boxes:
-            n_files = len({b["index"] for b in boxes})
-            code, meaning = OPTION_CODES[ProfileOption.CLEAN_PIXEL_DATA]
-            text.append(f"Following the {meaning} (DCM {code}), burned-in text was redacted in {n_files} "
-                        f"file{'s' * (n_files != 1)} ({len(boxes)} regions).")
-        v = self.verification
-        if v is None: text.append("The output was not checked by an independent verifier.")
-        elif v["ok"]:
-            text.append(f"An independent check searched every output file for {v['counts'].get('needles', 0)} identifying "
-                        f"strings taken from the originals and found none (verdict {v['verdict']}).")
-        else:
-            text.append(f"An independent check of the output reported {v['n_findings']} findings (verdict {v['verdict']}).")
-        return " ".join(text)
+        return _methods_paragraph(self)
 
     def to_dict(self) -> dict[str, Any]:
         "The record as JSON-ready data (no key, no values from the data, no timings)."
-        r, opts = self.result, self.options
-        return {"record": "pseudicom run record", "format": 1,
-                "pseudicom": pseudicom.__version__, "pydicom": pydicom.__version__,
-                "recipe": {"name": r.recipe_name, "hash": r.recipe_hash,
-                           "description": self.recipe.description if self.recipe else None,
-                           "basic_profile": {"name": BASIC_PROFILE_CODE[1], "code": BASIC_PROFILE_CODE[0], "scheme": "DCM"},
-                           "options": _option_rows(opts) if opts is not None else None,
-                           "yaml": self.recipe.to_yaml() if self.recipe else None},
-                "key": {"fingerprint": r.key_fingerprint, "mode": r.key_mode},
-                "counts": self.counts, "ok": r.ok, "actions": r.action_counts,
-                "pixel_boxes": self.pixel_boxes, "held_back": self.held_back,
-                "faces_removed": [{"series": k, "png": base64.b64encode(v).decode()}
-                                  for k, v in sorted(getattr(r, "deface_thumbnails", {}).items())],
-                "verification": self.verification,
-                "command": {"argv": self.argv, "line": self.command_line, "checked": self.command_checked,
-                            "key_file": KEY_FILE_PLACEHOLDER + " stands for the key file; the key itself is never recorded"},
-                "methods": self.methods_text()}
+        return _record_data(self)
 
     def _repr_html_(self) -> str:
         "The record as an HTML fragment for notebooks."
-        return _html(self.to_dict())
+        return record_html(self.to_dict())
 
     def html_page(self) -> str:
         "The record as a self-contained HTML page."
-        return ("<!doctype html><html><head><meta charset='utf-8'><title>pseudicom run record</title>"
-                "<style>body{font-family:sans-serif;max-width:1000px;margin:2em auto}table{border-collapse:collapse}"
-                "td,th{border:1px solid #ccc;padding:2px 6px;font-size:13px;text-align:left}</style></head><body>"
-                + self._repr_html_() + "</body></html>\n")
+        return report_page("pseudicom run record", self._repr_html_())
 
     def write(self,
               folder: str | os.PathLike | None = None,  # where to write (default: beside the output folder); never inside it
              ) -> tuple[Path, Path]:                     # (json path, html path)
         "Write `<dst>.record.json` and `<dst>.record.html` (and `<dst>.recipe.yaml` for a recipe that exists only in memory)."
-        dst = Path(self.result.dst)
-        folder = Path(folder) if folder is not None else dst.parent
-        if folder.resolve().is_relative_to(dst.resolve()):
-            raise UnsafeOutputError(f"{folder}: the record goes beside the output folder {dst}, not inside it.")
-        src = Path(self.result.src).resolve()
-        if folder.resolve() == src or (src.is_dir() and folder.resolve().is_relative_to(src)):
-            raise UnsafeOutputError(f"{folder}: the record would be written inside the input {self.result.src}, and inputs are "
-                                    "never modified. Write it elsewhere, e.g. beside the output folder (the default).")
-        folder.mkdir(parents=True, exist_ok=True)
-        self.recipe_file = str(folder / f"{dst.name}.recipe.yaml")
-        self.__dict__.pop("_command", None)   # worked out again: it depends on the recipe file
-        if self.recipe is not None and self.given_command is None and not self._command[1]:
-            atomic_write_bytes(self.recipe_file, self.recipe.to_yaml().encode("utf-8"))
-            self.__dict__.pop("_command", None)
-        data = self.to_dict()
-        json_path, html_path = folder / f"{dst.name}.record.json", folder / f"{dst.name}.record.html"
-        atomic_write_bytes(json_path, (json.dumps(data, indent=1, ensure_ascii=False) + "\n").encode("utf-8"))
-        atomic_write_bytes(html_path, self.html_page().encode("utf-8"))
-        return json_path, html_path
+        return _write_record(self, folder)
 
     def __repr__(self) -> str:
         c = self.counts
@@ -308,59 +376,213 @@ class RunRecord:
                 f"{c['inputs']} inputs: {c['outputs']} written, {c['excluded']} excluded, {c['quarantined']} quarantined, "
                 f"{c['failed']} failed; verifier {self.verification['verdict'] if self.verification else 'not run'})")
 
-def _workers_of(result: RunResult) -> int:
-    "The number of worker processes a run used, from `RunResult.workers` ('2 processes', 'dask (4 threads)'); 1 if unknown."
-    import re
-    m = re.search(r"(\d+)", str(getattr(result, "workers", "") or ""))
-    return max(1, int(m.group(1))) if m else 1
+# %% ../../nbs/33_record.ipynb #68b0807c
+def series_label(ds: pydicom.Dataset) -> str:
+    "A series named as a reader knows it: modality, series number and description ('CT · series 2 · Chest')."
+    parts = [str(ds.get("Modality", "") or "no modality")]
+    number = ds.get("SeriesNumber", None)
+    if number not in (None, ""):
+        parts.append(f"series {number}")
+    description = str(ds.get("SeriesDescription", "") or "").strip()
+    if description:
+        parts.append(description)
+    return " · ".join(parts)
 
-def _join(items: list[str]) -> str:
-    "'a', 'a and b', 'a, b and c'."
-    items = list(items)
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+def output_label(dst: str | os.PathLike, rel: str) -> str:
+    "The series label of output `rel` (a file, or a series folder) under `dst`, read from the de-identified header."
+    path = Path(dst) / rel
+    if path.is_dir():
+        path = next((p for p in sorted(path.rglob("*")) if p.is_file()), path)
+    try:
+        return series_label(read_dataset(path, stop_before_pixels=True))
+    except (PseudicomError, OSError):
+        return "a series (its output could not be read)"
 
-# %% ../../nbs/33_record.ipynb #332c3ce0
-def _html(d: dict[str, Any]) -> str:
-    "HTML for a record dict (every value escaped)."
-    e = lambda x: html.escape(str(x))
-    c, k, rec = d["counts"], d["key"], d["recipe"]
-    v = d["verification"]
-    verdict = ("<i>not verified</i>" if v is None else
-               f"<b style='color:{'#1a7f37' if v['ok'] else '#cf222e'}'>{e(v['verdict'])}</b> &mdash; {v['n_findings']} findings, "
-               f"{e(v['counts'].get('needles', 0))} identifying strings from {e(v['counts'].get('inputs_read', 0))} inputs searched "
-               f"in {e(v['counts'].get('outputs', 0))} outputs")
+# %% ../../nbs/33_record.ipynb #42cc912a
+_NEEDLE_WORDS = {"name": "name", "id": "ID", "date": "date", "uid": "UID", "address": "address",
+                 "phone": "phone number", "institution": "institution", "text": "free text"}
+
+def _n(count: int | str, word: str) -> str:
+    "'1 date', '2 dates', '3 addresses'."
+    if count == 1:
+        return f"1 {word}"
+    return f"{count} {word}{'es' if word.endswith(('s', 'x')) else 's'}"
+
+def _verdict_words(v: dict[str, Any] | None) -> tuple[str, str]:
+    "The verifier's verdict for a reader: a short word ('clean', 'not clean', 'incomplete', 'not verified') and a sentence."
+    if v is None:
+        return "not verified", ("The output was not checked by the independent verifier. Run `pseudicom verify SRC DST` "
+                                "before anyone else receives it.")
+    c = v.get("counts", {})
+    kinds = [_n(n, _NEEDLE_WORDS.get(k, k)) for k, n in sorted(c.get("needles_by_category", {}).items(), key=lambda x: -x[1])]
+    searched = (f"the verifier took {_n(c.get('needles', 0), 'identifying value')} from {_n(c.get('inputs_read', 0), 'input file')}"
+                + (f" ({_join(kinds)})" if kinds else "") + f" and searched {_n(c.get('outputs', 0), 'output file')} for them")
+    if v.get("ok"):
+        return "clean", f"Clean: {searched}; it found none."
+    if v.get("verdict") == "INCOMPLETE":
+        return "incomplete", (f"Incomplete: {_n(c.get('unreadable', 'some'), 'file')} could not be read whole, so the verifier cannot "
+                              f"vouch for them; {searched}. Do not release the output until every file is read.")
+    found = _join([_n(n, _NEEDLE_WORDS.get(k, k)) for k, n in sorted(v.get("by_category", {}).items())]) or "see below"
+    return "not clean", (f"Not clean: {_n(v.get('n_findings', 0), 'finding')} ({found}); {searched}. Do not release the output: "
+                         "fix the recipe (the findings say where) and run again into a new folder.")
+
+# %% ../../nbs/33_record.ipynb #4b206094
+_ADVICE = [  # (words in the pipeline's reason, what it is, what to do); the first match names the group
+    ("burned-in", "pixels may carry burned-in text",
+     "Look at these images. Add a pixel rule for their device (RegionMarker in Jupyter, or run with `--burned-in detect`), "
+     "or exclude them with a recipe filter if the study does not need them; then run again into a new folder."),
+    ("subject table", "the patient is not in the subject table",
+     "Ask the site. If the patient is enrolled, add them to the subject table and run again; if not, withdraw the files. "
+     "Never write a patient ID into the recipe."),
+    ("cannot be decoded", "the pixel data cannot be decoded",
+     "Install the image codecs (`pip install 'pseudicom[codecs]'`) and run again, or ask for the images uncompressed."),
+    ("time limit", "it took longer than the per-file time limit", "Run these files again with a longer time limit."),
+    ("duplicate of", "a second copy of another input", "Nothing to do: the first copy is in the output."),
+    ("same SOPInstanceUID", "two different files with the same instance UID",
+     "Ask the site which file is right; only one of them can be in the output."),
+    ("truncated", "the file is incomplete", "Re-export or re-copy the complete file from its source, and run again."),
+    ("not a DICOM", "not a DICOM file",
+     "Nothing to do if the file is not an image (a note, a table); if it is DICOM without its header, convert it to DICOM "
+     "Part 10 (the reason says how) and run again."),
+    ("unexpected", "an unexpected error",
+     "Report it to the pseudicom developers with the operator report (it holds no values from the data)."),
+]
+_STATUS_ORDER = {"quarantined": 0, "failed": 1, "excluded": 2}
+
+def _reason_kind(status: str, reason: str) -> tuple[str, str]:
+    "(what it is, what to do) for a file held back, from its reason."
+    if status == "excluded":
+        return reason, "Nothing to do: the recipe excluded these files on purpose."
+    for words, what, todo in _ADVICE:
+        if words in reason:
+            return what, todo
+    return reason, "Read the reason: it says what went wrong and what to do."
+
+def _held_back_groups(held: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    "Files held back, grouped by status and kind of reason: quarantined first, then failed, then excluded; largest first."
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    for h in held:
+        reason = re.sub(r"^input #\d+: ", "", h["reason"])
+        what, todo = _reason_kind(h["status"], reason)
+        g = groups.setdefault((h["status"], what), {"status": h["status"], "what": what, "todo": todo, "reason": reason, "files": []})
+        g["files"].append(h["index"])
+    return sorted(groups.values(), key=lambda g: (_STATUS_ORDER.get(g["status"], 3), -len(g["files"]), g["what"]))
+
+# %% ../../nbs/33_record.ipynb #f0f302cd
+REPORT_CSS = """
+.pseudicom-report{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;font-size:14px;line-height:1.45;max-width:62em;
+  overflow-wrap:break-word;color:inherit}
+.pseudicom-report h2{font-size:1.3em;margin:1.2em 0 .4em}.pseudicom-report h3{font-size:1.05em;margin:.2em 0}
+.pseudicom-report table{border-collapse:collapse;margin:.4em 0;max-width:100%}
+.pseudicom-report th,.pseudicom-report td{border:1px solid #8888;padding:3px 8px;text-align:left;vertical-align:top}
+.pseudicom-report td{overflow-wrap:anywhere}.pseudicom-report th{white-space:nowrap}
+.pseudicom-report code{font-size:.92em;overflow-wrap:anywhere}
+.pseudicom-report .summary{border:2px solid #8888;border-radius:6px;padding:.6em 1em}
+.pseudicom-report .verdict{font-size:1.1em}.pseudicom-report .clean b{color:var(--jp-success-color1,#1a7f37)}
+.pseudicom-report .unclean b{color:var(--jp-error-color1,#cf222e)}
+.pseudicom-report .counts{display:flex;flex-wrap:wrap;gap:.5em;padding:0;list-style:none}
+.pseudicom-report .counts li{border:1px solid #8888;border-radius:4px;padding:.2em .7em}
+.pseudicom-report .counts .attention{border:2px solid var(--jp-error-color1,#cf222e);font-weight:bold}
+.pseudicom-report .group{border-left:5px solid #bf8700;padding:.3em .8em;margin:.6em 0;background:#bf870014}
+.pseudicom-report .group.failed{border-color:#cf222e;background:#cf222e14}
+.pseudicom-report .group.excluded{border-color:#8888;background:transparent}
+.pseudicom-report figure{display:inline-block;margin:4px 8px 8px 0;vertical-align:top;max-width:100%}
+.pseudicom-report figcaption{font-size:.9em;max-width:260px}
+.pseudicom-report img{max-width:100%;height:auto;border:1px solid #8888}
+@media print{
+  .pseudicom-report{max-width:none;font-size:10pt}
+  .pseudicom-report details::details-content{content-visibility:visible;display:block}
+  .pseudicom-report details>summary{list-style:none;font-weight:bold}
+  .pseudicom-report .summary,.pseudicom-report .group,.pseudicom-report figure,.pseudicom-report tr{break-inside:avoid}
+  .pseudicom-report h2,.pseudicom-report h3{break-after:avoid}
+}
+"""
+_OPEN_FOR_PRINT = "<script>addEventListener('beforeprint',()=>document.querySelectorAll('details').forEach(d=>d.open=true))</script>"
+
+def report_page(title: str, body: str) -> str:
+    "A self-contained page around a report fragment: fits a 1024 px window, prints with every section open."
+    return ("<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+            "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+            f"<title>{html.escape(title)}</title><style>body{{margin:1.5em auto;padding:0 1em;max-width:64em}}"
+            "@media print{body{margin:0;padding:0;max-width:none}}@page{margin:15mm}</style>"
+            f"{_OPEN_FOR_PRINT}</head><body>{body}</body></html>\n")
+
+# %% ../../nbs/33_record.ipynb #357b2aa8
+def _summary_html(d: dict[str, Any]) -> str:
+    "The box on top: the verdict in words, what was run, the counts, what to do next."
+    e, c, rec, k = html.escape, d["counts"], d["recipe"], d["key"]
+    word, sentence = _verdict_words(d["verification"])
+    key = ("a project key" if k["mode"] == "given" else "a fresh key made for this run and not kept") + f" (fingerprint <code>{e(k['fingerprint'])}</code>)"
+    counts = [("written", c["outputs"]), ("quarantined", c["quarantined"]), ("failed", c["failed"]), ("excluded", c["excluded"])]
+    tiles = "".join(f"<li class='{'attention' if n and s in ('quarantined', 'failed') else ''}'>{n} {s}</li>" for s, n in counts)
+    waiting = c["quarantined"] + c["failed"]
+    kept = (f"<p class='unclean'><b>The recipe keeps identifying attributes unchanged:</b> {e(_join(d['kept_identifiers']))}.</p>"
+            if d.get("kept_identifiers") else "")
+    nxt = (f"{waiting} file{'s' * (waiting != 1)} need{'s' * (waiting == 1)} a decision: see <a href='#held-back'>below</a>."
+           if waiting else "Every file was written or excluded on purpose.")
+    return (f"<section class='summary'><h2>Summary</h2>"
+            f"<p class='verdict {'clean' if word == 'clean' else 'unclean'}'>Verifier: <b>{e(word)}</b>. {e(sentence)}</p>"
+            f"<p>pseudicom {e(d['pseudicom'])} de-identified {c['inputs']} input files with the recipe <b>{e(rec['name'])}</b> "
+            f"(<code>{e(rec['hash'][:19])}…</code>) and {key}.</p>{kept}<ul class='counts'>{tiles}</ul><p>{nxt}</p></section>")
+
+def _held_html(d: dict[str, Any]) -> str:
+    "The files held back, grouped by reason, each group with what to do; quarantined and failed first."
+    e, groups = html.escape, _held_back_groups(d["held_back"])
+    if not groups:
+        return ""
+    parts = []
+    for g in groups:
+        n = len(g["files"])
+        shown = ", ".join(f"#{i}" for i in g["files"][:40]) + (f" and {n - 40} more" if n > 40 else "")
+        reason = "" if g["reason"] == g["what"] else f"<p>Reason given: {e(g['reason'])}</p>"
+        parts.append(f"<div class='group {e(g['status'])}'><h3>{n} {e(g['status'])}: {e(g['what'])}</h3>"
+                     f"<p><b>What to do:</b> {e(g['todo'])}</p>{reason}"
+                     f"<p>Files (their index in the operator report, which stays with the source): {shown}</p></div>")
+    return "<section id='held-back'><h2>Files held back</h2>" + "".join(parts) + "</section>"
+
+# %% ../../nbs/33_record.ipynb #1facb1ec
+def record_html(d: dict[str, Any],
+          extra: str = "",                  # HTML sections to put after the files held back (the demo's pictures)
+          title: str = "pseudicom run record",
+         ) -> str:
+    "HTML for a record dict (every value escaped): summary, files held back, then the details."
+    def e(x):
+        return html.escape(str(x))
+    rec, v = d["recipe"], d["verification"]
     opts = rec["options"]
-    opt_txt = ("<i>unknown</i>" if opts is None else
-               ", ".join(f"{e(o['name'])} (DCM {e(o['code'])})" for o in opts) or "none")
+    opt_txt = "unknown" if opts is None else ", ".join(f"{e(o['name'])} (DCM {e(o['code'])})" for o in opts) or "none"
     rows = [("tool", f"pseudicom {e(d['pseudicom'])}, pydicom {e(d['pydicom'])}"),
             ("recipe", f"<b>{e(rec['name'])}</b> <code>{e(rec['hash'])}</code>"),
             ("profile", f"{e(rec['basic_profile']['name'])} (DCM {e(rec['basic_profile']['code'])}); options: {opt_txt}"),
-            ("key", f"fingerprint <code>{e(k['fingerprint'])}</code> ({'project key' if k['mode'] == 'given' else 'fresh key for this run, not kept'}); never the key"),
-            ("files", f"{c['inputs']} inputs: {c['outputs']} written, {c['excluded']} excluded, {c['quarantined']} quarantined, {c['failed']} failed"),
-            ("verifier", verdict),
+            ("key", f"fingerprint <code>{e(d['key']['fingerprint'])}</code>; the key itself is never recorded"),
             ("command", f"<code>{e(d['command']['line'])}</code>"
                         + ("" if d["command"]["checked"] else " <i>(recipe not checked against the hash)</i>"))]
     head = "<table>" + "".join(f"<tr><th>{a}</th><td>{b}</td></tr>" for a, b in rows) + "</table>"
     acts = "".join(f"<tr><td>{e(name)}</td><td>{e(', '.join(f'{a} {n}' for a, n in sorted(x.items())))}</td></tr>"
                    for name, x in d["actions"].items())
-    boxes = "".join(f"<tr><td>{b['index']}</td><td><code>{e(b['output'])}</code></td><td>{e(b['rule'])}</td>"
-                    f"<td>{e(b['box'])}</td><td>{e(b.get('score', ''))}</td></tr>" for b in d["pixel_boxes"])
-    held = "".join(f"<tr><td>{h['index']}</td><td>{e(h['status'])}</td><td>{e(h['reason'])}</td></tr>" for h in d["held_back"])
-    faces = "".join(f"<tr><td><code>{e(x['series'])}</code></td><td><img alt='defaced head, side view' "
-                    f"src='data:image/png;base64,{e(x['png'])}'></td></tr>" for x in d.get("faces_removed", []))
-    finds = "".join(f"<tr><td>{e(f['check'])}</td><td>{e(f['category'])}</td><td><code>{e(f['file'])}</code></td>"
-                    f"<td><code>{e(f['where'])}</code></td></tr>" for f in (v["findings"] if v else []))
-    part = lambda title, n, header, body: (f"<details><summary>{title} ({n})</summary><table><tr>{header}</tr>{body}</table></details>"
-                                           if n else "")
-    return ("<div class='pseudicom-record'><h3>pseudicom run record</h3>" + head
-            + part("files held back (index in the operator report)", len(d["held_back"]),
-                   "<th>#</th><th>status</th><th>reason</th>", held)
-            + part("faces removed (defaced head series: side view, removed part in red)", len(d.get("faces_removed", [])),
-                   "<th>series (output folder)</th><th>picture</th>", faces)
-            + part("pixel boxes redacted", len(d["pixel_boxes"]), "<th>#</th><th>output</th><th>rule</th><th>box (x0, y0, x1, y1)</th><th>score</th>", boxes)
-            + part("actions per attribute", len(d["actions"]), "<th>attribute</th><th>actions</th>", acts)
-            + part("verifier findings", len(v["findings"]) if v else 0, "<th>check</th><th>category</th><th>file</th><th>where</th>", finds)
-            + f"<p><b>Methods</b>: {e(d['methods'])}</p></div>")
+    boxes = "".join(f"<tr><td>{b['index']}</td><td>{e(b['rule'])}</td><td>{e(b['box'])}</td><td>{e(b.get('score', ''))}</td></tr>"
+                    for b in d["pixel_boxes"])
+    faces = "".join(f"<figure><img alt='defaced head, side view' src='data:image/png;base64,{e(x['png'])}'>"
+                    f"<figcaption>{e(x.get('label', 'a head series'))}</figcaption></figure>" for x in d.get("faces_removed", []))
+    found: dict[tuple, int] = {}
+    for f in (v["findings"] if v else []):
+        where = (f.get("series", ""), f["where"], f["category"], f["check"])
+        found[where] = found.get(where, 0) + 1
+    finds = "".join(f"<tr><td>{e(s)}</td><td><code>{e(w)}</code></td><td>{e(cat)} ({e(chk)})</td><td>{n}</td></tr>"
+                    for (s, w, cat, chk), n in found.items())
+    def part(heading, n, header, body, open_=False):
+        return (f"<details{' open' if open_ else ''}><summary>{heading} ({n})</summary><table><tr>{header}</tr>{body}</table></details>"
+                if n else "")
+    return (f"<div class='pseudicom-report'><style>{REPORT_CSS}</style><h1>{e(title)}</h1>" + _summary_html(d) + _held_html(d)
+            + part("Verifier findings (by series; the JSON record names each file)", v["n_findings"] if v else 0,
+                   "<th>series</th><th>where</th><th>what (check)</th><th>files</th>", finds, open_=True)
+            + (f"<section><h2>Faces removed</h2><p>Each defaced head series seen from the side; the removed part in red.</p>{faces}</section>"
+               if faces else "")
+            + extra + "<h2>Details</h2>" + head
+            + part("Pixel boxes redacted (input index, rule, box x0, y0, x1, y1, score)", len(d["pixel_boxes"]),
+                   "<th>#</th><th>rule</th><th>box</th><th>score</th>", boxes)
+            + part("Actions per attribute", len(d["actions"]), "<th>attribute</th><th>actions</th>", acts)
+            + f"<h2>Methods</h2><p>{e(d['methods'])}</p></div>")
 
 # %% ../../nbs/33_record.ipynb #2d16a155
 def tree_digest(

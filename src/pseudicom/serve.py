@@ -7,17 +7,19 @@ Docs: https://pseudicom.github.io/pseudicom/serve.html.md"""
 # %% ../../nbs/40_serve.ipynb #704ecb96
 from __future__ import annotations
 
+import ctypes
 import itertools
 import json
 import logging
 import os
-import queue
 import re
 import shutil
 import ssl
 import struct
 import threading
 import time
+from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
@@ -31,14 +33,16 @@ from .deid import Deidentifier
 from .errors import PseudicomError
 from .io import atomic_write_bytes, lock_output
 from .keys import Key
-from .pipeline import FileResult, process_file
-from .recipe import Recipe, load_recipe
+from .pipeline import FileResult, RunResult, process_file
+from .recipe import Recipe, kept_identifiers, load_recipe
+from .record import RunRecord
 
 log = logging.getLogger("pseudicom.serve")
 
 # %% auto #0
-__all__ = ['log', 'SUCCESS', 'OUT_OF_RESOURCES', 'CANNOT_UNDERSTAND', 'Peer', 'parse_peer', 'Gateway', 'Forwarder',
-           'transfer_syntaxes', 'tls_context', 'part10_bytes', 'start_server', 'pull']
+__all__ = ['log', 'SUCCESS', 'OUT_OF_RESOURCES', 'CANNOT_UNDERSTAND', 'DUL_POLL', 'Peer', 'parse_peer', 'Gateway', 'run_result',
+           'write_report', 'report_quietly', 'transfer_syntaxes', 'tls_context', 'quick_poll', 'part10_bytes',
+           'start_server']
 
 # %% ../../nbs/40_serve.ipynb #5f9e5222
 _AE = re.compile(r"[ -\[\]-~]{1,16}")   # 1-16 printable ASCII characters, no backslash (PS3.5 AE)
@@ -66,7 +70,8 @@ def parse_peer(
             raise PseudicomError(f"'{text}': the port must be a number from 1 to 65535 (AE@host:port).")
         port = int(p)
     elif rest.startswith("[") and "]:" in rest:   # [IPv6]:port
-        host, p = rest[1:].split("]:", 1); port = int(p) if p.isdigit() else 0
+        host, p = rest[1:].split("]:", 1)
+        port = int(p) if p.isdigit() else 0
     if not _AE.fullmatch(ae.strip() or "-") or not ae.strip():
         raise PseudicomError(f"'{text}': '{ae}' is no AE title (1-16 printable characters, no backslash); write AE@host:port.")
     if need_port and (not host or not port):
@@ -80,37 +85,85 @@ def _beside(dst: Path, suffix: str) -> Path:
     "A path next to (not inside) the output folder, as `pseudicom deid` puts its report and journal."
     return dst.parent / f"{dst.name}{suffix}"
 
+def _spool_write(path: Path, data: bytes, durable: bool) -> None:
+    """Write received bytes to the spool: no temporary file and rename, no second hash (the file's name is the BLAKE3 hash
+    of its content, so one cut short by a crash is known by it and dropped by `recover`)."""
+    with open(path, "wb") as fh:
+        fh.write(data)
+        if durable:
+            fh.flush()
+            os.fsync(fh.fileno())
+
 def _fsync(path: Path) -> None:
     "Flush a file's or a folder's entry to disk."
     fd = os.open(path, os.O_RDONLY)
-    try: os.fsync(fd)
-    finally: os.close(fd)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 class _ServeJournal:
     "The gateway's journal (JSON lines beside DST): a header, then one record per instance done and per instance forwarded."
     def __init__(self, path: Path, head: dict, dst: Path, durable: bool = True):
         self.path, self.records, self.durable = path, [], durable
         for line in (path.read_bytes().splitlines() if path.exists() else []):
-            try: self.records.append(json.loads(line))
-            except ValueError: pass   # the line being written when the process was killed: its instance was not acknowledged
+            try:
+                self.records.append(json.loads(line))
+            except ValueError:
+                pass   # the line being written when the process was killed: its instance was not acknowledged
         if self.records and self.records[0] != head:
             raise PseudicomError(f"{dst}: it was written by a gateway with another recipe, key or layout ({path.name}); "
                                  "give this one another output folder.")
         if not self.records and dst.exists() and any(dst.iterdir()):
             raise PseudicomError(f"{dst}: the output folder is not empty and has no gateway journal; give an empty or new folder.")
         self._fh = open(path, "ab")
-        if not self.records: self.append(head)
+        if not self.records:
+            self.append(head)
         self.records = self.records[1:]
 
     def append(self, record: dict) -> None:
         "One line, written through to the OS (and to the disk, fsync, when durable) before the sender is answered."
         self._fh.write((json.dumps(record, sort_keys=True) + "\n").encode())
         self._fh.flush()
-        if self.durable: os.fsync(self._fh.fileno())
+        if self.durable:
+            os.fsync(self._fh.fileno())
 
-    def close(self) -> None: self._fh.close()
+    def close(self) -> None:
+        self._fh.close()
 
-# %% ../../nbs/40_serve.ipynb #5cdd9ce3
+# %% ../../nbs/40_serve.ipynb #57ad1e57
+def _check_options(recipe: Recipe, quarantine_status: str, key: Key | None, sync: str) -> None:
+    "Refuse options the gateway cannot keep its promises with (layout, answers, key, durability)."
+    if recipe.output.layout == "mirror":
+        raise PseudicomError("layout 'mirror' copies input file names, which received instances do not have: use hierarchy or flat.")
+    if quarantine_status not in ("success", "failure"):
+        raise PseudicomError(f"quarantine_status must be 'success' or 'failure', not '{quarantine_status}'.")
+    if key is None:
+        raise PseudicomError("the gateway needs a key (--key-file): a restart must give the same outputs.")
+    if sync not in ("power", "process"):
+        raise PseudicomError(f"sync must be 'power' or 'process', not '{sync}'.")
+
+# %% ../../nbs/40_serve.ipynb #1851db15
+def _open_folders(gw: Gateway) -> None:
+    "Open the journal, the output, spool and quarantine folders and the audit log; release the output lock if that fails."
+    try:
+        head = {"serve_journal": 1, "recipe_hash": gw.recipe.hash, "key_fingerprint": gw.key.fingerprint,
+                "layout": gw.recipe.output.layout}
+        gw.journal = _ServeJournal(_beside(gw.dst, ".serve.jsonl"), head, gw.dst, gw.durable)
+        for p in (gw.dst, gw.spool, gw.quarantine):
+            p.mkdir(exist_ok=True)
+        shutil.rmtree(gw.staging, ignore_errors=True)
+        gw.staging.mkdir()
+        for tmp in [*gw.spool.glob(".*.tmp"), *gw.quarantine.glob(".*.tmp")]:
+            tmp.unlink()   # cut short by a crash
+        _index_journal(gw)
+        gw.actions = _count_audit(_beside(gw.dst, ".serve-audit.jsonl"))   # (for the report: what earlier sessions did)
+        gw._audit = open(_beside(gw.dst, ".serve-audit.jsonl"), "ab")
+    except BaseException:
+        gw._out_lock.release()
+        raise
+
+# %% ../../nbs/40_serve.ipynb #3816c3cc
 class Gateway:
     "Received instances in, de-identified files out: spool, `process_file` (the engine of `pseudicom deid`), place, journal, forward."
     def __init__(self,
@@ -123,14 +176,9 @@ class Gateway:
                  series_quiet: float = 10.0,          # recipes that deface: seconds without news of a series (its senders gone) before it is processed
                  timeout: float | None = 600.0):      # per-instance time limit in seconds, as `deid --timeout` (None: none)
         self.recipe = load_recipe(recipe)
-        if self.recipe.output.get("layout", "hierarchy") == "mirror":
-            raise PseudicomError("layout 'mirror' copies input file names, which received instances do not have: use hierarchy or flat.")
-        if quarantine_status not in ("success", "failure"):
-            raise PseudicomError(f"quarantine_status must be 'success' or 'failure', not '{quarantine_status}'.")
-        if key is None: raise PseudicomError("the gateway needs a key (--key-file): a restart must give the same outputs.")
-        if sync not in ("power", "process"): raise PseudicomError(f"sync must be 'power' or 'process', not '{sync}'.")
+        _check_options(self.recipe, quarantine_status, key, sync)
         self.key, self.quarantine_status, self.keep_spool, self.forwarder, self.timeout = key, quarantine_status, keep_spool, None, timeout
-        self.durable, self.series_quiet, self.holding = sync == "power", float(series_quiet), bool(self.recipe.deface.get("enabled"))
+        self.durable, self.series_quiet, self.holding = sync == "power", float(series_quiet), bool(self.recipe.deface.enabled)
         self.dst = Path(dst)
         self.spool, self.quarantine = _beside(self.dst, ".spool"), _beside(self.dst, ".quarantine")
         self.staging = self.spool / ".staging"
@@ -141,19 +189,11 @@ class Gateway:
         self.counts = dict.fromkeys(("received", "written", "excluded", "quarantined", "failed", "held", "duplicate", "forwarded",
                                      "forward_refused"), 0)
         self.deid = Deidentifier(self.recipe, key)
+        self.source, self.command, self._reported = "DICOM network", None, None   # for the report (`start_server`, `pull` and the CLI say more)
+        self._report_lock = threading.Lock()
         self.dst.parent.mkdir(parents=True, exist_ok=True)
         self._out_lock = lock_output(self.dst)   # one writer per output folder: no `deid` run or second server into it
-        try:
-            head = {"serve_journal": 1, "recipe_hash": self.recipe.hash, "key_fingerprint": key.fingerprint,
-                    "layout": self.recipe.output.get("layout", "hierarchy")}
-            self.journal = _ServeJournal(_beside(self.dst, ".serve.jsonl"), head, self.dst, self.durable)
-            for p in (self.dst, self.spool, self.quarantine): p.mkdir(exist_ok=True)
-            shutil.rmtree(self.staging, ignore_errors=True); self.staging.mkdir()
-            for tmp in [*self.spool.glob(".*.tmp"), *self.quarantine.glob(".*.tmp")]: tmp.unlink()   # cut short by a crash
-            _index_journal(self)
-            self._audit = open(_beside(self.dst, ".serve-audit.jsonl"), "ab")
-        except BaseException:
-            self._out_lock.release(); raise
+        _open_folders(self)
         self._holder = _Holder(self) if self.holding else None
 
     def store(self,
@@ -170,36 +210,39 @@ class Gateway:
                 return _answer(self, rec)
             series = _series_to_hold(self, data)
             spooled = self.spool / f"{digest}.dcm"   # not fsynced unless held: until answered, the sender keeps the instance
-            atomic_write_bytes(spooled, data, durable=self.durable and series is not None)
+            _spool_write(spooled, data, durable=self.durable and series is not None)
             rec = _settle(self, digest, spooled) if series is None else _hold(self, digest, series, association)
         return _answer(self, rec)
 
     def association_ended(self, association: Any) -> None:
-        "A sender is gone: its series may be complete once quiet."
+        "A sender is gone: its series may be complete once quiet; the report says what it brought."
         with self._lock:
-            for s in self.held.values(): s["open"].discard(id(association))
+            for s in self.held.values():
+                s["open"].discard(id(association))
+        report_quietly(self)
 
-    def recover(self) -> int: return _recover(self)
+    def recover(self) -> int:
+        return _recover(self)
 
     def close(self) -> None:
-        "Stop forwarding and holding (held series and what is left to forward are done at the next start), close the journal."
-        if self._holder is not None: self._holder.stop()
-        if self.forwarder is not None: self.forwarder.stop()
-        self.journal.close(); self._audit.close(); self._out_lock.release()
-        log.info("gateway closed: %s", ", ".join(f"{v} {k}" for k, v in self.counts.items()))
+        "Stop forwarding and holding (held series and what is left to forward are done at the next start), write the report, close."
+        _close(self)
 
 # %% ../../nbs/40_serve.ipynb #a109314b
 def _index_journal(gw: Gateway) -> None:
     "What an earlier run journalled: instances done, outputs taken, what was forwarded, series still held."
     for r in gw.journal.records:
         if "forwarded" in r or "forward_refused" in r:
-            gw.done.get(r.get("forwarded") or r["forward_refused"], {})["forwarded"] = True; continue
+            gw.done.get(r.get("forwarded") or r["forward_refused"], {})["forwarded"] = True
+            continue
         gw.done[r["digest"]] = r
         if r["status"] == "held":
             gw.held.setdefault(r["series"], {"digests": set(), "last": time.monotonic(), "open": set()})["digests"].add(r["digest"])
             continue
-        for s in gw.held.values(): s["digests"].discard(r["digest"])   # held earlier, done since
-        if r["status"] == "written": gw.outputs[r["output"]] = r["digest"]
+        for s in gw.held.values():
+            s["digests"].discard(r["digest"])   # held earlier, done since
+        if r["status"] == "written":
+            gw.outputs[r["output"]] = r["digest"]
     gw.held = {k: s for k, s in gw.held.items() if s["digests"]}
 
 def _recover(gw: Gateway) -> int:
@@ -208,24 +251,45 @@ def _recover(gw: Gateway) -> int:
     for spooled in sorted(gw.spool.glob("*.dcm")):
         with gw._lock:
             if spooled.stem in gw.done:
-                if not gw.keep_spool and gw.done[spooled.stem]["status"] != "held": spooled.unlink()
+                if not gw.keep_spool and gw.done[spooled.stem]["status"] != "held":
+                    spooled.unlink()
                 continue
             data = spooled.read_bytes()
             if blake3.blake3(data).hexdigest()[:32] != spooled.stem:   # cut short by a power cut: never answered
-                spooled.unlink(); continue
+                spooled.unlink()
+                continue
             series = _series_to_hold(gw, data)
             _settle(gw, spooled.stem, spooled) if series is None else _hold(gw, spooled.stem, series, None)
             n += 1
     if gw.forwarder is not None:
         for d, r in gw.done.items():
-            if r["status"] == "written" and not r.get("forwarded"): gw.forwarder.put(d, gw.dst / r["output"])
+            if r["status"] == "written" and not r.get("forwarded"):
+                gw.forwarder.put(d, gw.dst / r["output"])
     return n
+
+def _close(gw: Gateway) -> None:
+    "Stop forwarding and holding (held series and what is left to forward are done at the next start), write the report, close."
+    if gw._holder is not None:
+        gw._holder.stop()
+    if gw.forwarder is not None:
+        gw.forwarder.stop()
+    try:
+        gw.write_report()
+    except OSError as e:
+        raise PseudicomError(f"the report or run record beside {gw.dst} could not be written ({e.strerror}); every instance "
+                             "acknowledged is in the output and the journal. Free space there and start the gateway again.") from None
+    finally:
+        gw.journal.close()
+        gw._audit.close()
+        gw._out_lock.release()
+    log.info("gateway closed: %s", ", ".join(f"{v} {k}" for k, v in gw.counts.items()))
 
 # %% ../../nbs/40_serve.ipynb #5e84d0f8
 def _settle(gw: Gateway, digest: str, spooled: Path, series: tuple | None = None, r: FileResult | None = None) -> dict:
     """De-identify one spooled instance with `process_file` (unless `r` is its result already), put the output (or the
     quarantined original) in place, journal it. `series`: its series' face-step plan, as a batch run passes it."""
-    if r is None: r = _deidentify(gw, spooled, series)
+    if r is None:
+        r = _deidentify(gw, spooled, series)
     if r.status == "written":
         first = gw.outputs.get(r.output)
         if first is not None and first != digest:   # another received object gave the same de-identified instance
@@ -234,56 +298,132 @@ def _settle(gw: Gateway, digest: str, spooled: Path, series: tuple | None = None
                                               "SOPInstanceUID; only that one was written.")
         else:
             target = gw.dst / r.output
-            if gw.durable: _fsync(Path(r.staged))
+            if gw.durable:
+                _fsync(Path(r.staged))
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(r.staged, target)
-            if gw.durable: _fsync(target.parent)
+            if gw.durable:
+                _fsync(target.parent)
             gw.outputs[r.output] = digest
-            gw._audit.write(b"".join((json.dumps(a) + "\n").encode() for a in r.audit)); gw._audit.flush()
+            _record_audit(gw, r)
     if r.status in ("quarantined", "failed"):   # the original is kept with its reason, beside the output
         atomic_write_bytes(gw.quarantine / spooled.name, spooled.read_bytes(), durable=gw.durable)
         atomic_write_bytes(gw.quarantine / f"{digest}.json", (json.dumps({"status": r.status, "reason": r.reason}, indent=1) + "\n").encode(),
                            durable=gw.durable)
-        if gw.durable: _fsync(gw.quarantine)
-    rec = {"digest": digest, "status": r.status, "output": r.output, "blake3": r.digest, "instance": r.instance}
+        if gw.durable:
+            _fsync(gw.quarantine)
+    rec = {"digest": digest, "status": r.status, "output": r.output, "blake3": r.digest, "instance": r.instance,
+           **({"reason": r.reason} if r.status != "written" else {})}   # (reasons name no value: as in a batch report)
     gw.journal.append(rec)
     gw.done[digest] = rec
     gw.counts[r.status] += 1
-    if not gw.keep_spool: spooled.unlink(missing_ok=True)
+    if not gw.keep_spool:
+        spooled.unlink(missing_ok=True)
     log.info("%s %s", r.status, r.instance or f"(received {digest[:12]})")   # de-identified UID only, never a received value
-    if r.status == "written" and gw.forwarder is not None: gw.forwarder.put(digest, gw.dst / r.output)
+    if r.status == "written" and gw.forwarder is not None:
+        gw.forwarder.put(digest, gw.dst / r.output)
     return rec
 
 def _deidentify(gw: Gateway, spooled: Path, series: tuple | None = None) -> FileResult:
-    "The engine of `pseudicom deid` on one spooled file, into the staging folder (thread-safe: it places nothing)."
-    return process_file(next(gw._n), str(spooled), spooled.name, str(gw.staging), gw.deid, fast=True, timeout=gw.timeout, series=series)
+    "The engine of `pseudicom deid` on one spooled file, into the staging folder (thread-safe: it places nothing), within the time limit."
+    index, start = next(gw._n), time.monotonic()
+    def engine():
+        return process_file(index, str(spooled), spooled.name, str(gw.staging), gw.deid, fast=True, timeout=None, series=series)
+    if not gw.timeout:
+        return engine()
+    r = None
+    try:
+        with _watchdog().limit(gw.timeout):
+            r = engine()
+    except _OverTime:
+        pass   # (a staged file it left is removed with the staging folder at the next start)
+    if r is None or time.monotonic() - start > gw.timeout:   # stopped, or done too late: the same verdict every time, as `deid` gives
+        if r is not None and r.staged:
+            Path(r.staged).unlink(missing_ok=True)
+        return FileResult(index, spooled.name, "failed", reason=f"{spooled.name}: took longer than the per-file time limit of "
+                          f"{gw.timeout:g} s and was stopped; the file may be damaged or hostile. Inspect it, or raise the limit (--timeout).")
+    return r
 
 def _answer(gw: Gateway, rec: dict) -> int:
     "The C-STORE status for a settled (or held) instance: success, or (if asked) failure for one held back."
-    if rec["status"] in ("quarantined", "failed") and gw.quarantine_status == "failure": return CANNOT_UNDERSTAND
+    if rec["status"] in ("quarantined", "failed") and gw.quarantine_status == "failure":
+        return CANNOT_UNDERSTAND
     return SUCCESS
+
+# %% ../../nbs/40_serve.ipynb #c8af4037
+class _OverTime(BaseException):
+    "Raised in a thread whose instance passed the time limit (a BaseException: no handler in the engine swallows it)."
+
+class _Watchdog(threading.Thread):
+    "One thread for all instances' time limits: every `tick` seconds, it interrupts the threads past their deadline."
+    def __init__(self, tick: float = 0.05):
+        super().__init__(name="pseudicom-watchdog", daemon=True)
+        self.tick, self.lock, self.deadlines, self.fired = tick, threading.Lock(), {}, set()
+        self.start()
+
+    def run(self) -> None:
+        while True:
+            time.sleep(self.tick)
+            now = time.monotonic()
+            with self.lock:
+                for tid in [t for t, end in self.deadlines.items() if now > end]:
+                    del self.deadlines[tid]
+                    self.fired.add(tid)
+                    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(tid), ctypes.py_object(_OverTime))
+
+    @contextmanager
+    def limit(self, seconds: float):
+        "Interrupt this thread with `_OverTime` if the block takes longer than `seconds` (give or take a tick)."
+        tid = threading.get_ident()
+        with self.lock:
+            self.deadlines[tid] = time.monotonic() + seconds
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.deadlines.pop(tid, None)
+                fired = tid in self.fired
+                self.fired.discard(tid)
+            if fired:   # raised, or about to be: withdraw what is not delivered yet
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(tid), None)
+
+_WATCHDOG: list = []
+_WATCHDOG_LOCK = threading.Lock()
+
+def _watchdog() -> _Watchdog:
+    "The process's watchdog, started on first use."
+    with _WATCHDOG_LOCK:
+        if not _WATCHDOG:
+            _WATCHDOG.append(_Watchdog())
+        return _WATCHDOG[0]
 
 # %% ../../nbs/40_serve.ipynb #0ec4051b
 def _series_to_hold(gw: Gateway, data: bytes) -> str | None:
     "When the recipe defaces: a key for the CT or MR series of this instance (a hash, not its UID), else None."
-    if not gw.holding: return None
+    if not gw.holding:
+        return None
     try:
         ds = pydicom.dcmread(BytesIO(data), stop_before_pixels=True, specific_tags=["Modality", "SeriesInstanceUID"])
     except Exception:
         return None   # `process_file` says what is wrong with it
     uid = str(ds.get("SeriesInstanceUID", "") or "")
-    if str(ds.get("Modality", "")).upper() not in ("CT", "MR") or not uid: return None
+    if str(ds.get("Modality", "")).upper() not in ("CT", "MR") or not uid:
+        return None
     return blake3.blake3(uid.encode()).hexdigest()[:16]
 
 def _hold(gw: Gateway, digest: str, series: str, association: Any) -> dict:
     "Keep a spooled instance until its series is complete: durable in the spool and journalled, so it can be acknowledged."
-    if gw.durable: _fsync(gw.spool)
+    if gw.durable:
+        _fsync(gw.spool)
     rec = {"digest": digest, "status": "held", "series": series}
     gw.journal.append(rec)
     gw.done[digest] = rec
     s = gw.held.setdefault(series, {"digests": set(), "last": 0.0, "open": set()})
-    s["digests"].add(digest); s["last"] = time.monotonic(); gw.counts["held"] += 1
-    if association is not None: s["open"].add(id(association))
+    s["digests"].add(digest)
+    s["last"] = time.monotonic()
+    gw.counts["held"] += 1
+    if association is not None:
+        s["open"].add(id(association))
     return rec
 
 def _process_series(gw: Gateway, series: str, paths: list[str]) -> None:
@@ -292,16 +432,20 @@ def _process_series(gw: Gateway, series: str, paths: list[str]) -> None:
     from pseudicom.deface import plan_deface
     headers = []
     for p in paths:
-        try: headers.append((p, pydicom.dcmread(p, stop_before_pixels=True)))
-        except Exception: pass   # unreadable: `process_file` says why
+        try:
+            headers.append((p, pydicom.dcmread(p, stop_before_pixels=True)))
+        except Exception:
+            pass   # unreadable: `process_file` says why
     plan, read = plan_deface(headers), {p for p, _ in headers}
     for p in paths:
         key = plan.member.get(p)
         note = (plan.notes[key], plan.series[key]) if key else (next(iter(plan.notes.values()), "not defaced"), ()) if p in read else None
         r = _deidentify(gw, Path(p), note)
-        with gw._lock: _settle(gw, Path(p).stem, Path(p), note, r)
+        with gw._lock:
+            _settle(gw, Path(p).stem, Path(p), note, r)
     log.info("series %s: %d instances processed", series, len(paths))
 
+# %% ../../nbs/40_serve.ipynb #2ddda0c2
 class _Holder(threading.Thread):
     "Processes each held series once nobody is sending it and it has been quiet for `series_quiet` seconds."
     def __init__(self, gw: Gateway):
@@ -317,87 +461,84 @@ class _Holder(threading.Thread):
                 ready = [(k, sorted(str(self.gw.spool / f"{d}.dcm") for d in self.gw.held.pop(k)["digests"])) for k in ready]
                 self.busy = bool(ready)
             for series, paths in ready:
-                try: _process_series(self.gw, series, paths)
-                except Exception as e: log.error("series %s: %s; it is done again at the next start", series, type(e).__name__)
+                try:
+                    _process_series(self.gw, series, paths)
+                except Exception as e:
+                    log.error("series %s: %s; it is done again at the next start", series, type(e).__name__)
+            if ready:
+                report_quietly(self.gw)
             self.busy = False
 
-    def stop(self) -> None: self._halt.set(); self.join(timeout=60)
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(timeout=60)
 
-# %% ../../nbs/40_serve.ipynb #780cce7b
-class Forwarder:
-    "Send each written output on to a Storage SCP (one association kept open while there is work), journal each success."
-    def __init__(self,
-                 gateway: Gateway,        # whose outputs to forward (and whose journal records them)
-                 peer: Peer,              # AE@host:port of the receiving SCP (a research PACS)
-                 ae_title: str = "PSEUDICOM",  # our calling AE title
-                 ssl_context: ssl.SSLContext | None = None,  # TLS to the peer
-                 retry: float = 2.0):     # seconds between attempts while the peer is unreachable
-        self.gateway, self.peer, self.ae_title, self.ssl_context, self.retry = gateway, peer, ae_title, ssl_context, retry
-        self._queue: queue.Queue = queue.Queue()
-        self._stop = threading.Event()
-        self._assoc, self._contexts = None, set()
-        gateway.forwarder = self
-        self._thread = threading.Thread(target=self._run, name="pseudicom-forward", daemon=True)
-        self._thread.start()
+# %% ../../nbs/40_serve.ipynb #4fcea797
+def _record_audit(gw: Gateway, r: FileResult) -> None:
+    "Append a written instance's audit lines (the batch run's text: ready-made by the series memo, else one per record); count its actions."
+    gw._audit.write(r.audit_lines or "".join(json.dumps(a, sort_keys=True) + "\n" for a in r.audit).encode())
+    gw._audit.flush()
+    gw.actions.update(r.actions or Counter((a["keyword"] or a["tag"], a["action"]) for a in r.audit))
 
-    def put(self, digest: str, path: Path) -> None: self._queue.put((digest, path))
+def _count_audit(path: Path) -> Counter:
+    "(keyword or tag, action) -> how often, over an audit log written before."
+    out: Counter = Counter()
+    with open(path, "rb") if path.exists() else BytesIO() as fh:
+        for line in fh:
+            try:
+                a = json.loads(line)
+            except ValueError:
+                continue   # the line being written when the process was killed
+            out[(a.get("keyword") or a.get("tag"), a.get("action"))] += 1
+    return out
 
-    def stop(self, wait: float = 10.0) -> None:
-        "Stop after the instance in flight (give it `wait` seconds to drain the queue); the rest is forwarded at the next start."
-        end = time.monotonic() + wait
-        while not self._queue.empty() and time.monotonic() < end and self._thread.is_alive(): time.sleep(0.05)
-        self._stop.set(); self._queue.put(None); self._thread.join(timeout=max(1.0, end - time.monotonic()))
+# %% ../../nbs/40_serve.ipynb #d8ab033e
+def _reason(rec: dict) -> str:
+    "A journalled reason without the spool file's name it starts with (the reasons of many instances are then alike)."
+    return rec.get("reason", "").removeprefix(f"{rec['digest']}.dcm: ")
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try: item = self._queue.get(timeout=2.0)
-            except queue.Empty:
-                self._release(); continue
-            if item is None: break
-            digest, path = item
-            outcome, refusals = "retry", 0
-            while not self._stop.is_set():
-                try: outcome = self._send(path)
-                except Exception as e:   # the peer went away or answered nonsense: try again later
-                    outcome = "retry"; log.warning("forward to %s: %s; retrying in %g s", self.peer, type(e).__name__, self.retry)
-                refusals += outcome == "refused"
-                if outcome == "ok" or refusals >= 3: break   # a peer that refuses one object three times will not take it
-                self._release(); self._stop.wait(self.retry)
-            if outcome == "retry": break   # stopping: the next start forwards it
-            with self.gateway._lock:
-                self.gateway.journal.append({"forwarded": digest} if outcome == "ok" else {"forward_refused": digest})
-                self.gateway.counts["forwarded" if outcome == "ok" else "forward_refused"] += 1
-        self._release()
+def run_result(gw: Gateway) -> RunResult:
+    "What the output folder holds as a batch run's `RunResult`: one entry per instance settled (journal order), no received value."
+    with gw._lock:
+        recs, actions = [r for r in gw.done.values() if r["status"] != "held"], dict(gw.actions)
+    files = [FileResult(i, f"received {r['digest'][:12]}", r["status"], r.get("output"), _reason(r), digest=r.get("blake3"))
+             for i, r in enumerate(recs)]
+    return RunResult(gw.recipe.name, gw.recipe.hash, gw.key.fingerprint, "given", gw.source, str(gw.dst), files,
+                     report_path=str(_beside(gw.dst, ".report.json")), audit_path=str(_beside(gw.dst, ".serve-audit.jsonl")),
+                     journal_path=str(gw.journal.path), workers="gateway", kept_identifiers=kept_identifiers(gw.recipe),
+                     action_tally=actions)
 
-# %% ../../nbs/40_serve.ipynb #11b7153b
-def _forward_send(self: Forwarder, path: Path) -> str:
-    "Send one file as it is on disk (its dataset bytes unchanged): 'ok', 'retry' (no association) or 'refused' (a failure status)."
-    from pynetdicom import AE
-    meta = pydicom.filereader.read_file_meta_info(path)
-    want = (str(meta.MediaStorageSOPClassUID), str(meta.TransferSyntaxUID))
-    if self._assoc is None or not self._assoc.is_established or want not in self._contexts:
-        self._release()
-        self._contexts = set(list(self._contexts)[-100:]) | {want}   # at most 128 presentation contexts per association
-        ae = AE(self.ae_title)
-        for sop, ts in sorted(self._contexts): ae.add_requested_context(sop, ts)
-        self._assoc = ae.associate(self.peer.host, self.peer.port, ae_title=self.peer.ae_title, tls_args=(self.ssl_context, None) if self.ssl_context else None)
-        if not self._assoc.is_established:
-            log.warning("forward: %s did not accept an association", self.peer); self._assoc = None
-            return "retry"
-    status = self._assoc.send_c_store(path)
-    code = getattr(status, "Status", None)
-    if code is None: return "retry"   # no answer: the association broke
-    if code == 0 or code >> 12 == 0xB: return "ok"   # 0x0000 success, 0xBxxx warning: stored
-    log.warning("forward: %s answered status 0x%04X", self.peer, code)
-    return "refused"
+def _command_of(gw: Gateway) -> list[str]:
+    "The command line the record shows: the CLI's own, else a `pseudicom serve` one (the key file is a placeholder)."
+    recipe = gw.recipe.source.split(":", 1)[1] if gw.recipe.source.startswith("builtin:") else gw.recipe.source
+    return gw.command or ["pseudicom", "serve", str(gw.dst), "--recipe", recipe, "--key-file", "KEY"]
 
-def _forward_release(self: Forwarder) -> None:
-    if self._assoc is not None:
-        try: self._assoc.release()
-        except Exception: pass
-        self._assoc = None
+def write_report(gw: Gateway, if_changed: bool = False) -> tuple[Path, Path, Path] | None:
+    "Write DST.report.json and the run record (DST.record.json, .html) atomically; with `if_changed`, only after news."
+    with gw._report_lock:
+        with gw._lock:
+            now = (len(gw.done), tuple(gw.counts.values()))
+            session = dict(gw.counts)
+        if if_changed and now == gw._reported:
+            return None
+        result = run_result(gw)
+        reasons = Counter(f.reason for f in result.files if f.status != "written")
+        data = {**result.to_dict(), "note": "Gateway record: instances are named by the BLAKE3 hash of the bytes received (its "
+                "first 12 hex digits), outputs by de-identified paths; no received value is written here.",
+                "gateway": {"source": gw.source, "session": session, "reasons": dict(sorted(reasons.items()))}}
+        report = atomic_write_bytes(result.report_path, (json.dumps(data, indent=1) + "\n").encode(), durable=False)
+        record_json, record_html = RunRecord(result, command=_command_of(gw), recipe=gw.recipe).write()
+        gw._reported = now
+    return report, record_json, record_html
 
-Forwarder._send, Forwarder._release = _forward_send, _forward_release
+def report_quietly(gw: Gateway) -> None:
+    "Write the report if there is news; log (not raise) a failure: a report left behind never stops receiving."
+    try:
+        write_report(gw, if_changed=True)
+    except OSError as e:
+        log.error("the report or run record could not be written (%s); it is written again after the next association", e.strerror)
+
+Gateway.write_report = write_report
 
 # %% ../../nbs/40_serve.ipynb #2770ab68
 def transfer_syntaxes() -> list[str]:
@@ -406,7 +547,8 @@ def transfer_syntaxes() -> list[str]:
     out = []
     for ts in _uid.AllTransferSyntaxes:
         try:
-            if not ts.is_compressed or get_decoder(ts).is_available: out.append(str(ts))
+            if not ts.is_compressed or get_decoder(ts).is_available:
+                out.append(str(ts))
         except NotImplementedError:   # MPEG, HEVC, ...: pixels pseudicom cannot look at, so it cannot vouch for them
             pass
     return out
@@ -421,8 +563,10 @@ def tls_context(
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH if server else ssl.Purpose.SERVER_AUTH, cafile=str(ca) if ca else None)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_cert_chain(str(cert), str(key))
-    if server and ca: ctx.verify_mode = ssl.CERT_REQUIRED
-    if not server: ctx.check_hostname = False   # DICOM peers are named by AE title and address, rarely by a host name in their certificate
+    if server and ca:
+        ctx.verify_mode = ssl.CERT_REQUIRED
+    if not server:
+        ctx.check_hostname = False   # DICOM peers are named by AE title and address, rarely by a host name in their certificate
     return ctx
 
 def _allowed(allow: list[Peer], ae_title: str, address: str) -> bool:
@@ -431,9 +575,19 @@ def _allowed(allow: list[Peer], ae_title: str, address: str) -> bool:
 # %% ../../nbs/40_serve.ipynb #432721f9
 def _meta_element(elem: int, vr: bytes, value: bytes) -> bytes:
     "One explicit-VR little-endian element of group 0002 (values padded to even length as PS3.5 asks)."
-    if len(value) % 2: value += b"\0" if vr == b"UI" else b" "
-    if vr == b"OB": return struct.pack("<HH2s2xI", 2, elem, vr, len(value)) + value
+    if len(value) % 2:
+        value += b"\0" if vr == b"UI" else b" "
+    if vr == b"OB":
+        return struct.pack("<HH2s2xI", 2, elem, vr, len(value)) + value
     return struct.pack("<HH2sH", 2, elem, vr, len(value)) + value
+
+DUL_POLL = 0.0002   # seconds pynetdicom's DUL reactor sleeps between polls of an open association (its default: 0.001)
+
+def quick_poll(assoc) -> None:
+    "Make an association's DUL reactor poll every `DUL_POLL` s (a private pynetdicom setting: left alone if it is gone)."
+    dul = getattr(assoc, "dul", None)
+    if dul is not None and hasattr(dul, "_run_loop_delay"):
+        dul._run_loop_delay = DUL_POLL
 
 def part10_bytes(
     sop_class: str,        # (0002,0002) from the C-STORE's Affected SOP Class UID
@@ -468,10 +622,12 @@ def start_server(
     ae = AE(ae_title)
     ae.maximum_pdu_size = 0   # as large as the sender likes: fewer, bigger PDUs
     syntaxes = transfer_syntaxes()
-    for cx in AllStoragePresentationContexts: ae.add_supported_context(cx.abstract_syntax, syntaxes)
+    for cx in AllStoragePresentationContexts:
+        ae.add_supported_context(cx.abstract_syntax, syntaxes)
     ae.add_supported_context(Verification)
 
     def on_request(event) -> None:
+        quick_poll(event.assoc)
         calling = event.assoc.requestor.primitive.calling_ae_title   # (requestor.ae_title is set only once accepted)
         calling, address = (calling.decode("ascii", "replace") if isinstance(calling, bytes) else calling).strip(), event.assoc.requestor.address
         if not _allowed(allow, calling, address):
@@ -489,94 +645,7 @@ def start_server(
             return OUT_OF_RESOURCES
 
     gateway.recover()
+    gateway.source = f"C-STORE to {ae_title}@{host}:{port}"
     return ae.start_server((host, port), block=False, ssl_context=ssl_context,
                            evt_handlers=[(evt.EVT_REQUESTED, on_request), (evt.EVT_C_STORE, on_store),
                                          (evt.EVT_CONN_CLOSE, lambda event: gateway.association_ended(event.assoc))])
-
-# %% ../../nbs/40_serve.ipynb #8d397836
-def _associate(peer: Peer, ae_title: str, contexts: list, roles: list, handlers: list, ssl_context):
-    "An association with `peer` offering `contexts` [(abstract syntax, [transfer syntaxes])]; raise if refused."
-    from pynetdicom import AE
-    ae = AE(ae_title)
-    ae.maximum_pdu_size = 0
-    for sop, tss in contexts: ae.add_requested_context(sop, tss)
-    assoc = ae.associate(peer.host, peer.port, ae_title=peer.ae_title, ext_neg=roles, evt_handlers=handlers,
-                         tls_args=(ssl_context, None) if ssl_context else None)
-    if not assoc.is_established:
-        raise PseudicomError(f"{peer} did not accept an association from {ae_title}: check the address, and that {ae_title} "
-                             "is configured there with C-FIND and C-GET allowed.")
-    return assoc
-
-def _find_studies(peer: Peer, studies: list[str], ae_title: str, ssl_context) -> list:
-    "C-FIND each study: its identifier (instance count, SOP classes) or None when the PACS does not have it."
-    from pydicom.dataset import Dataset
-    from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind as FIND
-    assoc, found = _associate(peer, ae_title, [(FIND, [_uid.ExplicitVRLittleEndian, _uid.ImplicitVRLittleEndian])], [], [], ssl_context), []
-    try:
-        for uid in studies:
-            ask = Dataset(); ask.QueryRetrieveLevel = "STUDY"; ask.StudyInstanceUID = uid
-            ask.NumberOfStudyRelatedInstances = ""; ask.SOPClassesInStudy = ""
-            hits = [ident for status, ident in assoc.send_c_find(ask, FIND) if status and status.Status in (0xFF00, 0xFF01) and ident]
-            found.append(hits[0] if hits else None)
-    finally:
-        assoc.release()
-    return found
-
-def _get_contexts(sop_classes: list[str]) -> tuple[list, list]:
-    """Storage contexts for a C-GET: one per (SOP class, transfer syntax) when the study's classes are known and fit in an
-    association, so the PACS can send each instance as it stores it (one context with many syntaxes gets only one accepted)."""
-    from pynetdicom import StoragePresentationContexts, build_role
-    syntaxes = transfer_syntaxes()
-    if sop_classes and len(sop_classes) * len(syntaxes) <= 126:
-        contexts = [(sop, [ts]) for sop in sop_classes for ts in syntaxes]
-    else:   # unknown, or too many: the common classes, each with every syntax in one context
-        sop_classes = [str(cx.abstract_syntax) for cx in StoragePresentationContexts[:126]]
-        contexts = [(sop, syntaxes) for sop in sop_classes]
-    return contexts, [build_role(sop, scp_role=True) for sop in sop_classes]   # we are the storage SCP inside the C-GET
-
-# %% ../../nbs/40_serve.ipynb #57282e30
-def pull(
-    gateway: Gateway,              # where the retrieved instances go
-    peer: Peer,                    # the PACS: AE@host:port
-    studies: list[str],            # StudyInstanceUIDs to retrieve
-    ae_title: str = "PSEUDICOM",   # our (calling) AE title, as the PACS knows it
-    ssl_context: ssl.SSLContext | None = None,  # TLS to the PACS (`tls_context(..., server=False)`)
-) -> list[dict]:                   # per study: found, instances the PACS announced, sent, and failed to send
-    "Retrieve whole studies from a PACS (C-FIND, then C-GET) and put each instance through `gateway`."
-    from pydicom.dataset import Dataset
-    from pynetdicom import evt
-    from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelGet as GET
-    logging.getLogger("pynetdicom").setLevel(logging.WARNING)
-
-    def on_store(event) -> int:
-        rq = event.request
-        try:
-            return gateway.store(part10_bytes(str(rq.AffectedSOPClassUID), str(rq.AffectedSOPInstanceUID),
-                                              str(event.context.transfer_syntax), rq.DataSet.getvalue()))
-        except Exception as e:
-            log.error("could not keep a retrieved instance: %s", type(e).__name__)
-            return OUT_OF_RESOURCES
-
-    out = []
-    for n, (uid, ident) in enumerate(zip(studies, _find_studies(peer, studies, ae_title, ssl_context)), 1):
-        if ident is None:
-            out.append({"study": n, "found": False, "announced": 0, "sent": 0, "failed": 0})
-            log.warning("study %d of %d: not found on %s", n, len(studies), peer); continue
-        classes = ident.get("SOPClassesInStudy")
-        classes = [str(c) for c in (classes if isinstance(classes, (list, pydicom.multival.MultiValue)) else [classes] if classes else [])]
-        contexts, roles = _get_contexts(classes)
-        assoc = _associate(peer, ae_title, [(GET, [_uid.ExplicitVRLittleEndian, _uid.ImplicitVRLittleEndian]), *contexts], roles,
-                           [(evt.EVT_C_STORE, on_store)], ssl_context)
-        final = None
-        try:
-            query = Dataset(); query.QueryRetrieveLevel = "STUDY"; query.StudyInstanceUID = uid
-            for status, _ in assoc.send_c_get(query, GET):
-                if status: final = status
-        finally:
-            assoc.release()
-        count = lambda k: int(final.get(k, 0) or 0) if final is not None else 0
-        out.append({"study": n, "found": True, "announced": int(ident.get("NumberOfStudyRelatedInstances") or 0),
-                    "sent": count("NumberOfCompletedSuboperations") + count("NumberOfWarningSuboperations"),
-                    "failed": count("NumberOfFailedSuboperations")})
-        log.info("study %d of %d: %d instances retrieved, %d failed", n, len(studies), out[-1]["sent"], out[-1]["failed"])
-    return out

@@ -29,8 +29,10 @@ def date_spellings(
 
 @functools.lru_cache(maxsize=8192)
 def _date_spellings(value: str) -> tuple[str, ...]:
-    try: d = _dt.datetime.strptime(value, "%Y%m%d").date()
-    except ValueError: return ()
+    try:
+        d = _dt.datetime.strptime(value, "%Y%m%d").date()
+    except ValueError:
+        return ()
     Y, y = f"{d.year:04d}", f"{d.year % 100:02d}"
     dd, mm, D, M = f"{d.day:02d}", f"{d.month:02d}", str(d.day), str(d.month)
     forms = [Y + mm + dd, f"{Y}-{mm}-{dd}", f"{Y}/{mm}/{dd}", f"{Y}.{mm}.{dd}", f"{Y}-{M}-{D}", f"{Y}/{M}/{D}"]
@@ -69,11 +71,13 @@ def fold_ascii(
     text: str,  # a name or word, e.g. "Müllerwäsch"
 ) -> list[str]: # its ASCII spellings (German transliteration, accents dropped); [] when `text` is ASCII or has no ASCII form
     "ASCII forms of a non-ASCII word: 'Müllerwäsch' -> ['Muellerwaesch', 'Mullerwasch']."
-    if text.isascii(): return []
+    if text.isascii():
+        return []
     out = []
     for table in (_TRANSLIT, _PLAIN):
         s = _strip_marks("".join(table.get(c, c) for c in text))
-        if s.isascii() and s != text: out.append(s)
+        if s.isascii() and s != text:
+            out.append(s)
     return list(dict.fromkeys(out))
 
 # %% ../../nbs/04a_spellings.ipynb #587dd729
@@ -94,16 +98,21 @@ def name_spellings(
         parts = [p.strip() for p in group.split("^")]
         family, given = (parts + ["", ""])[:2]
         middle = parts[2] if len(parts) > 2 else ""
-        if group.strip("^ "): out.add(group.strip("^ "))
+        if group.strip("^ "):
+            out.add(group.strip("^ "))
         cjk = _is_ideographic(family + given)
         if family and given:
             joins = ("", " ", "\u3000") if cjk else (" ", ", ", ",")
-            for j in joins: out.update({family + j + given, given + (" " if not cjk else j) + family})
-            if middle and not cjk: out.update({f"{given} {middle} {family}", f"{family}, {given} {middle}"})
+            for j in joins:
+                out.update({family + j + given, given + (" " if not cjk else j) + family})
+            if middle and not cjk:
+                out.update({f"{given} {middle} {family}", f"{family}, {given} {middle}"})
         for p in parts + [w for p in parts for w in p.split()]:
-            if len(p) >= (2 if _is_ideographic(p) else min_len): out.add(p)
+            if len(p) >= (2 if _is_ideographic(p) else min_len):
+                out.add(p)
     for s in list(out):
-        for f in fold_ascii(s): out.add(f)
+        for f in fold_ascii(s):
+            out.add(f)
     return sorted((s for s in out if len(s) >= (2 if _is_ideographic(s) else min_len)), key=lambda s: (-len(s), s))
 
 # %% ../../nbs/04a_spellings.ipynb #8b455b0b
@@ -119,6 +128,7 @@ def id_pattern(
 ) -> str | None:      # a regex source; None when the core is too short
     "A regex matching `value` with optional separators between its characters, standing alone."
     core = id_core(value)
-    if len(core) < min_len: return None
+    if len(core) < min_len:
+        return None
     body = _ID_SEP.join(re.escape(c) for c in core)
     return rf"(?<![^\W_]){body}(?![^\W_])" if not core[0].isdigit() else rf"(?<![\d]){body}(?![\d])"

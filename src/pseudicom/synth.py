@@ -8,7 +8,6 @@ Docs: https://pseudicom.github.io/pseudicom/synth.html.md"""
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import warnings
 from functools import lru_cache
@@ -17,13 +16,14 @@ from pathlib import Path
 import numpy as np
 from pydicom import dcmwrite
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.encaps import encapsulate
 from pydicom.pixels import pack_bits
 from pydicom.sequence import Sequence
 from pydicom.uid import (UID, ExplicitVRLittleEndian, JPEG2000Lossless, JPEGBaseline8Bit, JPEGLSLossless,
                          RLELossless)
 
 from .errors import PseudicomWarning
+from .synth_pixels import ct_phantom, ct_slice_pixels, jpeg_baseline, sc_image, us_frames
+
 
 # %% auto #0
 __all__ = ['PATIENTS', 'synth_uid', 'synthesize', 'planted_values', 'synthesize_ct_series']
@@ -58,7 +58,8 @@ _SITE = dict(InstitutionName="Klinikum Musterstadt", InstitutionAddress="Kliniks
 # %% ../../nbs/06_synth.ipynb #6b59ef33
 class _Rec:
     "Collects planted values for one file."
-    def __init__(self, file: str): self.file, self.rows = file, []
+    def __init__(self, file: str):
+        self.file, self.rows = file, []
 
     def add(self, value: str, category: str, where: str) -> None:
         "Record one planted value; person names also record their family and given components."
@@ -66,37 +67,45 @@ class _Rec:
         if category == "name" and "^" in str(value):
             parts = str(value).split("^")
             for part, comp in zip(parts[:2], ("family", "given")):
-                if part: self.rows.append(dict(value=part, category="name", file=self.file, where=where, component=comp))
+                if part:
+                    self.rows.append(dict(value=part, category="name", file=self.file, where=where, component=comp))
 
     def put(self, ds: Dataset, keyword: str, value, category: str, prefix: str = "") -> None:
         "Set `ds.<keyword> = value` and record it (each value of a multi-valued element)."
         setattr(ds, keyword, value)
-        for v in (value if isinstance(value, list) else [value]): self.add(v, category, prefix + keyword)
+        for v in (value if isinstance(value, list) else [value]):
+            self.add(v, category, prefix + keyword)
 
-# %% ../../nbs/06_synth.ipynb #2bde5e16
+# %% ../../nbs/06_synth.ipynb #d9ac86fb
 def _study_info(seed: int, p: dict, key: str, date: str, time_: str, acc: str, study_id: str, desc: str) -> dict:
     "The identity of one study."
     return dict(key=key, uid=synth_uid(seed, f"study/{key}"), date=date, time=time_, acc=acc, study_id=study_id,
                 desc=desc, patient=p)
 
-def _header(ds: Dataset, rec: _Rec, seed: int, st: dict, modality: str, series_no: int, series_desc: str,
-            instance_no: int, sop_class: str, sop_uid: str, station: str) -> None:
-    "Fill patient, study, series, equipment, SOP common modules and plant PHI everywhere."
-    p, s = st["patient"], _SITE
-    ds.SpecificCharacterSet = "ISO_IR 100"
-    ds.SOPClassUID, ds.SOPInstanceUID = sop_class, sop_uid
-    rec.add(sop_uid, "uid", "SOPInstanceUID")
+def _hash_int(text: str) -> int:
+    "A stable integer from a string (Python's hash() is salted per process)."
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big")
+
+# %% ../../nbs/06_synth.ipynb #c0273230
+def _patient_modules(ds: Dataset, rec: _Rec, seed: int, st: dict) -> None:
+    "Patient and Patient Study: names, IDs, birth date, address, history, all planted."
+    p = st["patient"]
     # Patient
     rec.put(ds, "PatientName", p["PatientName"], "name")
     rec.put(ds, "PatientID", p["PatientID"], "id")
     rec.put(ds, "IssuerOfPatientID", p["IssuerOfPatientID"], "institution")
     rec.put(ds, "PatientBirthDate", p["PatientBirthDate"], "date")
-    ds.PatientSex = p["PatientSex"]; rec.add(p["PatientSex"], "text", "PatientSex")
+    ds.PatientSex = p["PatientSex"]
+    rec.add(p["PatientSex"], "text", "PatientSex")
     rec.put(ds, "OtherPatientIDs", p["OtherPatientIDs"], "id")
-    oid = Dataset(); oid.PatientID = p["OtherPatientIDs"]; oid.IssuerOfPatientID = p["IssuerOfPatientID"]
-    oid.TypeOfPatientID = "TEXT"; ds.OtherPatientIDsSequence = Sequence([oid])
+    oid = Dataset()
+    oid.PatientID = p["OtherPatientIDs"]
+    oid.IssuerOfPatientID = p["IssuerOfPatientID"]
+    oid.TypeOfPatientID = "TEXT"
+    ds.OtherPatientIDsSequence = Sequence([oid])
     rec.add(p["OtherPatientIDs"], "id", "OtherPatientIDsSequence[0].PatientID")
-    ref_pat = Dataset(); ref_pat.ReferencedSOPClassUID = "1.2.840.10008.3.1.2.1.1"
+    ref_pat = Dataset()
+    ref_pat.ReferencedSOPClassUID = "1.2.840.10008.3.1.2.1.1"
     ref_pat.ReferencedSOPInstanceUID = synth_uid(seed, f"patient/{p['PatientID']}")
     ds.ReferencedPatientSequence = Sequence([ref_pat])
     rec.add(ref_pat.ReferencedSOPInstanceUID, "uid", "ReferencedPatientSequence[0].ReferencedSOPInstanceUID")
@@ -110,8 +119,14 @@ def _header(ds: Dataset, rec: _Rec, seed: int, st: dict, modality: str, series_n
     rec.put(ds, "PatientTelephoneNumbers", p["PatientTelephoneNumbers"], "phone")
     rec.put(ds, "AdditionalPatientHistory", f"{p['PatientName'].replace('^', ', ')} *{p['BirthDateGerman']} "
             f"({p['PatientBirthDate']}), Voraufnahme vom {st['date'][6:]}.{st['date'][4:6]}.{st['date'][:4]}", "text")
+
+# %% ../../nbs/06_synth.ipynb #22a4755e
+def _study_module(ds: Dataset, rec: _Rec, st: dict) -> None:
+    "General Study: UID, date, physicians, accession, description, procedure code."
+    p, s = st["patient"], _SITE
     # General Study
-    ds.StudyInstanceUID = st["uid"]; rec.add(st["uid"], "uid", "StudyInstanceUID")
+    ds.StudyInstanceUID = st["uid"]
+    rec.add(st["uid"], "uid", "StudyInstanceUID")
     rec.put(ds, "StudyDate", st["date"], "date")
     rec.put(ds, "StudyTime", st["time"], "datetime")
     rec.put(ds, "ReferringPhysicianName", s["ReferringPhysicianName"], "name")
@@ -119,9 +134,15 @@ def _header(ds: Dataset, rec: _Rec, seed: int, st: dict, modality: str, series_n
     rec.put(ds, "AccessionNumber", st["acc"], "id")
     rec.put(ds, "StudyDescription", f"{st['desc']} {p['PatientName'].split('^')[0]}", "text")
     rec.put(ds, "PhysiciansOfRecord", s["PhysiciansOfRecord"], "name")
-    proc = Dataset(); proc.CodeValue = f"KIS{st['key']}"; proc.CodingSchemeDesignator = "99SYNTHKIS"
+    proc = Dataset()
+    proc.CodeValue = f"KIS{st['key']}"
+    proc.CodingSchemeDesignator = "99SYNTHKIS"
     rec.put(proc, "CodeMeaning", f"{st['desc']} (KIS order for {p['PatientID']})", "text", "ProcedureCodeSequence[0].")
     ds.ProcedureCodeSequence = Sequence([proc])
+
+def _series_module(ds: Dataset, rec: _Rec, seed: int, st: dict, modality: str, series_no: int, series_desc: str) -> None:
+    "General Series, with the request attributes of an image series."
+    p, s = st["patient"], _SITE
     # General Series
     ds.Modality = modality
     ds.SeriesInstanceUID = synth_uid(seed, f"series/{st['key']}/{series_no}")
@@ -140,6 +161,11 @@ def _header(ds: Dataset, rec: _Rec, seed: int, st: dict, modality: str, series_n
         rec.put(req, "ScheduledProcedureStepDescription", f"{st['desc']} fuer {p['PatientName']}", "text",
                 "RequestAttributesSequence[0].")
         ds.RequestAttributesSequence = Sequence([req])
+
+# %% ../../nbs/06_synth.ipynb #ade31809
+def _equipment_and_sop_common(ds: Dataset, rec: _Rec, st: dict, modality: str, station: str, instance_no: int) -> None:
+    "General Equipment and SOP Common, with original attributes nested two levels deep."
+    p, s = st["patient"], _SITE
     # General Equipment
     ds.Manufacturer = "SYNTH Imaging"
     ds.ManufacturerModelName = f"Synth {modality} 1"
@@ -163,15 +189,31 @@ def _header(ds: Dataset, rec: _Rec, seed: int, st: dict, modality: str, series_n
     orig.SourceOfPreviousValues = "PACS ARCHIV"
     orig.ReasonForTheAttributeModification = "COERCE"
     ds.OriginalAttributesSequence = Sequence([orig])
+
+def _private_phi(ds: Dataset, rec: _Rec, st: dict) -> None:
+    "A private block with its creator, holding name, ID and birth date again."
+    p = st["patient"]
     # Private block with a creator
     blk = ds.private_block(0x0009, "SYNTH MEDICAL 1.0", create=True)
-    blk.add_new(0x01, "PN", p["PatientName"]); rec.add(p["PatientName"], "name", "(0009,1001)")
-    blk.add_new(0x02, "LO", p["PatientID"]); rec.add(p["PatientID"], "id", "(0009,1002)")
-    blk.add_new(0x03, "DA", p["PatientBirthDate"]); rec.add(p["PatientBirthDate"], "date", "(0009,1003)")
+    blk.add_new(0x01, "PN", p["PatientName"])
+    rec.add(p["PatientName"], "name", "(0009,1001)")
+    blk.add_new(0x02, "LO", p["PatientID"])
+    rec.add(p["PatientID"], "id", "(0009,1002)")
+    blk.add_new(0x03, "DA", p["PatientBirthDate"])
+    rec.add(p["PatientBirthDate"], "date", "(0009,1003)")
 
-def _hash_int(text: str) -> int:
-    "A stable integer from a string (Python's hash() is salted per process)."
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big")
+# %% ../../nbs/06_synth.ipynb #f752b01c
+def _header(ds: Dataset, rec: _Rec, seed: int, st: dict, modality: str, series_no: int, series_desc: str,
+            instance_no: int, sop_class: str, sop_uid: str, station: str) -> None:
+    "Fill patient, study, series, equipment, SOP common modules and plant PHI everywhere."
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    ds.SOPClassUID, ds.SOPInstanceUID = sop_class, sop_uid
+    rec.add(sop_uid, "uid", "SOPInstanceUID")
+    _patient_modules(ds, rec, seed, st)
+    _study_module(ds, rec, st)
+    _series_module(ds, rec, seed, st, modality, series_no, series_desc)
+    _equipment_and_sop_common(ds, rec, st, modality, station, instance_no)
+    _private_phi(ds, rec, st)
 
 # %% ../../nbs/06_synth.ipynb #2b956a4f
 _IMPL_UID = "2.25." + str(int.from_bytes(hashlib.sha256(b"pseudicom synth implementation").digest()[:16], "big"))
@@ -193,59 +235,6 @@ def _write(ds: Dataset, rec: _Rec, dst: Path, rel: str, tsuid: str, station: str
     dcmwrite(path, ds, enforce_file_format=True)
     return path
 
-# %% ../../nbs/06_synth.ipynb #2d7a3da2
-def _font_path() -> str:
-    "Path of DejaVuSans.ttf as shipped inside matplotlib (found without importing matplotlib)."
-    import importlib.util
-    spec = importlib.util.find_spec("matplotlib")
-    p = Path(spec.origin).parent / "mpl-data" / "fonts" / "ttf" / "DejaVuSans.ttf"
-    if p.exists(): return str(p)
-    from matplotlib import font_manager
-    return font_manager.findfont("DejaVu Sans")
-
-@lru_cache(maxsize=8)
-def _font(size: int):
-    "DejaVu Sans at `size` pixels."
-    from PIL import ImageFont
-    return ImageFont.truetype(_font_path(), size)
-
-def _draw_texts(img: np.ndarray, items: list[tuple[int, int, str, tuple]], size: int) -> tuple[np.ndarray, list[list[int]]]:
-    "Draw anti-aliased texts (x, y, text, colour) on a uint8 image; return it and each text's ink box."
-    from PIL import Image, ImageDraw
-    pil = Image.fromarray(img)
-    draw = ImageDraw.Draw(pil)
-    font, boxes = _font(size), []
-    for x, y, text, colour in items:
-        mask = Image.new("L", pil.size, 0)
-        ImageDraw.Draw(mask).text((x, y), text, fill=255, font=font)
-        boxes.append(list(mask.getbbox()))
-        draw.text((x, y), text, fill=colour if img.ndim == 3 else colour[0], font=font)
-    return np.asarray(pil).copy(), boxes
-
-# %% ../../nbs/06_synth.ipynb #cfcabb85
-@lru_cache(maxsize=4)
-def _ct_phantom(rows: int, columns: int, seed: int) -> np.ndarray:
-    "The CT template slice, stored values (HU + 1024), uint16."
-    y, x = np.mgrid[-1:1:rows * 1j, -1:1:columns * 1j]
-    img = np.zeros((rows, columns), np.float32)
-    img[(x / 0.85) ** 2 + (y / 0.62) ** 2 <= 1] = 1024 + 40
-    for cx in (-0.4, 0.4): img[((x - cx) / 0.28) ** 2 + ((y + 0.05) / 0.42) ** 2 <= 1] = 1024 - 820
-    img[(x / 0.09) ** 2 + ((y - 0.42) / 0.09) ** 2 <= 1] = 1024 + 700
-    img += np.random.default_rng(seed).normal(0, 12, img.shape).astype(np.float32)
-    return np.clip(img, 0, 4095).astype(np.uint16)
-
-def _ct_slice_pixels(base: np.ndarray, i: int, n: int) -> bytes:
-    "The template with a nodule whose radius follows slice `i` of `n`."
-    rows, cols = base.shape
-    arr = base.copy()
-    rad = max(1.0, 0.06 * min(rows, cols) * (1 - abs(2 * (i + 0.5) / n - 1)))
-    cy, cx = int(rows * 0.45), int(cols * 0.30)
-    y0, y1, x0, x1 = int(cy - rad), int(cy + rad) + 1, int(cx - rad), int(cx + rad) + 1
-    yy, xx = np.ogrid[y0:y1, x0:x1]
-    sub = arr[y0:y1, x0:x1]
-    sub[(yy - cy) ** 2 + (xx - cx) ** 2 <= rad * rad] = 1024 + 60
-    return arr.tobytes()
-
 # %% ../../nbs/06_synth.ipynb #0acc38c6
 _CT = "1.2.840.10008.5.1.4.1.1.2"
 
@@ -259,29 +248,40 @@ def _overlay_bits(rows: int, cols: int) -> bytes:
 
 def _overlay(ds: Dataset, rec: _Rec, p: dict, rows: int, cols: int) -> None:
     "An overlay plane (group 6000) with a rectangle and the patient's name in its description and label."
-    ds.add_new(0x60000010, "US", rows); ds.add_new(0x60000011, "US", cols)
-    ds.add_new(0x60000040, "CS", "G"); ds.add_new(0x60000050, "SS", [1, 1])
-    ds.add_new(0x60000100, "US", 1); ds.add_new(0x60000102, "US", 0)
+    ds.add_new(0x60000010, "US", rows)
+    ds.add_new(0x60000011, "US", cols)
+    ds.add_new(0x60000040, "CS", "G")
+    ds.add_new(0x60000050, "SS", [1, 1])
+    ds.add_new(0x60000100, "US", 1)
+    ds.add_new(0x60000102, "US", 0)
     desc = f"ROI {p['PatientName']} {p['BirthDateGerman']}"
     label = p["PatientName"].split("^")[0].upper()
-    ds.add_new(0x60000022, "LO", desc); rec.add(desc, "text", "overlay:OverlayDescription")
-    ds.add_new(0x60001500, "LO", label); rec.add(label, "name", "overlay:OverlayLabel")
+    ds.add_new(0x60000022, "LO", desc)
+    rec.add(desc, "text", "overlay:OverlayDescription")
+    ds.add_new(0x60001500, "LO", label)
+    rec.add(label, "name", "overlay:OverlayLabel")
     ds.add_new(0x60003000, "OW", _overlay_bits(rows, cols))
 
+# %% ../../nbs/06_synth.ipynb #cab92300
+def _image_common(ds: Dataset, rec: _Rec, seed: int, st: dict, image_type: list[str], body_part: str) -> None:
+    "What CT and MR slices share after the common header: image type, position, frame of reference, content date."
+    ds.ImageType = image_type
+    ds.PatientPosition = "HFS"
+    ds.BodyPartExamined = body_part
+    ds.FrameOfReferenceUID = synth_uid(seed, f"for/{st['key']}")
+    rec.add(ds.FrameOfReferenceUID, "uid", "FrameOfReferenceUID")
+    ds.PositionReferenceIndicator = ""
+    rec.put(ds, "ContentDate", st["date"], "date")
+    rec.put(ds, "ContentTime", st["time"], "datetime")
+
+# %% ../../nbs/06_synth.ipynb #41d8a0ac
 def _ct_dataset(seed: int, st: dict, rec: _Rec, i: int, n: int, rows: int, cols: int, pixels: bytes,
                 station: str = "CTSTATION01", overlay: bool = True) -> Dataset:
     "CT slice `i` of `n` with PHI, an overlay and an orphan private element."
     p = st["patient"]
     ds = Dataset()
     _header(ds, rec, seed, st, "CT", 2, "Thorax nativ", i + 1, _CT, synth_uid(seed, f"ct/{st['key']}/{rows}/{i}"), station)
-    ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
-    ds.PatientPosition = "HFS"
-    ds.BodyPartExamined = "CHEST"
-    ds.FrameOfReferenceUID = synth_uid(seed, f"for/{st['key']}")
-    rec.add(ds.FrameOfReferenceUID, "uid", "FrameOfReferenceUID")
-    ds.PositionReferenceIndicator = ""
-    rec.put(ds, "ContentDate", st["date"], "date")
-    rec.put(ds, "ContentTime", st["time"], "datetime")
+    _image_common(ds, rec, seed, st, ["ORIGINAL", "PRIMARY", "AXIAL"], "CHEST")
     rec.put(ds, "AcquisitionDate", st["date"], "date")
     rec.put(ds, "AcquisitionTime", st["time"], "datetime")
     rec.put(ds, "AcquisitionDateTime", f"{st['date']}{st['time']}.{i:06d}", "datetime")
@@ -301,8 +301,10 @@ def _ct_dataset(seed: int, st: dict, rec: _Rec, i: int, n: int, rows: int, cols:
     ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = "-1024", "1", "HU"
     ds.WindowCenter, ds.WindowWidth = "40", "400"
     ds.BurnedInAnnotation = "NO"
-    if overlay: _overlay(ds, rec, p, rows, cols)
-    ds.add_new(0x00111001, "LO", p["PatientName"]); rec.add(p["PatientName"], "name", "(0011,1001)")
+    if overlay:
+        _overlay(ds, rec, p, rows, cols)
+    ds.add_new(0x00111001, "LO", p["PatientName"])
+    rec.add(p["PatientName"], "name", "(0011,1001)")
     ds.PixelData = pixels
     return ds
 
@@ -314,18 +316,12 @@ def _mr_dataset(seed: int, st: dict, rec: _Rec, i: int, n: int, size: int) -> Da
     p = st["patient"]
     ds = Dataset()
     _header(ds, rec, seed, st, "MR", 3, "Kopf T2 axial", i + 1, _MR, synth_uid(seed, f"mr/{st['key']}/{size}/{i}"), "MRSTATION02")
-    ds.ImageType = ["ORIGINAL", "PRIMARY", "OTHER"]
-    ds.PatientPosition = "HFS"
-    ds.BodyPartExamined = "HEAD"
-    ds.FrameOfReferenceUID = synth_uid(seed, f"for/{st['key']}")
-    rec.add(ds.FrameOfReferenceUID, "uid", "FrameOfReferenceUID")
-    ds.PositionReferenceIndicator = ""
-    rec.put(ds, "ContentDate", st["date"], "date")
-    rec.put(ds, "ContentTime", st["time"], "datetime")
+    _image_common(ds, rec, seed, st, ["ORIGINAL", "PRIMARY", "OTHER"], "HEAD")
     rec.put(ds, "AcquisitionDateTime", f"{st['date']}{st['time']}", "datetime")
     ds.AcquisitionNumber = 1
     rec.put(ds, "ImageComments", f"{p['PatientName']} ({p['PatientID']}) *{p['BirthDateGerman']}", "text")
-    ref = Dataset(); ref.ReferencedSOPClassUID = "1.2.840.10008.3.1.2.3.1"
+    ref = Dataset()
+    ref.ReferencedSOPClassUID = "1.2.840.10008.3.1.2.3.1"
     ref.ReferencedSOPInstanceUID = synth_uid(seed, "study/A")  # the prior CT study
     ds.ReferencedStudySequence = Sequence([ref])
     rec.add(ref.ReferencedSOPInstanceUID, "uid", "ReferencedStudySequence[0].ReferencedSOPInstanceUID")
@@ -342,7 +338,8 @@ def _mr_dataset(seed: int, st: dict, rec: _Rec, i: int, n: int, size: int) -> Da
     ds.Rows = ds.Columns = size
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
     ds.BurnedInAnnotation = "NO"
-    ds.add_new(0x00111001, "LO", p["PatientName"]); rec.add(p["PatientName"], "name", "(0011,1001)")
+    ds.add_new(0x00111001, "LO", p["PatientName"])
+    rec.add(p["PatientName"], "name", "(0011,1001)")
     y, x = np.mgrid[-1:1:size * 1j, -1:1:size * 1j]
     r2 = (x / 0.7) ** 2 + (y / 0.85) ** 2
     img = np.where(r2 <= 1, 900, 0) + np.where(r2 <= 0.8, 300 * (1 + np.cos(8 * x + i)), 0)
@@ -355,16 +352,20 @@ _SR = "1.2.840.10008.5.1.4.1.1.88.11"
 
 def _code(value: str, scheme: str, meaning: str) -> Dataset:
     "A code sequence item."
-    c = Dataset(); c.CodeValue, c.CodingSchemeDesignator, c.CodeMeaning = value, scheme, meaning
+    c = Dataset()
+    c.CodeValue, c.CodingSchemeDesignator, c.CodeMeaning = value, scheme, meaning
     return c
 
 def _item(rel: str, vtype: str, concept: Dataset, **values) -> Dataset:
     "An SR content item."
-    it = Dataset(); it.RelationshipType, it.ValueType = rel, vtype
+    it = Dataset()
+    it.RelationshipType, it.ValueType = rel, vtype
     it.ConceptNameCodeSequence = Sequence([concept])
-    for k, v in values.items(): setattr(it, k, v)
+    for k, v in values.items():
+        setattr(it, k, v)
     return it
 
+# %% ../../nbs/06_synth.ipynb #ab10ab11
 def _sr_dataset(seed: int, st: dict, rec: _Rec) -> Dataset:
     "A Basic Text SR report about the CT study."
     p, s = st["patient"], _SITE
@@ -383,7 +384,8 @@ def _sr_dataset(seed: int, st: dict, rec: _Rec) -> Dataset:
     ds.VerifyingObserverSequence = Sequence([vo])
     rr = Dataset()
     ds.ReferencedRequestSequence = Sequence([rr])
-    rr.StudyInstanceUID = st["uid"]; rec.add(st["uid"], "uid", "ReferencedRequestSequence[0].StudyInstanceUID")
+    rr.StudyInstanceUID = st["uid"]
+    rec.add(st["uid"], "uid", "ReferencedRequestSequence[0].StudyInstanceUID")
     rr.ReferencedStudySequence = Sequence()
     rec.put(rr, "AccessionNumber", st["acc"], "id", "ReferencedRequestSequence[0].")
     iss = Dataset()
@@ -421,43 +423,7 @@ def _sr_dataset(seed: int, st: dict, rec: _Rec) -> Dataset:
 # %% ../../nbs/06_synth.ipynb #47afa8cb
 _US_MF = "1.2.840.10008.5.1.4.1.1.3.1"
 
-def _us_frames(p: dict, n_frames: int, rows: int, cols: int, seed: int) -> tuple[np.ndarray, list[dict], int]:
-    "RGB cine frames (n, rows, cols, 3), the banner texts with their boxes, and the banner height."
-    size = max(9, rows // 26)
-    bar_h = 2 * size + 8 if cols < 400 else size + 10
-    name = p["PatientName"].replace("^", ", ").upper()
-    font = _font(size)
-    wid = lambda t: font.getbbox(t)[2]
-    if cols < 400:  # two lines
-        items = [(4, 3, name, (255, 255, 255)), (4, size + 6, p["PatientID"], (255, 220, 60)),
-                 (10 + wid(p["PatientID"]), size + 6, p["BirthDateGerman"], (120, 220, 255))]
-    else:
-        x2 = 8 + wid(name) + 3 * size
-        items = [(8, 4, name, (255, 255, 255)), (x2, 4, p["PatientID"], (255, 220, 60)),
-                 (x2 + wid(p["PatientID"]) + 3 * size, 4, p["BirthDateGerman"], (120, 220, 255))]
-    bar = np.zeros((bar_h, cols, 3), np.uint8); bar[:] = (18, 18, 36)
-    bar, boxes = _draw_texts(bar, items, size)
-    texts = [dict(text=t, box=b) for (_, _, t, _), b in zip(items, boxes)]
-    # the moving sector
-    h = rows - bar_h
-    yy, xx = np.mgrid[0:h, 0:cols].astype(np.float32)
-    cx, R = cols / 2, h - 4
-    r, th = np.hypot(xx - cx, yy), np.arctan2(xx - cx, yy)
-    mask = (np.abs(th) < 0.7) & (r < R) & (r > 6)
-    rng = np.random.default_rng(seed)
-    speckle = rng.rayleigh(0.6, size=(h + 1, cols + n_frames * 2 + 1)).astype(np.float32)
-    speckle = (speckle[:-1, :-1] + speckle[1:, :-1] + speckle[:-1, 1:] + speckle[1:, 1:]) / 4  # coarser grain
-    tissue = 0.5 + 0.25 * np.sin(r / max(4, h / 20))
-    out = np.empty((n_frames, rows, cols, 3), np.uint8)
-    out[:, :bar_h] = bar
-    cy = 0.55 * R
-    for f in range(n_frames):
-        rad = R * 0.16 * (1 + 0.3 * np.sin(2 * np.pi * f / n_frames))
-        wall = np.exp(-((np.hypot(xx - cx, yy - cy) - rad) / (1 + R / 60)) ** 2)
-        img = 110 * speckle[:, 2 * f: 2 * f + cols] * (tissue + 1.6 * wall)
-        out[f, bar_h:] = (np.clip(img, 0, 255) * mask).astype(np.uint8)[..., None]
-    return out, texts, bar_h
-
+# %% ../../nbs/06_synth.ipynb #09389f80
 def _us_dataset(seed: int, st: dict, rec: _Rec, frames: np.ndarray, instance_no: int, bar_h: int) -> Dataset:
     "An Ultrasound Multi-frame Image, native RGB."
     p = st["patient"]
@@ -493,36 +459,8 @@ def _us_dataset(seed: int, st: dict, rec: _Rec, frames: np.ndarray, instance_no:
     ds["PixelData"].VR = "OB"
     return ds
 
-def _jpeg_baseline(ds: Dataset, frames: np.ndarray, quality: int = 90) -> None:
-    "Re-encode `ds` as JPEG Baseline (YBR_FULL_422, Pillow's libjpeg encoder), marking it lossy."
-    from PIL import Image
-    out = []
-    for fr in frames:
-        buf = io.BytesIO()
-        Image.fromarray(fr, "RGB").save(buf, format="JPEG", quality=quality, subsampling=1, optimize=False)
-        out.append(buf.getvalue())
-    ds.PixelData = encapsulate(out)
-    ds["PixelData"].VR, ds["PixelData"].is_undefined_length = "OB", True
-    ds.PhotometricInterpretation = "YBR_FULL_422"
-    ds.ImageType = ["DERIVED", "PRIMARY", "ABDOMINAL", "0001"]
-    ds.LossyImageCompression = "01"
-    ds.LossyImageCompressionRatio = f"{frames.nbytes / sum(map(len, out)):.2f}"
-    ds.LossyImageCompressionMethod = "ISO_10918_1"
-
 # %% ../../nbs/06_synth.ipynb #e45197f6
 _SC = "1.2.840.10008.5.1.4.1.1.7"
-
-def _sc_image(p: dict, size: int) -> tuple[np.ndarray, list[dict]]:
-    "An 8-bit 'screenshot' with the patient's name, birth date and ID in the lower left corner."
-    y, x = np.mgrid[-1:1:size * 1j, -1:1:size * 1j]
-    img = (60 + 50 * (x + 1) + 70 * np.exp(-((x - 0.3) ** 2 + (y + 0.2) ** 2) * 8)).astype(np.uint8)
-    fs = max(9, size // 30)
-    name = p["PatientName"].replace("^", ", ")
-    items = [(4, size - 2 * fs - 10, name, (255,)), (4, size - fs - 5, "*" + p["BirthDateGerman"], (255,)),
-             (size // 2 + 4, size - fs - 5, p["PatientID"], (255,))]
-    img[size - 2 * fs - 14:, :] //= 4
-    img, boxes = _draw_texts(img, items, fs)
-    return img, [dict(text=t, box=b) for (_, _, t, _), b in zip(items, boxes)]
 
 def _sc_dataset(seed: int, st: dict, rec: _Rec, img: np.ndarray, instance_no: int) -> Dataset:
     "A Secondary Capture Image, native MONOCHROME2 8-bit."
@@ -551,9 +489,12 @@ def _sc_dataset(seed: int, st: dict, rec: _Rec, img: np.ndarray, instance_no: in
 def _path_phi(rec: _Rec, folder: str, p: dict) -> None:
     "Record the PHI that a folder name carries."
     rec.add(folder, "text", "filename")
-    if p["PatientName"].upper() in folder: rec.add(p["PatientName"].upper(), "name", "filename")
-    if p["PatientBirthDate"] in folder: rec.add(p["PatientBirthDate"], "date", "filename")
-    if p["PatientID"] in folder: rec.add(p["PatientID"], "id", "filename")
+    if p["PatientName"].upper() in folder:
+        rec.add(p["PatientName"].upper(), "name", "filename")
+    if p["PatientBirthDate"] in folder:
+        rec.add(p["PatientBirthDate"], "date", "filename")
+    if p["PatientID"] in folder:
+        rec.add(p["PatientID"], "id", "filename")
 
 _PLUGINS = {RLELossless: "pylibjpeg", JPEGLSLossless: "pyjpegls", JPEG2000Lossless: "pylibjpeg"}
 
@@ -573,6 +514,7 @@ def _compress(ds: Dataset, tsuid: str) -> bool:
     ds.compress(tsuid, encoding_plugin=_PLUGINS[tsuid], generate_instance_uid=False)
     return True
 
+# %% ../../nbs/06_synth.ipynb #ae5939d2
 def synthesize(
     dst: str | Path,    # folder to write into (created if missing)
     seed: int = 0,      # same seed -> byte-identical files
@@ -593,35 +535,40 @@ def synthesize(
     planted, burned, files = [], [], []
 
     def write(ds: Dataset, rec: _Rec, tsuid: str, folder_patient: dict | None = None) -> None:
-        if folder_patient: _path_phi(rec, rec.file.split("/")[0], folder_patient)
+        if folder_patient:
+            _path_phi(rec, rec.file.split("/")[0], folder_patient)
         _write(ds, rec, dst, rec.file, tsuid, ds.StationName)
-        planted.extend(rec.rows); files.append(rec.file)
+        planted.extend(rec.rows)
+        files.append(rec.file)
 
-    base = _ct_phantom(ct_size, ct_size, seed)
+    base = ct_phantom(ct_size, ct_size, seed)
     for i in range(ct_n):
         rec = _Rec(f"{P1['folder']}/CT_chest/IM{i + 1:04d}.dcm")
-        write(_ct_dataset(seed, stA, rec, i, ct_n, ct_size, ct_size, _ct_slice_pixels(base, i, ct_n)),
+        write(_ct_dataset(seed, stA, rec, i, ct_n, ct_size, ct_size, ct_slice_pixels(base, i, ct_n)),
               rec, ExplicitVRLittleEndian, P1)
     rec = _Rec(f"{P1['folder']}/SR_report/IM0001.dcm")
     write(_sr_dataset(seed, stA, rec), rec, ExplicitVRLittleEndian, P1)
     for i in range(mr_n):
         rec = _Rec(f"{P1['PatientID']}/MR_head/IM{i + 1:04d}.dcm")
         write(_mr_dataset(seed, stB, rec, i, mr_n, mr_size), rec, ExplicitVRLittleEndian, P1)
-    frames, texts, bar_h = _us_frames(P2, us_n, us_rows, us_cols, seed)
-    img, sc_texts = _sc_image(P2, sc_size)
+    frames, texts, bar_h = us_frames(P2, us_n, us_rows, us_cols, seed)
+    img, sc_texts = sc_image(P2, sc_size)
     for inst, (name, tsuid) in enumerate([("US_native", ExplicitVRLittleEndian), ("US_rle", RLELossless),
                                           ("US_jpeg_baseline", JPEGBaseline8Bit)], 1):
         rec = _Rec(f"{P2['folder']}/US_cine/{name}.dcm")
         ds = _us_dataset(seed, stC, rec, frames, inst, bar_h)
-        if tsuid == RLELossless and not _compress(ds, tsuid): continue
-        if tsuid == JPEGBaseline8Bit: _jpeg_baseline(ds, frames)
+        if tsuid == RLELossless and not _compress(ds, tsuid):
+            continue
+        if tsuid == JPEGBaseline8Bit:
+            jpeg_baseline(ds, frames)
         write(ds, rec, tsuid, P2)
         burned.extend(dict(file=rec.file, frames="all", box=t["box"], text=t["text"], transfer_syntax=tsuid) for t in texts)
     for inst, (name, tsuid) in enumerate([("SC_native", ExplicitVRLittleEndian), ("SC_jpegls", JPEGLSLossless),
                                           ("SC_j2k", JPEG2000Lossless)], 1):
         rec = _Rec(f"studies/S0004/SC/{name}.dcm")
         ds = _sc_dataset(seed, stD, rec, img, inst)
-        if tsuid != ExplicitVRLittleEndian and not _compress(ds, tsuid): continue
+        if tsuid != ExplicitVRLittleEndian and not _compress(ds, tsuid):
+            continue
         write(ds, rec, tsuid)
         burned.extend(dict(file=rec.file, frames="all", box=t["box"], text=t["text"], transfer_syntax=tsuid) for t in sc_texts)
     truth = dict(seed=seed, small=small,
@@ -651,10 +598,10 @@ def synthesize_ct_series(
     "Write one CT series of `n_slices` 16-bit slices (PHI-laden headers, overlays) for benchmarks."
     dst = Path(dst)
     st = _study_info(seed, PATIENTS[0], "BENCH", "20240315", "101500", "ACC-24-000999", "CT24-0999", "CT Thorax")
-    base = _ct_phantom(rows, columns, seed)
+    base = ct_phantom(rows, columns, seed)
     out = []
     for i in range(n_slices):
         rec = _Rec(f"IM{i + 1:05d}.dcm")
-        ds = _ct_dataset(seed, st, rec, i, n_slices, rows, columns, _ct_slice_pixels(base, i, n_slices))
+        ds = _ct_dataset(seed, st, rec, i, n_slices, rows, columns, ct_slice_pixels(base, i, n_slices))
         out.append(_write(ds, rec, dst, rec.file, ExplicitVRLittleEndian, ds.StationName))
     return out

@@ -192,6 +192,44 @@ def _base_dataset(kind: str, patient: dict, study_uid: str, series_uid: str, ori
         ds.WindowCenter, ds.WindowWidth = 400, 800
     return ds
 
+# %% ../../nbs/06a_synth_head.ipynb #8196d5b9
+def _slice_stored(pts: np.ndarray, normal: np.ndarray, slice_thickness: float, kind: str, rng: np.random.Generator,
+                  masks_all: dict[str, list[np.ndarray]]) -> np.ndarray:
+    "Stored values (uint16) of the slice through patient points `pts` (3, rows, columns); its truth masks go to `masks_all`."
+    values = np.zeros(pts.shape[1:], dtype=np.float32)
+    for sub in (-1 / 3, 0.0, 1 / 3):                                # partial volume across the thickness
+        p = pts + normal[:, None, None] * (sub * slice_thickness)
+        parts = _phantom_parts(p[0], p[1], p[2])
+        values += _phantom_values(parts, kind) / 3
+        if sub == 0.0:
+            for name, m in _masks_from_parts(parts).items():
+                masks_all.setdefault(name, []).append(m)
+    values = _add_noise(values, kind, rng)
+    stored = values + 1024.0 if kind == "CT" else values
+    return np.clip(np.rint(stored), 0, 4095).astype(np.uint16)
+
+# %% ../../nbs/06a_synth_head.ipynb #0ab90ccb
+def _write_slice(base: Dataset, path: Path, sop_uid: str, for_uid: str, k: int, ipp: np.ndarray, cosines: tuple,
+                 pixel_spacing: float, slice_thickness: float, step: float, normal: np.ndarray, stored: np.ndarray) -> None:
+    "Write slice `k` (index from 0) of the series: `base` with this slice's identity, position and pixels."
+    ds = base.copy()
+    ds.SOPInstanceUID = sop_uid
+    ds.FrameOfReferenceUID = for_uid
+    ds.InstanceNumber = k + 1
+    ds.ImagePositionPatient = [_ds_number(v) for v in ipp]
+    ds.ImageOrientationPatient = [_ds_number(v) for v in np.r_[cosines[0], cosines[1]]]
+    ds.PixelSpacing = [_ds_number(pixel_spacing)] * 2
+    ds.SliceThickness = _ds_number(slice_thickness)
+    ds.SpacingBetweenSlices = _ds_number(step)
+    ds.SliceLocation = _ds_number(float(ipp @ normal))
+    ds.Rows = ds.Columns = stored.shape[0]   # square
+    ds.PixelData = stored.tobytes()
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = ds.SOPClassUID, ds.SOPInstanceUID
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta = meta
+    pydicom.dcmwrite(path, ds, enforce_file_format=True)
+
 # %% ../../nbs/06a_synth_head.ipynb #c1724043
 def head_series(
     dst: str | Path,                  # folder for the DICOM files (created); the masks go to `<dst>_masks.npz`
@@ -232,35 +270,10 @@ def head_series(
         offset = (k - (n_slices - 1) / 2) * step
         ipp = center + offset * normal - half * row_cos - half * col_cos
         pts = ipp[:, None, None] + row_cos[:, None, None] * (c * pixel_spacing) + col_cos[:, None, None] * (r * pixel_spacing)
-        values = np.zeros((matrix, matrix), dtype=np.float32)
-        for sub in (-1 / 3, 0.0, 1 / 3):                                # partial volume across the thickness
-            p = pts + normal[:, None, None] * (sub * slice_thickness)
-            parts = _phantom_parts(p[0], p[1], p[2])
-            values += _phantom_values(parts, kind) / 3
-            if sub == 0.0:
-                for name, m in _masks_from_parts(parts).items():
-                    masks_all.setdefault(name, []).append(m)
-        values = _add_noise(values, kind, rng)
-        stored = values + 1024.0 if kind == "CT" else values
-        stored = np.clip(np.rint(stored), 0, 4095).astype(np.uint16)
-        ds = base.copy()
-        ds.SOPInstanceUID = _uid("instance", *key, k)
-        ds.FrameOfReferenceUID = for_uid
-        ds.InstanceNumber = k + 1
-        ds.ImagePositionPatient = [_ds_number(v) for v in ipp]
-        ds.ImageOrientationPatient = [_ds_number(v) for v in np.r_[row_cos, col_cos]]
-        ds.PixelSpacing = [_ds_number(pixel_spacing)] * 2
-        ds.SliceThickness = _ds_number(slice_thickness)
-        ds.SpacingBetweenSlices = _ds_number(step)
-        ds.SliceLocation = _ds_number(float(ipp @ normal))
-        ds.Rows = ds.Columns = matrix
-        ds.PixelData = stored.tobytes()
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = ds.SOPClassUID, ds.SOPInstanceUID
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds.file_meta = meta
+        stored = _slice_stored(pts, normal, slice_thickness, kind, rng, masks_all)
         path = dst / f"IM_{k + 1:04d}.dcm"
-        pydicom.dcmwrite(path, ds, enforce_file_format=True)
+        _write_slice(base, path, _uid("instance", *key, k), for_uid, k, ipp, (row_cos, col_cos), pixel_spacing,
+                     slice_thickness, step, normal, stored)
         files.append(path)
     masks_path = dst.parent / f"{dst.name}_masks.npz"
     np.savez_compressed(masks_path, **{name: np.stack(v) for name, v in masks_all.items()})

@@ -38,14 +38,18 @@ def bench(name: str, files: list, repeat: int) -> None:
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--ct-slices", type=int, default=200); p.add_argument("--ct-matrix", type=int, default=512)
-    p.add_argument("--mr-slices", type=int, default=176); p.add_argument("--mr-matrix", type=int, default=256)
+    p.add_argument("--ct-slices", type=int, default=200)
+    p.add_argument("--ct-matrix", type=int, default=512)
+    p.add_argument("--mr-slices", type=int, default=176)
+    p.add_argument("--mr-matrix", type=int, default=256)
     p.add_argument("--repeat", type=int, default=1)
     p.add_argument("--real", action="store_true", help="also the real GE PD head MR (needs python tools/realdata.py)")
     p.add_argument("--work", default=None, help="folder for the phantom series (default: a temporary folder)")
     a = p.parse_args(argv)
     print(f"cores: {len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()}")
-    t0 = time.perf_counter(); head_template(); print(f"head template loaded in {time.perf_counter() - t0:.1f} s (once per process)")
+    t0 = time.perf_counter()
+    head_template()
+    print(f"head template loaded in {time.perf_counter() - t0:.1f} s (once per process)")
     with tempfile.TemporaryDirectory(dir=a.work) as tmp:
         ct_mm = 250.0 / a.ct_slices   # the whole head along z
         ct = head_series(Path(tmp) / "ct", kind="CT", orientation="axial", n_slices=a.ct_slices, slice_thickness=ct_mm,

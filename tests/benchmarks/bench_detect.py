@@ -48,8 +48,10 @@ def build_real(work: Path, realdata: Path, limit: int | None) -> Path:
     for item in items:
         dst = real / item["path"]
         dst.parent.mkdir(parents=True, exist_ok=True)
-        try: os.link(realdata / item["path"], dst)
-        except OSError: shutil.copy(realdata / item["path"], dst)
+        try:
+            os.link(realdata / item["path"], dst)
+        except OSError:
+            shutil.copy(realdata / item["path"], dst)
     return real
 
 
@@ -68,7 +70,8 @@ def run_once(corpus: Path, out: Path, workers: int, detect: bool) -> dict:
     if not report_path.exists():
         raise SystemExit(f"pseudicom deid wrote no report (rc {proc.returncode}):\n{proc.stderr[-2000:]}")
     files = json.loads(report_path.read_text())["files"]
-    count = lambda s: sum(f["status"] == s for f in files)
+    def count(s):
+        return sum(f["status"] == s for f in files)
     boxed = sum(1 for f in files if f["status"] == "written" and any(str(b.get("rule", "")).startswith("detected") for b in f["pixel_boxes"]))
     return {"corpus": corpus.name, "mode": "detect" if detect else "header-only", "files": len(files), "s": wall,
             "files/s": len(files) / wall, "written": count("written"), "quarantined": count("quarantined"),
@@ -93,14 +96,16 @@ def main() -> None:
     ap.add_argument("--real-limit", type=int, default=None, help="only the first N files of the real corpus (smoke tests)")
     ap.add_argument("--work", default="/tmp/pseudicom-bench-detect")
     args = ap.parse_args()
-    work = Path(args.work); work.mkdir(parents=True, exist_ok=True)
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
     import importlib.util
     package = importlib.util.find_spec("pseudicom").submodule_search_locations[0]
     subprocess.run([sys.executable, "-m", "compileall", "-q", package], check=True)   # bytecode, as an installed copy has
     corpora = [build_real(work, Path(args.real), args.real_limit), build_ct(work, args.ct)]
     for c in corpora:
         for p in c.rglob("*"):
-            if p.is_file(): p.read_bytes()   # warm the page cache
+            if p.is_file():
+                p.read_bytes()   # warm the page cache
     print(f"# {os.cpu_count()} cores, {args.workers} workers, {args.repeat} rounds")
     print(HEADER)
     runs: dict[tuple[str, str], list[dict]] = {}

@@ -27,7 +27,7 @@ sys.exit(rc)
 
 
 def make_corpus(folder: Path, count: int) -> None:
-    "`count` tiny CT slices: one written by synth, the rest copies with their own UIDs (fast to make at 100,000)."
+    "`count` tiny CT slices: one written by synth, the rest its bytes with their own UIDs (a second for 100,000)."
     from pydicom import dcmread
     from pseudicom.synth import synthesize_ct_series
     if folder.is_dir() and len(list(folder.iterdir())) == count:
@@ -36,21 +36,26 @@ def make_corpus(folder: Path, count: int) -> None:
     seed = folder.with_name(folder.name + "-seed")
     synthesize_ct_series(seed, 1, rows=16, columns=16, seed=3)
     template = dcmread(next(seed.iterdir()))
+    uid = f"2.25.{10**20}"   # every UID below is as long: the bytes change in place
+    template.SOPInstanceUID = template.file_meta.MediaStorageSOPInstanceUID = uid
+    template.save_as(seed / "template.dcm", enforce_file_format=True)
+    data = (seed / "template.dcm").read_bytes()
     folder.mkdir(parents=True)
     for i in range(count):
-        template.SOPInstanceUID = template.file_meta.MediaStorageSOPInstanceUID = f"2.25.{10**20 + i}"
-        template.InstanceNumber = i + 1
-        template.save_as(folder / f"{i:06d}.dcm", enforce_file_format=True)
+        (folder / f"{i:06d}.dcm").write_bytes(data.replace(uid.encode(), f"2.25.{10**20 + i}".encode()))
     shutil.rmtree(seed)
 
 
-def peak_kb(src: Path, dst: Path, workers: int) -> tuple[int, float]:
-    shutil.rmtree(dst, ignore_errors=True)
-    for suffix in (".report.json", ".audit.jsonl", ".journal.jsonl", ".journal.audit", ".record.json", ".record.html", ".lock"):
-        Path(str(dst) + suffix).unlink(missing_ok=True)
+def peak_kb(src: Path, dst: Path, workers: int, key_file: Path | None = None, fresh: bool = True) -> tuple[int, float]:
+    "Peak memory of one run (`fresh`: with no output of an earlier run; else a resume of it, which needs a key)."
+    if fresh:
+        shutil.rmtree(dst, ignore_errors=True)
+        for suffix in (".report.json", ".audit.jsonl", ".journal.jsonl", ".journal.audit", ".record.json", ".record.html", ".lock"):
+            Path(str(dst) + suffix).unlink(missing_ok=True)
     started = time.perf_counter()
+    key = ["--key-file", str(key_file)] if key_file else []
     out = subprocess.run([sys.executable, "-c", CHILD, "deid", str(src), str(dst), "--recipe", "basic", "--workers", str(workers),
-                          "--quiet"], capture_output=True, text=True)
+                          *key, "--quiet"], capture_output=True, text=True)
     if out.returncode != 0:
         raise SystemExit(out.stderr[-2000:])
     return int(out.stdout.split("VmHWM")[-1].split()[0]), time.perf_counter() - started
@@ -61,11 +66,21 @@ def main() -> None:
     ap.add_argument("--counts", type=int, nargs="+", default=[2000, 20000, 100000])
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "pseudicom-bench-memory")
+    ap.add_argument("--resume", action="store_true", help="measure a resumed run: each run is made twice with a key, the second measured")
     args = ap.parse_args()
+    key_file = None
+    if args.resume:
+        from pseudicom.keys import Key
+        key_file = args.work / "bench.key"
+        args.work.mkdir(parents=True, exist_ok=True)
+        if not key_file.exists():
+            Key.generate().save(key_file)
     rows = []
     for n in args.counts:
         make_corpus(args.work / f"in-{n}", n)
-        kb, seconds = peak_kb(args.work / f"in-{n}", args.work / f"out-{n}", args.workers)
+        if args.resume:
+            peak_kb(args.work / f"in-{n}", args.work / f"out-{n}", args.workers, key_file)   # the run that is resumed
+        kb, seconds = peak_kb(args.work / f"in-{n}", args.work / f"out-{n}", args.workers, key_file, fresh=not args.resume)
         rows.append((n, kb, seconds))
         print(f"{n:>7} files: peak {kb / 1024:7.1f} MB in the main process, {seconds:6.1f} s", flush=True)
     base_n, base_kb, _ = rows[0]

@@ -81,19 +81,27 @@ def build_corpus(work: Path, n_ct: int, n_small: int, n_cines: int) -> dict[str,
     ct = build_ct(work, n_ct)
     small = work / f"ct{n_small}"
     if not (work / f".done-{small.name}").exists():
-        shutil.rmtree(small, ignore_errors=True); (small / "series").mkdir(parents=True)
-        for p in sorted((ct / "series").iterdir())[:n_small]: os.link(p, small / "series" / p.name)
+        shutil.rmtree(small, ignore_errors=True)
+        (small / "series").mkdir(parents=True)
+        for p in sorted((ct / "series").iterdir())[:n_small]:
+            os.link(p, small / "series" / p.name)
         (work / f".done-{small.name}").write_text("ok")
     us = work / f"us{n_cines}"
     if not (work / f".done-{us.name}").exists():
-        shutil.rmtree(us, ignore_errors=True); us.mkdir(parents=True)
-        for i in range(n_cines): write_cine(us / f"US{i + 1:03d}.dcm", i)
+        shutil.rmtree(us, ignore_errors=True)
+        us.mkdir(parents=True)
+        for i in range(n_cines):
+            write_cine(us / f"US{i + 1:03d}.dcm", i)
         (work / f".done-{us.name}").write_text("ok")
     mixed = work / f"mixed{n_ct}_{n_cines}"
     if not (work / f".done-{mixed.name}").exists():
-        shutil.rmtree(mixed, ignore_errors=True); (mixed / "ct").mkdir(parents=True); (mixed / "us").mkdir()
-        for p in sorted((ct / "series").iterdir()): os.link(p, mixed / "ct" / p.name)
-        for p in sorted(us.glob("*.dcm")): os.link(p, mixed / "us" / p.name)
+        shutil.rmtree(mixed, ignore_errors=True)
+        (mixed / "ct").mkdir(parents=True)
+        (mixed / "us").mkdir()
+        for p in sorted((ct / "series").iterdir()):
+            os.link(p, mixed / "ct" / p.name)
+        for p in sorted(us.glob("*.dcm")):
+            os.link(p, mixed / "us" / p.name)
         (work / f".done-{mixed.name}").write_text("ok")
     return {"ct": ct, "small": small, "us": us, "mixed": mixed}
 
@@ -126,9 +134,12 @@ def write_cine(path: Path, seed: int, frames: int = 60, rows: int = 480, cols: i
     ds.PatientSex = "M"
     ds.StudyInstanceUID = synth_uid(seed, "bench/us/study")
     ds.SeriesInstanceUID = synth_uid(seed, f"bench/us/series/{seed}")
-    ds.StudyID = "US1"; ds.SeriesNumber = 1; ds.InstanceNumber = seed + 1
+    ds.StudyID = "US1"
+    ds.SeriesNumber = 1
+    ds.InstanceNumber = seed + 1
     ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = 3, "RGB", 0
-    ds.NumberOfFrames = frames; ds.FrameTime = "33.3"
+    ds.NumberOfFrames = frames
+    ds.FrameTime = "33.3"
     ds.Rows, ds.Columns = rows, cols
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
     ds.BurnedInAnnotation = "YES"
@@ -143,7 +154,8 @@ def measure(cmd: list[str], label: str, corpus: Path, out: Path, mkdir: bool = F
     "Run `cmd` once under /usr/bin/time; wall time, peak tree RSS (sampled), largest-process RSS, CPU time, output count."
     import psutil
     shutil.rmtree(out, ignore_errors=True)
-    if mkdir: out.mkdir(parents=True)
+    if mkdir:
+        out.mkdir(parents=True)
     os.sync()   # the last run's writes (and this deletion) go to disk now, not during this run
     cmd = ["/usr/bin/time", "-f", "@@ %M %U %S"] + cmd
     files = [p for p in corpus.rglob("*") if p.is_file() and not p.name.startswith(".")]
@@ -165,19 +177,22 @@ def measure(cmd: list[str], label: str, corpus: Path, out: Path, mkdir: bool = F
             except psutil.Error:
                 pass
             time.sleep(0.02)
-    th = threading.Thread(target=sample, daemon=True); th.start()
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
     err = proc.stderr.read().decode(errors="replace")
     proc.wait()
     wall = time.perf_counter() - t0
-    done.set(); th.join()
-    stats = [l for l in err.splitlines() if l.startswith("@@ ")]
+    done.set()
+    th.join()
+    stats = [ln for ln in err.splitlines() if ln.startswith("@@ ")]
     maxrss_kb, user, sys_ = (float(v) for v in stats[-1].split()[1:]) if stats else (0, 0, 0)
-    err = "\n".join(l for l in err.splitlines() if not l.startswith("@@ ") and not l.startswith("Command exited"))
+    err = "\n".join(ln for ln in err.splitlines() if not ln.startswith("@@ ") and not ln.startswith("Command exited"))
     n_out = sum(1 for p in out.rglob("*") if p.is_file() and not p.name.startswith(".")) if out.exists() else 0
     row = {"tool": label, "corpus": corpus.name, "inputs": len(files), "outputs": n_out, "s": wall,
            "files/s": len(files) / wall, "MB/s": mb / wall, "tree MB": peak[0] / 1e6, "max proc MB": maxrss_kb / 1e3,
            "cores": (user + sys_) / wall, "rc": proc.returncode}
-    if proc.returncode not in (0, 1): row["note"] = err.strip().splitlines()[-1][:100] if err.strip() else ""
+    if proc.returncode not in (0, 1):
+        row["note"] = err.strip().splitlines()[-1][:100] if err.strip() else ""
     print(fmt(row), flush=True)
     return row
 
@@ -191,27 +206,33 @@ def fmt(r: dict) -> str:
 
 
 def have(module_or_cmd: str, kind: str) -> bool:
-    if kind == "cmd": return shutil.which(module_or_cmd) is not None
+    if kind == "cmd":
+        return shutil.which(module_or_cmd) is not None
     import importlib.util
     return importlib.util.find_spec(module_or_cmd) is not None
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--ct", type=int, default=2000); ap.add_argument("--small", type=int, default=200)
-    ap.add_argument("--cines", type=int, default=5); ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--work", default="/tmp/pseudicom-bench"); ap.add_argument("--skip-peers", action="store_true")
+    ap.add_argument("--ct", type=int, default=2000)
+    ap.add_argument("--small", type=int, default=200)
+    ap.add_argument("--cines", type=int, default=5)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--work", default="/tmp/pseudicom-bench")
+    ap.add_argument("--skip-peers", action="store_true")
     ap.add_argument("--repeat", type=int, default=3, help="interleaved rounds of cp -r, pseudicom and gdcmanon (medians are compared)")
     ap.add_argument("--peer-corpus", choices=["ct", "small"], default="ct", help="corpus for the Python peers (they are slow)")
     args = ap.parse_args()
-    work = Path(args.work); work.mkdir(parents=True, exist_ok=True)
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
     package = importlib.util.find_spec("pseudicom").submodule_search_locations[0]
     subprocess.run([sys.executable, "-m", "compileall", "-q", package], check=True)   # bytecode, as an installed copy has
     c = build_corpus(work, args.ct, args.small, args.cines)
     recipe = work / "basic-us.yaml"
     basic = subprocess.run([sys.executable, "-m", "pseudicom.cli", "recipe", "show", "basic"], capture_output=True, text=True, check=True).stdout
     recipe.write_text(_with_rule(basic))
-    for p in c["mixed"].rglob("*.dcm"): p.read_bytes()   # warm the page cache (every tool reads from it)
+    for p in c["mixed"].rglob("*.dcm"):
+        p.read_bytes()   # warm the page cache (every tool reads from it)
     print(f"# {os.cpu_count()} cores; CPU pressure: {Path('/proc/pressure/cpu').read_text().splitlines()[0] if Path('/proc/pressure/cpu').exists() else 'n/a'}")
     print(HEADER)
     rows = []
@@ -227,9 +248,11 @@ def main() -> None:
     for r in range(args.repeat):   # the floor, ours and the C++ peer, interleaved: this machine's disk is noisy
         print(f"# round {r + 1} of {args.repeat}", flush=True)
         got = {}
-        order = list(tools.items()); order = order[r % len(order):] + order[:r % len(order)]   # no tool always runs first
+        order = list(tools.items())
+        order = order[r % len(order):] + order[:r % len(order)]   # no tool always runs first
         for suffix, corpus in (("", c["ct"]), (" small", c["small"])):
-            for k, (cmd, label) in order: got[k + suffix] = measure(cmd(corpus), label, corpus, out)
+            for k, (cmd, label) in order:
+                got[k + suffix] = measure(cmd(corpus), label, corpus, out)
         rounds.append(got)
     rows.append(measure(pseud + [str(c["ct"]), str(out), "--recipe", "basic", "--quiet", "--workers", "1"],
                         "pseudicom basic, 1 process", c["ct"], out))
@@ -237,16 +260,20 @@ def main() -> None:
                         f"pseudicom basic, {args.workers} w, no fast path", c["ct"], out))
     if not args.skip_peers:
         peer_corpus = c[args.peer_corpus]
-        if not have("gdcmanon", "cmd"): print("# gdcmanon not installed (apt-get install libgdcm-tools): skipped")
+        if not have("gdcmanon", "cmd"):
+            print("# gdcmanon not installed (apt-get install libgdcm-tools): skipped")
         if have("dicognito", "mod"):
             rows.append(measure([sys.executable, "-m", "dicognito", "--quiet", "-o", str(out), str(peer_corpus)], "dicognito", peer_corpus, out))
-        else: print("# dicognito not installed (pip install dicognito): skipped")
+        else:
+            print("# dicognito not installed (pip install dicognito): skipped")
         if have("deid", "mod"):
             rows.append(measure([sys.executable, "-c", DEID_SCRIPT, str(peer_corpus), str(out)], "deid (pydicom-deid)", peer_corpus, out))
-        else: print("# deid not installed (pip install deid): skipped")
+        else:
+            print("# deid not installed (pip install deid): skipped")
         if have("dicomanonymizer", "mod"):
             rows.append(measure(["dicom-anonymizer", str(peer_corpus / "series"), str(out)], "dicom-anonymizer", peer_corpus, out, mkdir=True))
-        else: print("# dicom-anonymizer not installed (pip install dicom-anonymizer): skipped")
+        else:
+            print("# dicom-anonymizer not installed (pip install dicom-anonymizer): skipped")
     rows.append(measure(["cp", "-r", str(c["mixed"]), str(out)], "cp -r", c["mixed"], out))
     rows.append(measure(pseud + [str(c["mixed"]), str(out), "--recipe", str(recipe), "--quiet", "--workers", str(args.workers)],
                         f"pseudicom basic+US rule, {args.workers} w", c["mixed"], out))
@@ -259,7 +286,8 @@ def main() -> None:
         return f"{med['ours'] / med[k]:.2f} (rounds: {per})"
     print(f"files/s, median: pseudicom {med['ours']:.0f}, cp -r {med['cp']:.0f}" + (f", gdcmanon {med['gdcm']:.0f}" if "gdcm" in med else ""))
     print(f"pseudicom / cp -r throughput: {ratio('cp')} (target >= 0.5)")
-    if "gdcm" in med: print(f"pseudicom / gdcmanon --dumb: {ratio('gdcm')} (target >= 1)")
+    if "gdcm" in med:
+        print(f"pseudicom / gdcmanon --dumb: {ratio('gdcm')} (target >= 1)")
     after = {k: _after_start_up(rounds, k, args.ct, args.small) for k in med}
     print(f"after start-up (from the {args.small}- and {args.ct}-file runs): "
           + ", ".join(f"{name} {after[k][0]:.0f} files/s (start-up {after[k][1]:.2f} s)" if after[k] else f"{name} n/a (too few files)"
@@ -279,8 +307,10 @@ def main() -> None:
 
 def _after_start_up(rounds: list[dict], k: str, n_big: int, n_small: int) -> tuple[float, float] | None:
     "(files/s after start-up, start-up seconds) of tool `k`, from the medians of its big and small runs (None: no difference to measure)."
-    big = float(np.median([g[k]["s"] for g in rounds])); little = float(np.median([g[k + " small"]["s"] for g in rounds]))
-    if big - little < 0.01: return None
+    big = float(np.median([g[k]["s"] for g in rounds]))
+    little = float(np.median([g[k + " small"]["s"] for g in rounds]))
+    if big - little < 0.01:
+        return None
     rate = (n_big - n_small) / (big - little)
     return rate, little - n_small / rate
 

@@ -10,6 +10,7 @@ output must not contain the identifying values of the (mutated) input.
 from __future__ import annotations
 
 import argparse
+import io
 import random
 import signal
 import sys
@@ -40,7 +41,8 @@ def mutate(raw: bytes, rng: random.Random) -> bytes:
         if kind < 0.35:
             data[pos] = rng.randrange(256)
         elif kind < 0.6:
-            chunk = rng.choice(INTERESTING); data[pos:pos + len(chunk)] = chunk
+            chunk = rng.choice(INTERESTING)
+            data[pos:pos + len(chunk)] = chunk
         elif kind < 0.75:
             del data[pos:pos + rng.randint(1, 64)]
         elif kind < 0.9:
@@ -66,20 +68,26 @@ def run_cases(seeds: list[bytes], n: int, seed: int, per_case_seconds: float = 1
     deid = Deidentifier("basic", Key(b"fuzz-key-0123456789abcdef-0123456789"))
     counts: dict[str, int] = {}
     problems: list[str] = []
-    def alarm(*_): raise Hang()
+    def alarm(*_):
+        raise Hang()
     old = signal.signal(signal.SIGALRM, alarm)
     with tempfile.TemporaryDirectory() as d:
-        d = Path(d); staging = d / "staging"; staging.mkdir()
+        d = Path(d)
+        staging = d / "staging"
+        staging.mkdir()
         for i in range(n):
             raw = mutate(rng.choice(seeds), rng)
-            path = d / "case.dcm"; path.write_bytes(raw)
+            path = d / "case.dcm"
+            path.write_bytes(raw)
             signal.setitimer(signal.ITIMER_REAL, per_case_seconds)
             try:
                 result = process_file(i, str(path), "case.dcm", str(staging), deidentifier=deid)
             except Hang:
-                problems.append(f"case {i}: hang (> {per_case_seconds} s)"); continue
+                problems.append(f"case {i}: hang (> {per_case_seconds} s)")
+                continue
             except BaseException as e:  # anything escaping process_file is a defect
-                problems.append(f"case {i}: {type(e).__name__}: {e}"); continue
+                problems.append(f"case {i}: {type(e).__name__}: {e}")
+                continue
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)
             counts[result.status] = counts.get(result.status, 0) + 1
@@ -89,7 +97,8 @@ def run_cases(seeds: list[bytes], n: int, seed: int, per_case_seconds: float = 1
                 out = staging / f"{i:08d}.dcm"
                 data = out.read_bytes().lower()
                 leaked = [n for n in identifiers_of(path) if n in data]
-                if leaked: problems.append(f"case {i}: identifying value written ({len(leaked)} values)")
+                if leaked:
+                    problems.append(f"case {i}: identifying value written ({len(leaked)} values)")
                 out.unlink()
     signal.signal(signal.SIGALRM, old)
     return {"cases": n, "counts": counts, "problems": problems}
@@ -103,41 +112,45 @@ def implicit_copies(seeds: list[bytes]) -> list[bytes]:
     out = []
     for raw in seeds:
         ds = pydicom.dcmread(io.BytesIO(raw))
-        if ds.file_meta.TransferSyntaxUID != ExplicitVRLittleEndian: continue
+        if ds.file_meta.TransferSyntaxUID != ExplicitVRLittleEndian:
+            continue
         ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
-        buf = io.BytesIO(); ds.save_as(buf, enforce_file_format=True)
+        buf = io.BytesIO()
+        ds.save_as(buf, enforce_file_format=True)
         out.append(buf.getvalue())
     return out
 
 
-def run_differential(seeds: list[bytes], n: int, seed: int) -> dict:
+def run_differential(seeds: list[bytes], n: int, seed: int, run_dictionary: bool = False) -> dict:
     """Run `n` mutated cases through the raw header path (with its series memo) and through the pydicom path:
-    the same status, and for written files the same bytes, audit and crosswalk."""
-    import os
-    from pseudicom.pipeline import _pack
+    the same status, and for written files the same bytes, audit and crosswalk (`run_dictionary`: both scrub
+    the run-level dictionary of the seeds, as `pipeline.run` does, so one seed's patient in another's text is cleaned)."""
+    from pseudicom.pipeline.results import pack_result
     rng = random.Random(seed)
     key = Key(b"fuzz-key-0123456789abcdef-0123456789")
-    deids = {mode: Deidentifier("pseudonymize", key) for mode in ("1", "0")}   # one each: the raw one keeps its templates
+    strings = ()
+    if run_dictionary:
+        strings = Deidentifier("pseudonymize", key).dictionary_of(
+            pydicom.dcmread(io.BytesIO(raw), stop_before_pixels=True) for raw in seeds)
+    deids = {mode: Deidentifier("pseudonymize", key, run_identifiers=strings) for mode in (True, False)}   # one each: the raw one keeps its templates
     counts: dict[str, int] = {}
     problems: list[str] = []
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
         for i in range(n):
             raw = mutate(rng.choice(seeds), rng) if rng.random() < 0.7 else rng.choice(seeds)
-            path = d / "case.dcm"; path.write_bytes(raw)
+            path = d / "case.dcm"
+            path.write_bytes(raw)
             got = {}
             for mode, deid in deids.items():
-                staging = d / f"staging{mode}"; staging.mkdir(exist_ok=True)
-                os.environ["PSEUDICOM_RAW_HEADERS"] = mode
-                try:
-                    r = _pack(process_file(i, str(path), "case.dcm", str(staging), deidentifier=deid))
-                finally:
-                    os.environ.pop("PSEUDICOM_RAW_HEADERS", None)
+                staging = d / f"staging{mode}"
+                staging.mkdir(exist_ok=True)
+                r = pack_result(process_file(i, str(path), "case.dcm", str(staging), deidentifier=deid, raw_headers=mode))
                 out = staging / f"{i:08d}.dcm"
                 got[mode] = (r.status, r.reason, r.output, r.digest, r.audit_lines, sorted(r.crosswalk.items()),
                              out.read_bytes() if out.exists() else None, r.path)
                 out.unlink(missing_ok=True)
-            a, b = got["1"], got["0"]
+            a, b = got[True], got[False]
             counts[f"{a[0]} by {a[7] or '-'}"] = counts.get(f"{a[0]} by {a[7] or '-'}", 0) + 1
             if a[0] != b[0] or (a[0] == "written" and a[2:7] != b[2:7]) or (a[0] != "written" and a[1] != b[1]):
                 problems.append(f"case {i}: raw path gave {a[0]} ({a[1][:80]}), pydicom path {b[0]} ({b[1][:80]})"
@@ -159,7 +172,8 @@ def main(argv=None) -> int:
     res = run_cases(seeds, args.cases, args.seed)
     dt = time.perf_counter() - t0
     print(f"{res['cases']} cases in {dt:.0f} s ({res['cases'] / dt:.0f}/s): {res['counts']}; problems: {len(res['problems'])}")
-    for line in res["problems"][:20]: print("  " + line)
+    for line in res["problems"][:20]:
+        print("  " + line)
     return 1 if res["problems"] else 0
 
 

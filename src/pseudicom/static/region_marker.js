@@ -23,10 +23,15 @@ function el_(tag, attrs, text) {
   return e;
 }
 
+// Colours of the controls come from JupyterLab's theme variables (--jp-*), for light and dark themes.
+const FG = "var(--jp-ui-font-color1, #222)";
+const BG = "var(--jp-layout-color1, #fff)";
+const CONTROL = `color:${FG};background:${BG};border:1px solid var(--jp-border-color1, #ccc)`;
+
 function render({ model, el }) {
   el.classList.add("pseudicom-region-marker");
   const bar = el_("div", { className: "prm-bar" });
-  bar.style.cssText = "display:flex;gap:6px;align-items:center;flex-wrap:wrap;margin:4px 0;font:12px sans-serif";
+  bar.style.cssText = `display:flex;gap:6px;align-items:center;flex-wrap:wrap;margin:4px 0;font:12px var(--jp-ui-font-family, sans-serif);color:${FG}`;
   const frame = el_("input", { type: "range", min: 0, step: 1, title: "frame" });
   const frameLabel = el_("span");
   const zoom = el_("select", { title: "zoom" });
@@ -40,12 +45,15 @@ function render({ model, el }) {
   const preview = el_("label", {}, "");
   const previewBox = el_("input", { type: "checkbox" });
   preview.append(previewBox, " preview redacted");
+  for (const c of [zoom, scope, name, accept, del]) c.style.cssText = CONTROL;
   bar.append(frame, frameLabel, "zoom", zoom, "rule", name, scope, accept, del, preview);
   const canvas = el_("canvas", { tabIndex: 0, className: "prm-canvas" });
-  canvas.style.cssText = "cursor:crosshair;image-rendering:pixelated;border:1px solid #888;display:block";
+  canvas.style.cssText = "cursor:crosshair;image-rendering:pixelated;border:1px solid var(--jp-border-color1, #888);display:block";
   const status = el_("div", { className: "prm-status" });
-  status.style.cssText = "font:12px sans-serif;color:#333;margin-top:2px";
-  el.append(bar, canvas, status);
+  status.style.cssText = `font:12px var(--jp-ui-font-family, sans-serif);color:${FG};margin-top:2px`;
+  const hint = el_("div", { className: "prm-hint" });   // view-only messages (e.g. a box too small)
+  hint.style.cssText = `font:12px var(--jp-ui-font-family, sans-serif);color:${FG};font-weight:bold`;
+  el.append(bar, canvas, status, hint);
 
   let image = null;        // decoded frame (ImageBitmap or HTMLImageElement)
   let drag = null;         // {mode: "new"|"move", start, index, box}
@@ -144,7 +152,10 @@ function render({ model, el }) {
     const d = drag; drag = null;
     const boxes = model.get("boxes").map((b) => b.slice());
     if (d.mode === "new" && d.box && d.box[2] - d.box[0] >= 2 && d.box[3] - d.box[1] >= 2) {
-      boxes.push(d.box); selected = boxes.length - 1; setBoxes(boxes);
+      boxes.push(d.box); selected = boxes.length - 1; setBoxes(boxes); hint.textContent = "";
+    } else if (d.mode === "new") {   // a click or a tiny drag: say why no box appeared
+      const w = d.box ? d.box[2] - d.box[0] : 0, h = d.box ? d.box[3] - d.box[1] : 0;
+      hint.textContent = `no box: the drag covered ${w}×${h} image pixels; a box needs at least 2×2. Drag further.`;
     } else if (d.mode === "move" && d.box && d.box.some((v, i) => v !== boxes[d.index][i])) {
       boxes[d.index] = d.box; setBoxes(boxes);
     }
@@ -167,6 +178,9 @@ function render({ model, el }) {
     const add = model.get("suggestions").map((s) => s.box).filter((b) => !have.has(b.join(",")));
     if (add.length) setBoxes([...model.get("boxes"), ...add]);
   });
+  // JupyterLab's notebook shortcuts take arrow keys from the page; keep them for the slider
+  frame.addEventListener("keydown", (e) => e.stopPropagation());
+  frame.addEventListener("input", () => { frameLabel.textContent = `frame ${Number(frame.value) + 1}/${model.get("n_frames")}`; });
   frame.addEventListener("change", () => { model.set("frame", Number(frame.value)); model.save_changes(); });
   zoom.addEventListener("change", () => { model.set("zoom", Number(zoom.value)); model.save_changes(); });
   scope.addEventListener("change", () => { model.set("scope", scope.value); model.save_changes(); });

@@ -3,6 +3,15 @@
 // sends the search text (trait `query`) and each drop-down change (trait `_edit`).
 // Which rows match the search is computed in Python (`_visible`); collapsing sequences is
 // view state only.
+// Colours come from JupyterLab's theme variables (--jp-*): readable in light and dark themes.
+// Long values are cut with an ellipsis and carry the whole value as a tooltip (title).
+
+const FG = "var(--jp-ui-font-color1, #222)";
+const BG = "var(--jp-layout-color1, #fff)";
+// the action column comes right after the element's name and tag, so it stays on screen at
+// 1024 px; values are cut to a narrow column (the tooltip has them whole); the rule text wraps
+const CUT = "max-width:12em;overflow:hidden;text-overflow:ellipsis;white-space:nowrap";
+const PHI_BG = `color-mix(in srgb, var(--jp-error-color1, #f44336) 16%, ${BG})`;
 
 function cell(tr, text, style) {
   const td = document.createElement("td");
@@ -15,22 +24,24 @@ function cell(tr, text, style) {
 function render({ model, el }) {
   el.classList.add("pseudicom-tag-browser");
   const top = document.createElement("div");
-  top.style.cssText = "display:flex;gap:8px;align-items:center;font:12px sans-serif;margin:4px 0";
+  top.style.cssText = `display:flex;gap:8px;align-items:center;font:12px var(--jp-ui-font-family, sans-serif);margin:4px 0;color:${FG}`;
   const search = document.createElement("input");
   search.type = "search"; search.placeholder = "search keyword, tag or value"; search.size = 30;
   search.className = "ptb-search";
+  search.style.cssText = `color:${FG};background:${BG};border:1px solid var(--jp-border-color1, #ccc)`;
   const message = document.createElement("span");
   message.className = "ptb-message";
   top.append(search, message);
   const scroller = document.createElement("div");
-  scroller.style.cssText = "max-height:420px;overflow:auto;border:1px solid #ccc";
+  scroller.className = "ptb-scroller";
+  scroller.style.cssText = `max-height:420px;overflow:auto;border:1px solid var(--jp-border-color1, #ccc);background:${BG}`;
   const table = document.createElement("table");
-  table.style.cssText = "border-collapse:collapse;font:12px monospace;width:100%";
+  table.style.cssText = `border-collapse:collapse;font:12px var(--jp-code-font-family, monospace);width:100%;color:${FG}`;
   const head = document.createElement("tr");
-  for (const h of ["element", "tag", "VR", "before", "action", "after", "rule"]) {
+  for (const h of ["element", "tag", "action", "before", "after", "VR", "rule"]) {
     const th = document.createElement("th");
     th.textContent = h;
-    th.style.cssText = "position:sticky;top:0;background:#eee;text-align:left;padding:2px 4px";
+    th.style.cssText = `position:sticky;top:0;background:var(--jp-layout-color2, #eee);color:${FG};text-align:left;padding:2px 4px`;
     head.append(th);
   }
   const body = document.createElement("tbody");
@@ -57,7 +68,8 @@ function render({ model, el }) {
       if (!r || (!searching && hiddenByParent(rows, r))) continue;
       const tr = document.createElement("tr");
       tr.dataset.path = r.path;
-      tr.style.cssText = (r.phi ? "background:#fff0f0;" : "") + "border-bottom:1px solid #eee";
+      tr.style.cssText = (r.phi ? `background:${PHI_BG};` : "") + "border-bottom:1px solid var(--jp-border-color2, #eee)";
+      if (r.phi) tr.classList.add("ptb-phi");
       const name = r.keyword || (r.private ? `private (${r.creator || "no creator"})` : r.tag);
       const td = cell(tr, "", `padding-left:${4 + 14 * r.depth}px;white-space:nowrap`);
       if (r.is_sequence) {
@@ -71,14 +83,14 @@ function render({ model, el }) {
         td.append(t);
       }
       td.append(name);
-      cell(tr, r.tag); cell(tr, r.VR);
-      cell(tr, r.before, "max-width:16em;overflow:hidden;text-overflow:ellipsis;white-space:nowrap");
-      const actionTd = cell(tr, "");
+      cell(tr, r.tag);
+      const actionTd = cell(tr, "");   // next to the name, so it stays on screen on narrow displays
       const creatorElement = r.private && parseInt(r.tag.slice(6, 10), 16) < 0x1000;
       if (r.action === "add" || creatorElement || r.action === "quarantined" || r.action === "excluded") {
         actionTd.textContent = r.action;
       } else {
         const select = document.createElement("select");
+        select.style.cssText = `color:${FG};background:${BG};border:1px solid var(--jp-border-color1, #ccc)`;
         const options = r.private ? ["", "remove", "keep"] : choices.slice();
         if (!options.includes(r.action)) options.push(r.action);
         for (const a of options) {
@@ -93,8 +105,10 @@ function render({ model, el }) {
         });
         actionTd.append(select);
       }
-      cell(tr, r.after, "max-width:16em;overflow:hidden;text-overflow:ellipsis;white-space:nowrap");
-      cell(tr, r.rule, "color:#666;font-size:11px;max-width:24em;overflow:hidden;text-overflow:ellipsis;white-space:nowrap").title = r.rule;
+      cell(tr, r.before, CUT).title = r.before_full || r.before || "";
+      cell(tr, r.after, CUT).title = r.after_full || r.after || "";
+      cell(tr, r.VR);
+      cell(tr, r.rule, "font-size:11px;font-style:italic;min-width:10em;max-width:18em;white-space:normal").title = r.rule;
       body.append(tr);
     }
     message.textContent = `${visible.length} of ${rows.length} elements. ${model.get("message")}`;

@@ -8,6 +8,8 @@ Docs: https://pseudicom.github.io/pseudicom/widgets_browser.html.md"""
 from __future__ import annotations
 
 import os
+import weakref
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +18,11 @@ import traitlets as T
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 
-from ..inventory import Inventory, inventory_html, scan
+from ..errors import PseudicomError
+from ..inventory import InstanceInfo, Inventory, PatientInfo, SeriesInfo, StudyInfo, inventory_html, scan
 
 # %% auto #0
-__all__ = ['browser_rows', 'StudyBrowser']
+__all__ = ['ACCEPTED', 'browser_rows', 'static_file', 'StudyBrowser', 'WidgetInputError', 'Shown', 'as_shown']
 
 # %% ../../../nbs/20a_widgets_browser.ipynb #e808f9d0
 def browser_rows(
@@ -28,9 +31,15 @@ def browser_rows(
     "The inventory as a flat list of tree rows (patient, study, series, instance)."
     rows: list[dict[str, Any]] = []
     def add(**row) -> int:
-        row.setdefault("flags", {}); row.setdefault("files", ""); row.setdefault("frames", "")
-        row.setdefault("series_uid", ""); row.setdefault("path", ""); row.setdefault("modality", "")
-        row["index"] = len(rows); rows.append(row); return row["index"]
+        row.setdefault("flags", {})
+        row.setdefault("files", "")
+        row.setdefault("frames", "")
+        row.setdefault("series_uid", "")
+        row.setdefault("path", "")
+        row.setdefault("modality", "")
+        row["index"] = len(rows)
+        rows.append(row)
+        return row["index"]
     for p in inv.patients:
         n_files = sum(s.n_instances for st in p.studies for s in st.series)
         pi = add(level="patient", depth=0, parent=-1, label=p.patient_id or "(no PatientID)", detail=p.patient_name,
@@ -49,41 +58,37 @@ def browser_rows(
                         modality=s.modality, files="", frames=i.frames, series_uid=s.series_instance_uid, path=i.path)
     return rows
 
-# %% ../../../nbs/20a_widgets_browser.ipynb #e58e6e39
-def _static(name: str) -> Path:
+# %% ../../../nbs/20a_widgets_browser.ipynb #b0a1c008
+_SEEN: dict[int, tuple[weakref.ref, str]] = {}   # id(entry) -> (the entry, its inventory's folder)
+
+def _remember(inv: Inventory) -> Inventory:
+    "Note the folder of every entry of `inv` (entries hold paths relative to it), so an entry alone can be shown."
+    for p in inv.patients:
+        for st in p.studies:
+            for entry in [p, st, *st.series, *(i for s in st.series for i in s.instances)]:
+                _SEEN[id(entry)] = (weakref.ref(entry), inv.root)
+    return inv
+
+# %% ../../../nbs/20a_widgets_browser.ipynb #b0a1c006
+def static_file(name: str) -> Path:
+    "A file of pseudicom/static (the installed package's): the widgets' JavaScript and CSS."
     import pseudicom
     return Path(pseudicom.__file__).resolve().parent / "static" / name
 
-class StudyBrowser(anywidget.AnyWidget):
-    "Patient → Study → Series → Instance table; the selection (synced traits) drives linked widgets."
-    _esm = _static("study_browser.js")
-    rows = T.List(T.Dict()).tag(sync=True)              # browser_rows(inventory)
-    selected_series = T.Unicode("").tag(sync=True)      # SeriesInstanceUID of the selection
-    selected_instance = T.Unicode("").tag(sync=True)    # path (relative to the folder) of the selected file
-
-    def __init__(self,
-                 path_or_inventory: str | os.PathLike | Inventory,  # a folder to scan, or an inventory
-                 **kwargs):
-        self.inventory = path_or_inventory if isinstance(path_or_inventory, Inventory) else scan(path_or_inventory)
-        super().__init__(rows=browser_rows(self.inventory), **kwargs)
-        self._linked: list[Any] = []
-        self.observe(self._on_series, names=["selected_series"])
-        self.observe(self._on_instance, names=["selected_instance"])
-
-    def _on_series(self, change) -> None:
-        if not change["new"]: return
-        s = self.inventory.series(change["new"])           # raises for an unknown series
-        paths = [i.path for i in s.instances]
-        if self.selected_instance not in paths: self.selected_instance = paths[0] if paths else ""
-
-    def _on_instance(self, change) -> None:
-        if not change["new"]: return
-        row = next((r for r in self.rows if r["level"] == "instance" and r["path"] == change["new"]), None)
-        if row is None: raise KeyError(f"no file {change['new']!r} in the inventory of {self.inventory.root}")
-        if self.selected_series != row["series_uid"]: self.selected_series = row["series_uid"]
-        if self._linked:
-            ds = self.selected_dataset()
-            for w in self._linked: w.set_dataset(ds)
+class _Selection:
+    "What StudyBrowser does with its selection: the selected file and series, and the linked widgets."
+    def _show(self, widgets) -> None:
+        "Give the selection to `widgets`: the series to those with `set_series`, else the file."
+        if not widgets or not self.selected_instance:
+            return
+        ds = None
+        for w in widgets:
+            if hasattr(w, "set_series"):
+                paths = self.inventory.files(self.selected_series)
+                w.set_series(paths, paths.index(self.selected_path()))
+            else:
+                ds = ds if ds is not None else self.selected_dataset()
+                w.set_dataset(ds)
 
     def selected_path(self) -> Path | None:
         "Absolute path of the selected file."
@@ -99,12 +104,131 @@ class StudyBrowser(anywidget.AnyWidget):
         return [dcmread(p) for p in self.inventory.files(self.selected_series)] if self.selected_series else []
 
     def link(self, *widgets: Any) -> StudyBrowser:
-        "Show each new selection in `widgets` (objects with `set_dataset(ds)`)."
+        "Show each new selection in `widgets`: the series to those with `set_series(paths, index)`, else the file by `set_dataset(ds)`."
         self._linked.extend(widgets)
-        if self.selected_instance:
-            ds = self.selected_dataset()
-            for w in widgets: w.set_dataset(ds)
+        self._show(widgets)
         return self
+
+# %% ../../../nbs/20a_widgets_browser.ipynb #e58e6e39
+class StudyBrowser(_Selection, anywidget.AnyWidget):
+    "Patient → Study → Series → Instance table; the selection (synced traits) drives linked widgets."
+    _esm = static_file("study_browser.js")
+    rows = T.List(T.Dict()).tag(sync=True)              # browser_rows(inventory)
+    selected_series = T.Unicode("").tag(sync=True)      # SeriesInstanceUID of the selection
+    selected_instance = T.Unicode("").tag(sync=True)    # path (relative to the folder) of the selected file
+    message = T.Unicode("").tag(sync=True)              # shown above the table: why it is empty, what to do
+
+    def __init__(self,
+                 path_or_inventory: str | os.PathLike | Inventory,  # a folder or file to scan, or an inventory
+                 **kwargs):
+        if not isinstance(path_or_inventory, (str, os.PathLike, Inventory)):
+            given = f"{type(path_or_inventory).__name__} {path_or_inventory!r}"[:120]
+            raise WidgetInputError(f"StudyBrowser got {given}; it accepts a folder, a DICOM file path or an Inventory "
+                                   "(it lists files, so a Dataset in memory has nothing to browse: show it in a TagBrowser).")
+        self.inventory = _remember(path_or_inventory if isinstance(path_or_inventory, Inventory) else scan(path_or_inventory))
+        super().__init__(rows=browser_rows(self.inventory), **kwargs)
+        if not self.rows:
+            self.message = _folder(self.inventory, f"folder {self.inventory.root}").problem
+        self._linked: list[Any] = []
+        self.observe(self._on_series, names=["selected_series"])
+        self.observe(self._on_instance, names=["selected_instance"])
+
+    def _on_series(self, change) -> None:
+        if not change["new"]:
+            return
+        s = self.inventory.series(change["new"])           # raises for an unknown series
+        paths = [i.path for i in s.instances]
+        if self.selected_instance not in paths:
+            self.selected_instance = paths[0] if paths else ""
+
+    def _on_instance(self, change) -> None:
+        if not change["new"]:
+            return
+        row = next((r for r in self.rows if r["level"] == "instance" and r["path"] == change["new"]), None)
+        if row is None:
+            raise KeyError(f"no file {change['new']!r} in the inventory of {self.inventory.root}")
+        if self.selected_series != row["series_uid"]:
+            self.selected_series = row["series_uid"]
+        self._show(self._linked)
 
     def _repr_html_(self) -> str:
         return inventory_html(self.inventory)
+
+# %% ../../../nbs/20a_widgets_browser.ipynb #b0a1c002
+class WidgetInputError(PseudicomError, TypeError):
+    "A widget was given something it cannot show (names what was given and what is accepted)."
+
+ACCEPTED = ("a DICOM file path, a folder, a pydicom Dataset, an Inventory or an entry of one (patient, study, "
+            "series, instance), a StudyBrowser (its selection) or a list of files or datasets of one series")
+
+@dataclass
+class Shown:
+    "What a widget was given, resolved: files or datasets in order, or why there is nothing to show."
+    label: str                                              # what was given, for messages
+    paths: list[Path] = field(default_factory=list)         # files to read (in order)
+    datasets: list[Dataset] = field(default_factory=list)   # datasets given as objects
+    problem: str = ""                                       # why nothing can be shown, and what to do
+
+    @property
+    def count(self) -> int:
+        "How many files or datasets."
+        return len(self.paths) or len(self.datasets)
+
+    def dataset(self, i: int = 0, pixels: bool = True) -> Dataset:
+        "Item `i`, read in full (or its header only)."
+        return self.datasets[i] if self.datasets else dcmread(self.paths[i], stop_before_pixels=not pixels)
+
+def _folder(inv: Inventory, label: str) -> Shown:
+    "A scanned folder: every instance, or a message built from what the inventory knows."
+    paths = _remember(inv).files()
+    if paths:
+        return Shown(label, paths)
+    why = "; ".join(f"{u.path}: {u.reason}" for u in inv.unreadable[:3])
+    return Shown(label, problem=f"{label} holds no readable DICOM file ({inv.summary()})" + (f": {why}" if why else "")
+                 + ". Point the widget at a folder or file with DICOM instances.")
+
+# %% ../../../nbs/20a_widgets_browser.ipynb #b0a1c007
+def _entry(item: PatientInfo | StudyInfo | SeriesInfo | InstanceInfo, widget: str) -> Shown:
+    "The files of an inventory entry whose inventory a widget has seen."
+    seen = _SEEN.get(id(item))
+    if seen is None or seen[0]() is not item:
+        raise WidgetInputError(f"{widget} got a {type(item).__name__} of an inventory it has not seen: an entry holds "
+                               "paths relative to the scanned folder. Give a widget the Inventory (or a StudyBrowser) "
+                               "first, or pass the files: inv.files(series.series_instance_uid).")
+    if isinstance(item, InstanceInfo):
+        return Shown(f"file {Path(item.path).name}", [Path(seen[1]) / item.path])
+    series = {PatientInfo: lambda: [s for st in item.studies for s in st.series],
+              StudyInfo: lambda: item.series, SeriesInfo: lambda: [item]}[type(item)]()
+    label = {PatientInfo: "patient", StudyInfo: "study", SeriesInfo: "series"}[type(item)]
+    return Shown(f"{label} {getattr(item, 'series_description', '') or getattr(item, 'study_description', '')}".strip(),
+                 [Path(seen[1]) / i.path for s in series for i in s.instances])
+
+# %% ../../../nbs/20a_widgets_browser.ipynb #b0a1c003
+def as_shown(
+    item: Any,              # what the user gave the widget
+    widget: str = "widget", # the widget's name, for messages
+) -> Shown:                 # the files or datasets to show, or a problem to display
+    "Resolve a path, folder, Dataset, Inventory or its entry, StudyBrowser or list of one series into what to show."
+    if isinstance(item, Dataset):
+        return Shown(f"dataset ({item.get('Modality', '?')})", datasets=[item])
+    if isinstance(item, Inventory):
+        return _folder(item, f"inventory of {item.root}")
+    if isinstance(item, (PatientInfo, StudyInfo, SeriesInfo, InstanceInfo)):
+        return _entry(item, widget)
+    if isinstance(item, StudyBrowser):
+        if not item.selected_series:
+            return Shown("study browser", problem="the study browser has no selection yet: click a series in it.")
+        return Shown("selected series of the study browser", [Path(p) for p in item.inventory.files(item.selected_series)])
+    if isinstance(item, (str, os.PathLike)):
+        path = Path(item)
+        if path.is_dir():
+            return _folder(scan(path), f"folder {path}")
+        if not path.exists():
+            return Shown(f"file {path}", problem=f"file {path} does not exist. Check the path (relative to {Path.cwd()}).")
+        return Shown(f"file {path.name}", [path])
+    if isinstance(item, (list, tuple)) and item and all(isinstance(x, Dataset) for x in item):
+        return Shown(f"{len(item)} datasets", datasets=list(item))
+    if isinstance(item, (list, tuple)) and item and all(isinstance(x, (str, os.PathLike)) for x in item):
+        return Shown(f"{len(item)} files", [Path(x) for x in item])
+    given = f"{type(item).__name__} {item!r}"[:120]
+    raise WidgetInputError(f"{widget} got {given}; it accepts {ACCEPTED}.")

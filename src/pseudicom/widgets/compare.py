@@ -8,20 +8,19 @@ Docs: https://pseudicom.github.io/pseudicom/widgets_compare.html.md"""
 from __future__ import annotations
 
 import html
-import os
 from typing import Any
 
 import ipywidgets as W
 import traitlets as T
-from pydicom import dcmread
 from pydicom.dataset import Dataset
 
 from ..errors import tag_str
 from .image import display_frame, frame_png, n_frames, png_img_tag
+from .browser import as_shown
 from .tags import show_value
 
 # %% auto #0
-__all__ = ['compare_rows', 'compare_html', 'Compare']
+__all__ = ['compare_rows', 'compare_html', 'compare_summary', 'Compare']
 
 # %% ../../../nbs/20e_widgets_compare.ipynb #5f44b586
 def compare_rows(
@@ -38,13 +37,18 @@ def compare_rows(
             elem = ea if ea is not None else eb
             path = f"{prefix}{elem.keyword or tag_str(int(tag))}"
             va, vb = show_value(ea), show_value(eb)
-            if ea is None: change = "added"
-            elif eb is None: change = "removed"
-            elif elem.VR == "SQ": change = "same" if va == vb else "changed"
-            else: change = "same" if ea.value == eb.value else "changed"
+            if ea is None:
+                change = "added"
+            elif eb is None:
+                change = "removed"
+            elif elem.VR == "SQ":
+                change = "same" if va == vb else "changed"
+            else:
+                change = "same" if ea.value == eb.value else "changed"
             row = {"path": path, "tag": tag_str(int(tag)), "keyword": elem.keyword or "", "VR": elem.VR,
                    "before": va, "after": vb, "change": change, "depth": depth}
-            pos = len(rows); rows.append(row)
+            pos = len(rows)
+            rows.append(row)
             if elem.VR == "SQ":
                 ia = list(ea.value) if ea is not None else []
                 ib = list(eb.value) if eb is not None else []
@@ -56,53 +60,87 @@ def compare_rows(
     return rows
 
 # %% ../../../nbs/20e_widgets_compare.ipynb #a06c80e2
-_CHANGE_STYLE = {"removed": "background:#ffe0e0", "added": "background:#e0ffe0", "changed": "background:#fff5cc", "same": ""}
+_TEXT = "color:var(--jp-ui-font-color1, #222);background:var(--jp-layout-color1, #fff)"   # theme colours
+def _tint(var: str, fallback: str) -> str:
+    "A theme colour mixed into the theme's background: a highlight readable in light and dark themes."
+    return f"background:color-mix(in srgb, var({var}, {fallback}) 18%, var(--jp-layout-color1, #fff))"
+
+_CHANGE_STYLE = {"removed": _tint("--jp-error-color1", "#f44336"), "added": _tint("--jp-success-color1", "#4caf50"),
+                 "changed": _tint("--jp-warn-color1", "#ff9800"), "same": ""}
 
 def compare_html(
     rows: list[dict[str, Any]],  # rows from `compare_rows`
     only_changes: bool = False,  # leave out unchanged elements
 ) -> str:                        # an HTML table, changes highlighted
     "The comparison as a plain HTML table."
-    esc = lambda v: html.escape("" if v is None else str(v))
-    out = ["<table class='pseudicom-compare'><thead><tr><th>element</th><th>tag</th><th>before</th><th>after</th>"
-           "<th>change</th></tr></thead><tbody>"]
+    def esc(v):
+        return html.escape("" if v is None else str(v))
+    out = [f"<table class='pseudicom-compare' style='{_TEXT}'><thead><tr><th>element</th><th>tag</th><th>before</th>"
+           "<th>after</th><th>change</th></tr></thead><tbody>"]
     for r in rows:
-        if only_changes and r["change"] == "same": continue
+        if only_changes and r["change"] == "same":
+            continue
         out.append(f"<tr style='{_CHANGE_STYLE[r['change']]}'><td>{'&nbsp;&nbsp;' * r['depth']}{esc(r['keyword'] or r['tag'])}</td>"
                    f"<td>{esc(r['tag'])}</td><td>{esc(r['before'])}</td><td>{esc(r['after'])}</td><td>{r['change']}</td></tr>")
     out.append("</tbody></table>")
     return "".join(out)
 
+def compare_summary(rows: list[dict[str, Any]]) -> str:
+    "One line: how many elements were removed, added and changed, or that the two files are identical."
+    counts = {c: sum(1 for r in rows if r["change"] == c) for c in ("removed", "added", "changed")}
+    if not any(counts.values()):
+        return ("the two files are identical: nothing was removed, added or changed. Is the second one really "
+                "the de-identified output?")
+    return ", ".join(f"{n} {c}" for c, n in counts.items())
+
 def _image_png(ds: Dataset, frame: int, zoom: float) -> bytes | None:
-    if "PixelData" not in ds: return None
+    if "PixelData" not in ds:
+        return None
     return frame_png(display_frame(ds, min(frame, n_frames(ds) - 1)), zoom=zoom)
+
+def _one(item: Any, which: str) -> Dataset:
+    "The dataset to compare from anything a widget accepts (the first file of a folder or series)."
+    shown = as_shown(item, f"Compare ({which})")
+    if shown.problem:
+        raise ValueError(f"Compare: {which}: {shown.problem}")
+    return shown.dataset(0)
 
 # %% ../../../nbs/20e_widgets_compare.ipynb #7eb459a5
 class Compare(W.VBox):
     "Tags side by side with changes highlighted, and the two images side by side."
     only_changes = T.Bool(True)   # hide unchanged elements
     frame = T.Int(0)              # frame shown (multi-frame images)
-    zoom = T.Float(2.0)           # image scale
+    zoom = T.Float(2.0)           # image scale (an image wider than the cell is shrunk to fit)
 
     def __init__(self,
-                 before: Dataset | str | os.PathLike,  # the original (dataset or file)
-                 after: Dataset | str | os.PathLike,   # the de-identified output
-                 zoom: float = 2.0,                    # image scale
-                 only_changes: bool = True,            # hide unchanged elements
+                 before: Any,                # the original: a file, Dataset, or anything `as_shown` accepts (its first file)
+                 after: Any,                 # the de-identified output, likewise
+                 zoom: float = 2.0,          # image scale
+                 only_changes: bool = True,  # hide unchanged elements
                 ):
-        self.before = before if isinstance(before, Dataset) else dcmread(before)
-        self.after = after if isinstance(after, Dataset) else dcmread(after)
+        try:
+            self.before, self.after = _one(before, "before"), _one(after, "after")
+        except ValueError as e:           # nothing to compare: the widget says why
+            self.before = self.after = None
+            self.rows, self.message = [], str(e)
+            super().__init__([W.HTML(f"<div class='pseudicom-compare-message' style='{_TEXT}'>{html.escape(str(e))}</div>")])
+            return
         self.rows = compare_rows(self.before, self.after)
+        self.message = compare_summary(self.rows)
         self._table = W.HTML(layout=W.Layout(max_height="420px", overflow="auto"))
-        self._only = W.Checkbox(description="only changes", indent=False)
+        self._only = W.Checkbox(description="only changes", indent=False, layout=W.Layout(width="auto"))
         nf = max(n_frames(self.before), n_frames(self.after)) if "PixelData" in self.before else 1
         self._frame = W.IntSlider(description="frame", min=0, max=nf - 1, continuous_update=False,
                                   layout=W.Layout(display=None if nf > 1 else "none"))
-        self._images = [W.Image(format="png"), W.Image(format="png")]
-        counts = {c: sum(1 for r in self.rows if r["change"] == c) for c in ("removed", "added", "changed")}
-        summary = W.HTML(html.escape(", ".join(f"{n} {c}" for c, n in counts.items())))
-        pictures = W.HBox([W.VBox([W.HTML("<b>before</b>"), self._images[0]]), W.VBox([W.HTML("<b>after</b>"), self._images[1]])])
-        super().__init__([W.HBox([self._only, summary, self._frame]), pictures if "PixelData" in self.before else W.HTML(), self._table])
+        self._images = [W.Image(format="png", layout=W.Layout(max_width="100%", height="auto", margin="0", object_fit="contain"))
+                        for _ in range(2)]
+        summary = W.HTML(f"<span class='pseudicom-compare-summary' style='{_TEXT}'>{html.escape(self.message)}</span>",
+                         layout=W.Layout(flex="1 1 20em", min_width="0"))
+        boxes = [W.VBox([W.HTML(f"<b style='{_TEXT}'>{label}</b>"), image], layout=W.Layout(max_width="100%", min_width="0"))
+                 for label, image in zip(("before", "after"), self._images)]
+        pictures = W.HBox(boxes, layout=W.Layout(flex_flow="row wrap", max_width="100%"))   # wraps, never overflows
+        top = W.HBox([self._only, summary, self._frame], layout=W.Layout(flex_flow="row wrap", max_width="100%"))
+        super().__init__([top, pictures if "PixelData" in self.before else W.HTML(), self._table])
         T.link((self._only, "value"), (self, "only_changes"))
         T.link((self._frame, "value"), (self, "frame"))
         self.zoom, self.only_changes = zoom, only_changes
@@ -113,9 +151,14 @@ class Compare(W.VBox):
         self._table.value = compare_html(self.rows, self.only_changes)
         for image, ds in zip(self._images, (self.before, self.after)):
             png = _image_png(ds, self.frame, self.zoom)
-            if png is not None: image.value = png
+            if png is not None:
+                image.value = png
+                image.layout.width = f"{round(int(ds.Columns) * self.zoom)}px"
 
     def _repr_html_(self) -> str:
+        if self.before is None:
+            return f"<p>{html.escape(self.message)}</p>"
         pngs = [_image_png(ds, self.frame, self.zoom) for ds in (self.before, self.after)]
-        pics = "".join(f"<td>{png_img_tag(p, label)}<br>{label}</td>" for p, label in zip(pngs, ("before", "after")) if p)
-        return f"<div><table><tr>{pics}</tr></table>{compare_html(self.rows, self.only_changes)}</div>"
+        pics = "".join(f"<td>{png_img_tag(p, label, 'max-width:100%')}<br>{label}</td>" for p, label in zip(pngs, ("before", "after")) if p)
+        return (f"<div style='{_TEXT};max-width:100%;overflow-x:auto'><p>{html.escape(self.message)}</p><table><tr>{pics}</tr></table>"
+                f"{compare_html(self.rows, self.only_changes)}</div>")

@@ -10,21 +10,25 @@ from __future__ import annotations
 import base64
 import html
 import io
+from pathlib import Path
 from typing import Any, Sequence
 
-import ipywidgets as W
+import anywidget
 import numpy as np
 import traitlets as T
 from PIL import Image
+from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
 from ..pixels import PixelRule, pixel_text_risk
 from ..recipe import Recipe
+from .browser import Shown, StudyBrowser, static_file, as_shown
 
 # %% auto #0
-__all__ = ['RULE_COLOUR', 'SUGGESTION_COLOUR', 'window_image', 'is_colour', 'n_frames', 'frame_array', 'default_window',
-           'display_frame', 'draw_boxes', 'frame_png', 'png_img_tag', 'rule_boxes', 'suggested_boxes', 'ImageViewer']
+__all__ = ['RULE_COLOUR', 'SUGGESTION_COLOUR', 'WINDOW_PRESETS', 'window_image', 'is_colour', 'n_frames', 'frame_array',
+           'default_window', 'display_frame', 'draw_boxes', 'frame_png', 'png_img_tag', 'rule_boxes', 'suggested_boxes',
+           'window_presets', 'preset_window', 'slice_positions', 'slice_order', 'pixel_payload', 'ImageViewer']
 
 # %% ../../../nbs/20c_widgets_image.ipynb #8f7d6731
 def window_image(
@@ -33,7 +37,8 @@ def window_image(
     width: float,        # window width (0028,1051), >= 1
 ) -> np.ndarray:         # uint8, same shape
     "Map `pixels` to 0..255 with the DICOM linear window `center`/`width`."
-    if width < 1: raise ValueError(f"window width {width} must be at least 1 (DICOM PS3.3 C.11.2.1.2).")
+    if width < 1:
+        raise ValueError(f"window width {width} must be at least 1 (DICOM PS3.3 C.11.2.1.2).")
     x = np.asarray(pixels, dtype=np.float64)
     y = ((x - (center - 0.5)) / (width - 1) + 0.5) if width > 1 else (x > center - 0.5).astype(np.float64)
     return np.clip(np.round(y * 255.0), 0, 255).astype(np.uint8)
@@ -54,7 +59,8 @@ def frame_array(
     "Decode frame `index` of `ds`: rescaled grey values, or RGB for colour images."
     from pydicom.pixels import apply_color_lut, apply_rescale, pixel_array
     nf = n_frames(ds)
-    if not 0 <= index < nf: raise IndexError(f"frame {index} does not exist; the image has {nf} frame(s) (0..{nf - 1}).")
+    if not 0 <= index < nf:
+        raise IndexError(f"frame {index} does not exist; the image has {nf} frame(s) (0..{nf - 1}).")
     arr = pixel_array(ds, index=index) if nf > 1 else ds.pixel_array
     pi = str(ds.get("PhotometricInterpretation", "")).strip()
     if pi == "PALETTE COLOR":
@@ -63,7 +69,8 @@ def frame_array(
     if arr.ndim == 3:
         return arr if arr.dtype == np.uint8 else np.clip(arr / (arr.max() / 255 if arr.max() > 255 else 1), 0, 255).astype(np.uint8)
     values = apply_rescale(arr, ds).astype(np.float64)
-    if pi == "MONOCHROME1": values = values.max() + values.min() - values
+    if pi == "MONOCHROME1":
+        values = values.max() + values.min() - values
     return values
 
 # %% ../../../nbs/20c_widgets_image.ipynb #f2e45292
@@ -73,10 +80,12 @@ def default_window(
 ) -> tuple[float, float]: # (center, width)
     "The window to start with: the header's first, else the 1st..99th percentile of `values`."
     def first(v):
-        if isinstance(v, (list, tuple, MultiValue)): v = v[0] if len(v) else None
+        if isinstance(v, (list, tuple, MultiValue)):
+            v = v[0] if len(v) else None
         return None if v is None or v == "" else float(v)
     c, w = first(ds.get("WindowCenter")), first(ds.get("WindowWidth"))
-    if c is not None and w is not None and w >= 1: return c, w
+    if c is not None and w is not None and w >= 1:
+        return c, w
     lo, hi = np.percentile(values, 1), np.percentile(values, 99)
     return float((lo + hi) / 2), float(max(hi - lo, 1.0))
 
@@ -88,7 +97,8 @@ def display_frame(
 ) -> np.ndarray:                 # uint8 (rows, cols) or (rows, cols, 3)
     "Frame `index` of `ds` ready to show: windowed grey, or RGB as stored."
     arr = frame_array(ds, index)
-    if arr.ndim == 3: return arr
+    if arr.ndim == 3:
+        return arr
     c0, w0 = default_window(ds, arr)
     return window_image(arr, c0 if center is None else center, w0 if width is None else width)
 
@@ -107,10 +117,13 @@ def draw_boxes(
     rows, cols = rgb.shape[:2]
     for x0, y0, x1, y1 in boxes:
         x0, y0, x1, y1 = max(0, int(x0)), max(0, int(y0)), min(cols, int(x1)), min(rows, int(y1))
-        if x1 <= x0 or y1 <= y0: continue
+        if x1 <= x0 or y1 <= y0:
+            continue
         t = max(1, min(thickness, (x1 - x0 + 1) // 2, (y1 - y0 + 1) // 2))
-        rgb[y0:y0 + t, x0:x1] = colour; rgb[y1 - t:y1, x0:x1] = colour
-        rgb[y0:y1, x0:x0 + t] = colour; rgb[y0:y1, x1 - t:x1] = colour
+        rgb[y0:y0 + t, x0:x1] = colour
+        rgb[y1 - t:y1, x0:x1] = colour
+        rgb[y0:y1, x0:x0 + t] = colour
+        rgb[y0:y1, x1 - t:x1] = colour
     return rgb
 
 def frame_png(
@@ -119,13 +132,16 @@ def frame_png(
     zoom: float = 1.0,                 # scale factor (nearest neighbour)
 ) -> bytes:                            # PNG bytes
     "PNG bytes of `image`, scaled by `zoom`, with outlined boxes."
-    if zoom <= 0: raise ValueError(f"zoom {zoom} must be positive.")
+    if zoom <= 0:
+        raise ValueError(f"zoom {zoom} must be positive.")
     rows, cols = image.shape[:2]
     size = (max(1, round(cols * zoom)), max(1, round(rows * zoom)))
     scaled = np.asarray(Image.fromarray(image).resize(size, Image.NEAREST)) if zoom != 1 else image
     for boxes, colour in outlines:
         scaled = draw_boxes(scaled, [[round(v * zoom) for v in b] for b in boxes], colour, thickness=max(1, round(zoom)))
-    buf = io.BytesIO(); Image.fromarray(scaled).save(buf, format="PNG"); return buf.getvalue()
+    buf = io.BytesIO()
+    Image.fromarray(scaled).save(buf, format="PNG")
+    return buf.getvalue()
 
 def png_img_tag(png: bytes, alt: str = "", style: str = "") -> str:
     "An <img> tag with the PNG inline (for static HTML fallbacks)."
@@ -137,11 +153,13 @@ def rule_boxes(
     recipe: Recipe | None,   # a recipe with pixels.rules (or None)
 ) -> list[tuple[int, int, int, int]]:  # boxes of every matching rule
     "Boxes of the recipe's pixel rules that apply to `ds`."
-    if recipe is None: return []
+    if recipe is None:
+        return []
     out = []
-    for d in recipe.pixels.get("rules", []):
+    for d in recipe.pixels.rules:
         rule = PixelRule.from_dict(d)
-        if rule.matches(ds): out += list(rule.boxes)
+        if rule.matches(ds):
+            out += list(rule.boxes)
     return out
 
 def suggested_boxes(
@@ -152,85 +170,255 @@ def suggested_boxes(
     from pseudicom.detect import suggest_regions
     return [{"box": [int(v) for v in s.box], "score": round(float(s.score), 3)} for s in suggest_regions(ds, min_score=min_score)]
 
-# %% ../../../nbs/20c_widgets_image.ipynb #11ec1057
-class ImageViewer(W.VBox):
-    "Frame slider, window/level for grey images, zoom, and outlines of pixel rules and detect suggestions."
-    frame = T.Int(0)                # current frame (0-based)
-    center = T.Float(0.0)           # window centre (grey images)
-    width = T.Float(1.0)            # window width (grey images)
-    zoom = T.Float(2.0)             # display scale
-    show_rules = T.Bool(True)       # outline the recipe's matching pixel rules (red)
-    show_suggestions = T.Bool(True) # outline detect suggestions (yellow)
+# %% ../../../nbs/20c_widgets_image.ipynb #c0c1d002
+WINDOW_PRESETS = {"brain": (40.0, 80.0), "soft tissue": (40.0, 400.0),   # CT windows (centre, width) in HU
+                  "lung": (-600.0, 1500.0), "bone": (400.0, 1800.0)}
 
-    def __init__(self,
-                 dataset: Dataset | None = None,  # the image to show
-                 recipe: Recipe | None = None,    # its pixel rules are outlined
-                 zoom: float = 2.0,               # initial display scale
-                 suggestions: bool | None = None, # run detect (default: when the pixels may carry text)
-                ):
-        self._image = W.Image(format="png")
-        self._frame = W.IntSlider(description="frame", min=0, max=0, continuous_update=False)
-        self._center = W.FloatSlider(description="center", continuous_update=False)
-        self._width = W.FloatSlider(description="width", min=1, continuous_update=False)
-        self._zoom = W.FloatSlider(description="zoom", min=0.25, max=8, step=0.25, value=zoom, continuous_update=False)
-        self._rules_box = W.Checkbox(description="pixel rules", indent=False)
-        self._sugg_box = W.Checkbox(description="suggestions", indent=False)
-        self._info = W.HTML()
-        super().__init__([W.HBox([self._frame, self._zoom]), W.HBox([self._center, self._width]),
-                          W.HBox([self._rules_box, self._sugg_box, self._info]), self._image])
-        for name, control in (("frame", self._frame), ("center", self._center), ("width", self._width),
-                              ("zoom", self._zoom), ("show_rules", self._rules_box), ("show_suggestions", self._sugg_box)):
-            T.link((self, name), (control, "value"))   # the trait's value wins at link time
-        self.recipe, self.dataset, self._suggest = recipe, None, suggestions
-        self._suggestions: list[dict] | None = None
-        self.zoom = zoom
-        self.observe(lambda _: self.render(), names=["frame", "center", "width", "zoom", "show_rules", "show_suggestions"])
-        if dataset is not None: self.set_dataset(dataset)
+def window_presets(ds: Dataset) -> list[str]:
+    "The presets offered for `ds`: 'auto' always, the CT windows for CT."
+    return ["auto"] + (list(WINDOW_PRESETS) if str(ds.get("Modality", "")).strip() == "CT" else [])
 
-    def set_dataset(self, ds: Dataset) -> None:
-        "Show `ds` from its first frame with its default window."
-        self.dataset, self._suggestions = None, None   # no renders while the controls are reset
+def preset_window(
+    name: str,           # "auto" or a key of WINDOW_PRESETS
+    ds: Dataset,         # the dataset (its header window, for "auto")
+    values: np.ndarray,  # a grey frame from `frame_array` (for "auto")
+) -> tuple[float, float]:  # (center, width)
+    "The window of preset `name`."
+    if name == "auto":
+        return default_window(ds, values)
+    if name not in WINDOW_PRESETS:
+        raise ValueError(f"window preset {name!r} is unknown; choose one of {['auto', *WINDOW_PRESETS]}.")
+    return WINDOW_PRESETS[name]
+
+def slice_positions(headers: Sequence[Dataset]) -> list[float | None]:
+    "Each file's position (mm) along the normal of its image plane; None without ImagePosition/OrientationPatient."
+    out: list[float | None] = []
+    for ds in headers:
+        iop, ipp = ds.get("ImageOrientationPatient"), ds.get("ImagePositionPatient")
+        if iop is None or ipp is None or len(iop) != 6 or len(ipp) != 3:
+            out.append(None)
+            continue
+        normal = np.cross([float(v) for v in iop[:3]], [float(v) for v in iop[3:]])
+        out.append(round(float(np.dot(normal, [float(v) for v in ipp])), 3))
+    return out
+
+def slice_order(headers: Sequence[Dataset]) -> list[int]:
+    "Indices of `headers` in slice order: by position when every file has one, else by InstanceNumber."
+    pos = slice_positions(headers)
+    if pos and all(p is not None for p in pos):
+        return sorted(range(len(headers)), key=lambda i: (pos[i], i))
+    return sorted(range(len(headers)), key=lambda i: (int(headers[i].get("InstanceNumber") or 0), i))
+
+def pixel_payload(
+    ds: Dataset,     # a dataset with pixel data
+    frame: int = 0,  # frame index
+) -> tuple[dict[str, Any], bytes]:  # ({"kind", "rows", "cols"}, little-endian pixel bytes)
+    "Frame `frame` as the view windows it: real-world values as int16 (float32 if they do not fit), or RGB bytes."
+    arr = frame_array(ds, frame)
+    meta: dict[str, Any] = {"rows": int(arr.shape[0]), "cols": int(arr.shape[1])}
+    if arr.ndim == 3:
+        return {**meta, "kind": "rgb"}, np.ascontiguousarray(arr, dtype=np.uint8).tobytes()
+    if arr.size and arr.min() >= -32768 and arr.max() <= 32767 and np.array_equal(arr, np.round(arr)):
+        return {**meta, "kind": "int16"}, arr.astype("<i2").tobytes()
+    return {**meta, "kind": "float32"}, arr.astype("<f4").tobytes()
+
+# %% ../../../nbs/20c_widgets_image.ipynb #c0c1d005
+def _has_pixels(ds: Dataset) -> bool:
+    "True when `ds` (a full read or a header read up to the pixels) describes an image."
+    return "PixelData" in ds or ("Rows" in ds and "Columns" in ds and "BitsAllocated" in ds)
+
+def _what(ds: Dataset) -> str:
+    "A short name of a dataset for messages: modality, size or description."
+    size = f" {ds.Columns}x{ds.Rows}" if "Rows" in ds and "Columns" in ds else ""
+    desc = str(ds.get("SeriesDescription", "") or "").strip()
+    return f"{str(ds.get('Modality', '') or '?').strip()}{size}" + (f" '{desc}'" if desc else "")
+
+class _Stack:
+    "The loading half of ImageViewer: files or datasets in slice order, read lazily, a few kept."
+    _KEEP = 24   # full datasets kept (the view prefetches 8 slices on each side)
+
+    def _item(self, i: int) -> Dataset:
+        "Slice `i`, read in full."
+        if i not in self._cache:
+            it = self._items[i]
+            self._cache[i] = it if isinstance(it, Dataset) else dcmread(it)
+            if len(self._cache) > self._KEEP:
+                self._cache.pop(next(iter(self._cache)))
+        return self._cache[i]
+
+    def _pick(self, shown: Shown, start: Path | None) -> tuple[list, list[Dataset], int, str]:
+        "The first series with images among `shown`, in slice order: (items, headers, start index, note)."
+        items: list = shown.datasets or shown.paths
+        headers = shown.datasets or [dcmread(p, stop_before_pixels=True) for p in shown.paths]
+        images = [i for i, h in enumerate(headers) if _has_pixels(h)]
+        if not images:
+            kinds = sorted({_what(h) for h in headers})
+            raise ValueError(f"{shown.label} has no pixel data ({', '.join(kinds[:3])}): a report or document, "
+                             "nothing to draw. Its elements show in a TagBrowser.")
+        uids = list(dict.fromkeys(str(headers[i].get("SeriesInstanceUID", "")) for i in images))
+        chosen = [i for i in images if str(headers[i].get("SeriesInstanceUID", "")) == uids[0]]
+        note = (f"{shown.label} holds {len(uids)} series with images; showing the first, {_what(headers[chosen[0]])}. "
+                "Pick another in a StudyBrowser." if len(uids) > 1 else "")
+        order = [chosen[i] for i in slice_order([headers[i] for i in chosen])]
+        at = next((k for k, i in enumerate(order) if start is not None and items[i] == start), 0)
+        return [items[i] for i in order], [headers[i] for i in order], at, note
+
+    def _on_msg(self, _, content: dict, buffers) -> None:
+        "The view asks for pixels: answer each (slice, frame) with its values, one message each."
+        if content.get("type") != "want":
+            return
+        for s, f in content.get("keys", [])[:64]:
+            if 0 <= s < len(self._items) and 0 <= f < self.n_frames:
+                meta, data = pixel_payload(self._item(s), f)
+                self.send({"type": "pixels", "slice": s, "frame": f, **meta}, [data])
+
+# %% ../../../nbs/20c_widgets_image.ipynb #c0c1d006
+class _StackView(_Stack):
+    "The showing half of ImageViewer: traits of a new stack, presets, outlines, the static picture, following."
+    def _load(self, items: list, headers: list[Dataset], at: int, note: str) -> None:
+        "Replace the stack: the view drops its pixels, the traits describe the new series."
+        self.send({"type": "reset"})
+        self._items, self._cache, self._suggested = items, {}, {}
+        ds = self._item(at)
         grey = not is_colour(ds)
-        self._frame.max = n_frames(ds) - 1
-        self._frame.layout.display = None if n_frames(ds) > 1 else "none"
-        self._center.layout.display = self._width.layout.display = None if grey else "none"
-        self.frame = 0
-        if grey:
-            values = frame_array(ds, 0)
-            c, w = default_window(ds, values)
-            lo, hi = float(values.min()), float(values.max())
-            self._center.min, self._center.max = min(lo, c) - 1, max(hi, c) + 1
-            self._width.max = max(hi - lo, w) * 2 + 1
+        c, w = default_window(ds, frame_array(ds, 0)) if grey else (0.0, 1.0)
+        with self.hold_sync():
+            self.n_slices, self.positions = len(items), slice_positions(headers)
+            self.rows, self.cols, self.colour, self.n_frames = int(ds.Rows), int(ds.Columns), not grey, n_frames(ds)
+            self.presets = window_presets(ds) if grey else []
+            self.set_trait("preset", "auto")
             self.center, self.width = c, w
-        self.show_suggestions = bool(pixel_text_risk(ds)) if self._suggest is None else self._suggest
-        self.dataset = ds
-        self.render()
+            self.frame_time_ms = float(ds.get("FrameTime", 100) or 100)
+            self.title, self.message, self.can_follow = _what(ds), note, False
+            self.show_suggestions = bool(pixel_text_risk(ds)) if self._suggest is None else self._suggest
+            self.frame, self.slice = 0, at
+        self._outline()
+
+    def _on_preset(self, change) -> None:
+        "A preset chosen in the view sets the window."
+        if change["new"] == "custom" or not self._items or self.colour:
+            return
+        ds = self._item(self.slice)
+        self.center, self.width = preset_window(change["new"], ds, frame_array(ds, self.frame))
+
+    @property
+    def dataset(self) -> Dataset | None:
+        "The shown slice (None before anything is shown)."
+        return self._item(self.slice) if self._items else None
 
     @property
     def suggestions(self) -> list[dict]:
-        "detect suggestions for the current dataset (computed once, on first use)."
-        if self._suggestions is None: self._suggestions = suggested_boxes(self.dataset) if self.dataset is not None else []
-        return self._suggestions
+        "detect suggestions for the shown slice (computed once per slice)."
+        if self.slice not in self._suggested:
+            self._suggested[self.slice] = suggested_boxes(self.dataset) if self._items else []
+        return self._suggested[self.slice]
 
-    def outlines(self) -> list[tuple[list, tuple[int, int, int]]]:
-        "The (boxes, colour) pairs drawn on the current frame."
-        out = []
-        if self.show_rules: out.append((rule_boxes(self.dataset, self.recipe), RULE_COLOUR))
-        if self.show_suggestions: out.append(([s["box"] for s in self.suggestions], SUGGESTION_COLOUR))
-        return out
+    def _outline(self) -> None:
+        "The boxes drawn on the shown slice: the recipe's rules (red) and detect suggestions (yellow)."
+        if not self._items:
+            return
+        out = [{"box": list(b), "colour": "#%02x%02x%02x" % RULE_COLOUR, "kind": "rule"}
+               for b in (rule_boxes(self.dataset, self.recipe) if self.show_rules and self.recipe is not None else [])]
+        out += [{"box": s["box"], "colour": "#%02x%02x%02x" % SUGGESTION_COLOUR, "kind": "suggestion"}
+                for s in (self.suggestions if self.show_suggestions else [])]
+        self.outlines = out
+
+    def refresh(self) -> None:
+        "Redraw the outlines (after the recipe changed elsewhere)."
+        self._outline()
 
     def png(self) -> bytes:
-        "The current view as PNG bytes."
+        "The shown slice and frame as PNG bytes (window, outlines and zoom applied; fit draws at 1:1)."
         image = display_frame(self.dataset, self.frame, self.center, self.width)
-        return frame_png(image, self.outlines(), self.zoom)
+        boxes = [([o["box"] for o in self.outlines if o["kind"] == k], c) for k, c in (("rule", RULE_COLOUR), ("suggestion", SUGGESTION_COLOUR))]
+        return frame_png(image, boxes, self.zoom or 1.0)
 
-    def render(self) -> None:
-        "Re-render the image (called on every trait change)."
-        if self.dataset is None: return
-        self._image.value = self.png()
-        ds = self.dataset
-        self._info.value = html.escape(f"{ds.get('Modality', '')} {ds.Columns}x{ds.Rows}, frame {self.frame + 1}/{n_frames(ds)}")
+# %% ../../../nbs/20c_widgets_image.ipynb #c0c1d00a
+class _Following(_StackView):
+    "ImageViewer made from a StudyBrowser: a new selection is announced, not shown, until you follow; the static picture."
+    def _on_browser(self, change) -> None:
+        "The study browser this viewer came from selects something else: say so, offer to follow."
+        if not change["new"] or (self._items and self._browser.selected_path() in self._items):
+            return
+        ds = dcmread(self._browser.selected_path(), stop_before_pixels=True)
+        self.message = f"this viewer shows {self.title}; the study browser now selects {_what(ds)} — click follow to show it."
+        self.can_follow = True
+
+    def follow(self) -> None:
+        "Show the study browser's selection (the view's follow button)."
+        if self._browser is not None:
+            self.show(self._browser)
 
     def _repr_html_(self) -> str:
-        if self.dataset is None: return "<p>ImageViewer: no image</p>"
-        return f"<div>{png_img_tag(self.png(), 'frame')}<br><small>{self._info.value}</small></div>"
+        if not self._items:
+            return f"<p>ImageViewer: {html.escape(self.message or 'no image')}</p>"
+        text = html.escape(f"{self.title}, slice {self.slice + 1}/{self.n_slices}, frame {self.frame + 1}/{self.n_frames}")
+        return f"<div>{png_img_tag(self.png(), 'frame')}<br><small>{text}</small><br>{html.escape(self.message)}</div>"
+
+# %% ../../../nbs/20c_widgets_image.ipynb #11ec1057
+class ImageViewer(_Following, anywidget.AnyWidget):
+    "A stack viewer: slices (wheel, slider, keys), frames and cine, window presets and drag, zoom, box outlines."
+    _esm = static_file("image_viewer.js")
+    n_slices = T.Int(0).tag(sync=True)            # files in the stack
+    slice = T.Int(0).tag(sync=True)               # shown slice (0-based, in slice order)
+    n_frames = T.Int(1).tag(sync=True)            # frames of the shown file
+    frame = T.Int(0).tag(sync=True)               # shown frame (0-based)
+    rows = T.Int(0).tag(sync=True)                # Rows
+    cols = T.Int(0).tag(sync=True)                # Columns
+    colour = T.Bool(False).tag(sync=True)         # RGB images are not windowed
+    center = T.Float(0.0).tag(sync=True)          # window centre (grey images)
+    width = T.Float(1.0).tag(sync=True)           # window width
+    preset = T.Unicode("auto").tag(sync=True)     # "auto", a WINDOW_PRESETS name, or "custom" after a drag
+    presets = T.List(T.Unicode(), default_value=["auto"]).tag(sync=True)  # offered presets
+    zoom = T.Float(0.0).tag(sync=True)            # display scale; 0 fits the cell
+    title = T.Unicode("").tag(sync=True)          # e.g. "CT 512x512 'Chest'"
+    positions = T.List().tag(sync=True)           # slice positions in mm (None when unknown)
+    frame_time_ms = T.Float(100.0).tag(sync=True) # cine speed (FrameTime when the file has one)
+    outlines = T.List(T.Dict()).tag(sync=True)    # [{"box", "colour", "kind"}] on the shown slice
+    show_rules = T.Bool(True).tag(sync=True)      # outline the recipe's matching pixel rules (red)
+    show_suggestions = T.Bool(True).tag(sync=True)  # outline detect suggestions (yellow, dashed)
+    message = T.Unicode("").tag(sync=True)        # what cannot be shown and why; a stale view says so
+    can_follow = T.Bool(False).tag(sync=True)     # the message offers to follow the study browser
+    _follow = T.Int(0).tag(sync=True)             # counter the view bumps on "follow"
+
+    def __init__(self,
+                 source: Any = None,              # a file, folder, Dataset, Inventory, StudyBrowser or list of one series
+                 recipe: Recipe | None = None,    # its pixel rules are outlined
+                 zoom: float = 0.0,               # display scale; 0 fits the cell
+                 suggestions: bool | None = None, # run detect (default: when the pixels may carry text)
+                 **kwargs):
+        self._items, self._cache, self._suggested = [], {}, {}
+        self.recipe, self._suggest, self._browser = recipe, suggestions, None
+        super().__init__(zoom=zoom, **kwargs)
+        self.on_msg(self._on_msg)
+        self.observe(lambda _: self._outline(), names=["slice", "frame", "show_rules", "show_suggestions"])
+        self.observe(self._on_preset, names=["preset"])
+        self.observe(lambda _: self.follow(), names=["_follow"])
+        if isinstance(source, StudyBrowser):
+            self._browser = source
+            source.observe(self._on_browser, names=["selected_instance"])
+        if source is not None:
+            self.show(source)
+
+    def show(self, source: Any, start: Path | None = None) -> None:
+        "Show `source` (see `as_shown`) from file `start` (default: the first slice); problems become the message."
+        shown = as_shown(source, "ImageViewer")
+        if isinstance(source, StudyBrowser) and start is None:
+            start = source.selected_path()
+        try:
+            if shown.problem:
+                raise ValueError(shown.problem)
+            items, headers, at, note = self._pick(shown, start)
+        except ValueError as e:
+            still = f" This viewer still shows {self.title}, which is not the selection." if self._items else ""
+            self.set_trait("message", f"{e}{still}")
+            return
+        self._load(items, headers, at, note)
+
+    def set_series(self, paths: Sequence[Path], index: int = 0) -> None:
+        "Show the files of one series from `paths[index]` (what a StudyBrowser link calls)."
+        self.show(list(paths), start=Path(paths[index]))
+
+    def set_dataset(self, ds: Dataset) -> None:
+        "Show one dataset."
+        self.show(ds)

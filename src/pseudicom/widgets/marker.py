@@ -9,19 +9,17 @@ from __future__ import annotations
 
 import copy
 import html
-import os
-from pathlib import Path
 from typing import Any, Sequence
 
 import anywidget
 import numpy as np
 import traitlets as T
-from pydicom import dcmread
 from pydicom.dataset import Dataset
 
 from ..errors import RecipeError
 from ..pixels import INSTANCE_DIGEST, PixelRule, block_grid, instance_digest, pixel_text_risk, redact
 from ..recipe import Recipe
+from .browser import as_shown, static_file
 from .image import (RULE_COLOUR, SUGGESTION_COLOUR, display_frame, frame_png, n_frames,
                                      png_img_tag, suggested_boxes)
 
@@ -44,7 +42,8 @@ def clean_boxes(
         x0, x1 = sorted((max(0, min(width, x0)), max(0, min(width, x1))))
         y0, y1 = sorted((max(0, min(height, y0)), max(0, min(height, y1))))
         box = [x0, y0, x1, y1]
-        if x1 > x0 and y1 > y0 and box not in out: out.append(box)
+        if x1 > x0 and y1 > y0 and box not in out:
+            out.append(box)
     return out
 
 # %% ../../../nbs/20d_widgets_marker.ipynb #fe3d02ae
@@ -55,11 +54,13 @@ def marker_rule(
     boxes: Sequence[Sequence[int]],   # [x0, y0, x1, y1] boxes in image pixels
     scope: str = "device",            # "file": this SOPInstanceUID only; "device": same device and geometry
     name: str = "marked regions",     # the rule's name (reports, audit log)
-) -> dict[str, Any]:                  # rule data for recipe.pixels["rules"]
+) -> dict[str, Any]:                  # rule data for recipe.pixels.rules
     "A pixel rule (plain dict) redacting `boxes` in this file or in every file like it."
-    if scope not in SCOPES: raise RecipeError(f"pixel rule '{name}': scope {scope!r} must be one of {list(SCOPES)}.")
+    if scope not in SCOPES:
+        raise RecipeError(f"pixel rule '{name}': scope {scope!r} must be one of {list(SCOPES)}.")
     boxes = [tuple(int(v) for v in b) for b in boxes]
-    if scope == "device": return PixelRule.for_dataset(ds, boxes, name).to_dict()
+    if scope == "device":
+        return PixelRule.for_dataset(ds, boxes, name).to_dict()
     return PixelRule(name, tuple(boxes), {INSTANCE_DIGEST: instance_digest(ds.SOPInstanceUID)}).to_dict()
 
 def put_rule(
@@ -68,8 +69,8 @@ def put_rule(
     rule: dict[str, Any] | None,    # the new rule data; None removes the rule
     old_name: str | None = None,    # a previous name of the same rule (renaming)
 ) -> None:
-    "Replace, add or remove the pixel rule called `name` in `recipe.pixels['rules']`."
-    rules = recipe.pixels.setdefault("rules", [])
+    "Replace, add or remove the pixel rule called `name` in `recipe.pixels.rules`."
+    rules = recipe.pixels.rules
     names = {name} | ({old_name} if old_name else set())
     at = next((i for i, r in enumerate(rules) if r.get("name") in names), None)
     rules[:] = [r for r in rules if r.get("name") not in names]
@@ -85,7 +86,8 @@ def redacted_preview(
 ) -> np.ndarray:                     # the redacted frame, ready to show (uint8)
     "Frame `frame` of `ds` as `pixels.redact` would leave it with `boxes` filled."
     work = copy.deepcopy(ds)
-    if boxes: redact(work, [PixelRule("preview", tuple(tuple(int(v) for v in b) for b in boxes))], frames=[frame])
+    if boxes:
+        redact(work, [PixelRule("preview", tuple(tuple(int(v) for v in b) for b in boxes))], frames=[frame])
     return display_frame(work, frame)
 
 # %% ../../../nbs/20d_widgets_marker.ipynb #888efff4
@@ -95,21 +97,77 @@ def blanked_boxes(
 ) -> list[list[int]]:                # the boxes as `pixels.redact` will blank them
     "`boxes` grown to whole JPEG blocks when `ds` is redacted block by block (JPEG Baseline), else as drawn."
     grid = block_grid(ds)
-    if grid is None: return [list(b) for b in boxes]
+    if grid is None:
+        return [list(b) for b in boxes]
     return [list(grid.grow(b, int(ds.Columns), int(ds.Rows))) for b in boxes]
 
+# %% ../../../nbs/20d_widgets_marker.ipynb #d0d1e001
+def _markable(item: Any) -> tuple[Dataset | None, str]:
+    "The first file of `item` read in full, or None and why it cannot be marked."
+    shown = as_shown(item, "RegionMarker")
+    if shown.problem:
+        return None, shown.problem
+    ds = shown.dataset(0)
+    if "PixelData" not in ds:
+        return None, (f"{shown.label} ({str(ds.get('Modality', '?')).strip()}) has no pixel data: nothing to mark. "
+                      "Burned-in text lives in images; look at this file's text in a TagBrowser.")
+    return ds, ""
+
+class _MarkerRecipe:
+    "The model half of RegionMarker: boxes from the view, cleaned, kept as a rule in the recipe, and the frame drawn."
+    def to_rule(self) -> dict[str, Any] | None:
+        "The boxes as rule data (None when there are no boxes)."
+        return marker_rule(self.dataset, self.boxes, self.scope, self.rule_name) if self.boxes else None
+
+    def save(self, recipe: Recipe | None = None) -> dict[str, Any] | None:
+        "Put the rule into `recipe` (default: the widget's recipe) and return it."
+        recipe = recipe if recipe is not None else self.recipe
+        if recipe is None:
+            raise RecipeError("RegionMarker.save: no recipe; pass one, e.g. marker.save(recipe).")
+        rule = self.to_rule()
+        put_rule(recipe, self.rule_name, rule, old_name=self._saved_name if recipe is self.recipe else None)
+        if recipe is self.recipe:
+            self._saved_name = self.rule_name if rule else None
+        return rule
+
+    def _sync(self, save: bool = True) -> None:
+        if self._loading:
+            return
+        n = len(self.boxes)
+        where = "this file" if self.scope == "file" else "every file from this device with this geometry"
+        self.blanked = blanked_boxes(self.dataset, self.boxes)
+        grown = f"; JPEG blocks blanked whole: {self.blanked}" if self.blanked != self.boxes else ""
+        if self.recipe is not None:
+            if save:
+                self.save()
+            self.status = (f"rule '{self.rule_name}' in recipe: {n} box(es), for {where}{grown}" if n
+                           else f"no boxes: rule '{self.rule_name}' not in the recipe. Drag on the image to mark a region.")
+        else:
+            self.status = f"{n} box(es) for {where}{grown}; no recipe attached (use .save(recipe))"
+
+    def accept_suggestions(self, min_score: float = 0.5) -> None:
+        "Add every detect suggestion scoring at least `min_score` to the boxes."
+        self.boxes = self.boxes + [s["box"] for s in self.suggestions if s["score"] >= min_score]
+
+    def _on_boxes(self, change) -> None:
+        good = clean_boxes(change["new"], self.image_width, self.image_height)
+        if good != change["new"]:
+            self.boxes = good
+            return   # observer runs again with the clean list
+        self._sync()
+        if self.preview and not self._loading:
+            self._render()
+
+    def _render(self) -> None:
+        if self._loading or self.dataset is None:
+            return
+        image = redacted_preview(self.dataset, self.boxes, self.frame) if self.preview else display_frame(self.dataset, self.frame)
+        self._png = frame_png(image)
+
 # %% ../../../nbs/20d_widgets_marker.ipynb #b9a0e1a2
-def _static(name: str) -> Path:
-    "A file of pseudicom/static (the installed package's)."
-    import pseudicom
-    return Path(pseudicom.__file__).resolve().parent / "static" / name
-
-def _as_dataset(item: Dataset | str | os.PathLike) -> Dataset:
-    return item if isinstance(item, Dataset) else dcmread(item)
-
-class RegionMarker(anywidget.AnyWidget):
+class RegionMarker(_MarkerRecipe, anywidget.AnyWidget):
     "Draw boxes on an image with the mouse; they become a pixel rule in the recipe."
-    _esm = _static("region_marker.js")
+    _esm = static_file("region_marker.js")
     _png = T.Bytes(b"").tag(sync=True)                     # the shown frame, 1 image pixel = 1 PNG pixel
     image_width = T.Int(0).tag(sync=True)                  # Columns
     image_height = T.Int(0).tag(sync=True)                 # Rows
@@ -125,34 +183,38 @@ class RegionMarker(anywidget.AnyWidget):
     blanked = T.List(T.List(T.Int())).tag(sync=True)       # the boxes as they will be blanked (grown to JPEG blocks)
 
     def __init__(self,
-                 dataset: Dataset | str | os.PathLike | Sequence[Dataset | str | os.PathLike],  # a file, or a series (the first file is shown)
+                 dataset: Any,                  # a file, Dataset, folder, series list... (see `as_shown`; the first file is shown)
                  recipe: Recipe | None = None,  # boxes are kept in its pixels["rules"] as you draw
                  scope: str = "device",         # "file" or "device"
                  rule_name: str | None = None,  # default: "marked <Modality> <Columns>x<Rows>"
                  zoom: float = 2.0,             # display scale
                  suggest: bool | None = None,   # run detect (default: when the pixels may carry text)
                  **kwargs):
-        items = list(dataset) if isinstance(dataset, (list, tuple)) else [dataset]
         self.recipe, self._suggest, self._auto_name = recipe, suggest, rule_name is None
         self._loading, self._saved_name = True, None
         super().__init__(zoom=zoom, scope=scope, **kwargs)
         self.observe(self._on_boxes, names=["boxes"])
         self.observe(lambda _: self._sync(), names=["scope", "rule_name"])
         self.observe(lambda _: self._render(), names=["frame", "preview"])
-        self.set_dataset(items[0], rule_name)
+        self.dataset = None
+        self.set_dataset(dataset, rule_name)
 
     def set_dataset(self,
-                    ds: Dataset | str | os.PathLike,  # the file to mark next
-                    rule_name: str | None = None,     # default: keep a name you typed, else "marked <Modality> <Columns>x<Rows>"
+                    ds: Any,                       # the file to mark next (anything `as_shown` accepts)
+                    rule_name: str | None = None,  # default: keep a name you typed, else "marked <Modality> <Columns>x<Rows>"
                    ) -> None:
         "Show another file; its boxes start from the recipe's rule of the same name (if any)."
-        ds = _as_dataset(ds)
+        ds, problem = _markable(ds)
+        if problem:   # nothing to mark: say why, keep what was shown (and the recipe) as it was
+            self.status = problem + (" The image shown is still the previous file." if self.dataset is not None else "")
+            return
         self._loading = True                            # no recipe changes while switching
         self.dataset = ds
-        if rule_name is not None: self._auto_name = False
+        if rule_name is not None:
+            self._auto_name = False
         name = rule_name or (f"marked {ds.get('Modality', '')} {ds.Columns}x{ds.Rows}".replace("  ", " ")
                              if self._auto_name else self.rule_name)
-        existing = next((r for r in self.recipe.pixels.get("rules", []) if r.get("name") == name), None) if self.recipe else None
+        existing = next((r for r in self.recipe.pixels.rules if r.get("name") == name), None) if self.recipe else None
         self._saved_name = name if existing else None
         risky = bool(pixel_text_risk(ds)) if self._suggest is None else self._suggest
         self.set_trait("frame", 0)
@@ -161,50 +223,12 @@ class RegionMarker(anywidget.AnyWidget):
         self.rule_name = name
         self.boxes = [list(b) for b in existing.get("boxes", [])] if existing else []
         self._loading = False
-        self._render(); self._sync(save=False)
-
-    def _on_boxes(self, change) -> None:
-        good = clean_boxes(change["new"], self.image_width, self.image_height)
-        if good != change["new"]: self.boxes = good; return   # observer runs again with the clean list
-        self._sync()
-        if self.preview and not self._loading: self._render()
-
-    def _render(self) -> None:
-        if self._loading: return
-        image = redacted_preview(self.dataset, self.boxes, self.frame) if self.preview else display_frame(self.dataset, self.frame)
-        self._png = frame_png(image)
-
-    def to_rule(self) -> dict[str, Any] | None:
-        "The boxes as rule data (None when there are no boxes)."
-        return marker_rule(self.dataset, self.boxes, self.scope, self.rule_name) if self.boxes else None
-
-    def save(self, recipe: Recipe | None = None) -> dict[str, Any] | None:
-        "Put the rule into `recipe` (default: the widget's recipe) and return it."
-        recipe = recipe if recipe is not None else self.recipe
-        if recipe is None: raise RecipeError("RegionMarker.save: no recipe; pass one, e.g. marker.save(recipe).")
-        rule = self.to_rule()
-        put_rule(recipe, self.rule_name, rule, old_name=self._saved_name if recipe is self.recipe else None)
-        if recipe is self.recipe: self._saved_name = self.rule_name if rule else None
-        return rule
-
-    def _sync(self, save: bool = True) -> None:
-        if self._loading: return
-        n = len(self.boxes)
-        where = "this file" if self.scope == "file" else "every file from this device with this geometry"
-        self.blanked = blanked_boxes(self.dataset, self.boxes)
-        grown = f"; JPEG blocks blanked whole: {self.blanked}" if self.blanked != self.boxes else ""
-        if self.recipe is not None:
-            if save: self.save()
-            self.status = (f"rule '{self.rule_name}' in recipe: {n} box(es), for {where}{grown}" if n
-                           else f"no boxes: rule '{self.rule_name}' not in the recipe. Drag on the image to mark a region.")
-        else:
-            self.status = f"{n} box(es) for {where}{grown}; no recipe attached (use .save(recipe))"
-
-    def accept_suggestions(self, min_score: float = 0.5) -> None:
-        "Add every detect suggestion scoring at least `min_score` to the boxes."
-        self.boxes = self.boxes + [s["box"] for s in self.suggestions if s["score"] >= min_score]
+        self._render()
+        self._sync(save=False)
 
     def _repr_html_(self) -> str:
+        if self.dataset is None:
+            return f"<p>RegionMarker: {html.escape(self.status)}</p>"
         image = display_frame(self.dataset, self.frame)
         png = frame_png(image, [([s["box"] for s in self.suggestions], SUGGESTION_COLOUR), (self.boxes, RULE_COLOUR)], self.zoom)
         return f"<div>{png_img_tag(png, 'marked regions')}<br><small>{html.escape(self.status)}</small></div>"

@@ -21,28 +21,38 @@ from ..deid import Deidentifier
 from ..errors import RecipeError, did_you_mean, tag_str
 from ..keys import Key
 from ..recipe import ACTIONS, Recipe, load_recipe, parse_attribute
+from .browser import as_shown, static_file
 
 # %% auto #0
-__all__ = ['PREVIEW_KEY', 'EDITABLE_ACTIONS', 'show_value', 'preview_actions', 'filter_rows', 'set_action', 'TagBrowser',
-           'preview_html']
+__all__ = ['PREVIEW_KEY', 'EDITABLE_ACTIONS', 'show_value', 'full_value', 'preview_actions', 'filter_rows', 'set_action',
+           'preview_html', 'TagBrowser']
 
 # %% ../../../nbs/20b_widgets_tags.ipynb #4c9970dc
 PREVIEW_KEY = Key(b"pseudicom preview key - not secret, for display only")  # used when no key is given
 
 def show_value(
     elem: DataElement | None,  # an element, or None when absent
-    limit: int = 80,           # cut text longer than this
+    limit: int | None = 80,    # cut text longer than this (None: never)
 ) -> str | None:               # text for a table cell (None: element absent)
     "A short, readable form of an element's value."
-    if elem is None: return None
-    if elem.VR == "SQ": return f"<{len(elem.value)} item(s)>"
+    if elem is None:
+        return None
+    if elem.VR == "SQ":
+        return f"<{len(elem.value)} item(s)>"
     v = elem.value
-    if isinstance(v, (bytes, bytearray)): return f"<{len(v)} bytes>"
-    if v is None: return ""
+    if isinstance(v, (bytes, bytearray)):
+        return f"<{len(v)} bytes>"
+    if v is None:
+        return ""
     text = "\\".join(str(x) for x in v) if isinstance(v, (list, pydicom.multival.MultiValue)) else str(v)
-    return text if len(text) <= limit else text[:limit - 1] + "…"
+    return text if limit is None or len(text) <= limit else text[:limit - 1] + "…"
 
-# %% ../../../nbs/20b_widgets_tags.ipynb #91819a0f
+def full_value(elem: DataElement | None, limit: int = 80) -> str | None:
+    "The whole value when `show_value` cuts it (for a tooltip), else None."
+    text = show_value(elem, None)
+    return text if text is not None and len(text) > limit else None
+
+# %% ../../../nbs/20b_widgets_tags.ipynb #a1b2c3d5
 def _deidentifier(recipe: Recipe | str, key: Key | None) -> Deidentifier:
     recipe = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
     return Deidentifier(recipe, key if key is not None else PREVIEW_KEY)
@@ -50,16 +60,38 @@ def _deidentifier(recipe: Recipe | str, key: Key | None) -> Deidentifier:
 def _creator(ds: Dataset, tag: int) -> str:
     "The private creator of a private element (or the creator value itself)."
     group, element = tag >> 16, tag & 0xFFFF
-    if 0x0010 <= element <= 0x00FF: return str(ds[tag].value or "").strip()
+    if 0x0010 <= element <= 0x00FF:
+        return str(ds[tag].value or "").strip()
     creator = ds.get((group << 16) | (element >> 8))
     return str(creator.value).strip() if creator is not None else ""
 
-def _kept_rule(deid: Deidentifier, tag: int) -> str:
-    "Why an element without an audit record is kept."
-    if tag in deid.overrides: return f"recipe attributes.{pydicom.datadict.keyword_for_tag(tag) or tag_str(tag)}"
-    if deid.table.get(tag) is not None: return "PS3.15 E.1-1 -> keep"
-    return "not in Table E.1-1: kept (identifying text scrubbed by the safety net)"
+def _table_rule(deid: Deidentifier, tag: int, sop_class: str = "") -> tuple[str, str] | None:
+    "Table E.1-1's action for `tag` (top level of a `sop_class` instance) under the recipe's options, with its codes."
+    typed = deid.attribute_type(sop_class, tag) if deid.attribute_type is not None and sop_class else None
+    action, row = deid.table.get(tag, typed), deid.table.row(tag)
+    if action is None or row is None:
+        return None
+    chosen = [f"{o.value} {row.options[o.value]}" for o in sorted(deid.options, key=str) if o.value in row.options]
+    return action.name.lower(), f"PS3.15 E.1-1 {row.basic}" + (f", option {', '.join(chosen)}" if chosen else "") + \
+        f" -> {action.name.lower()}"
 
+def _unchanged_rule(deid: Deidentifier, tag: int, sop_class: str = "") -> tuple[str, str]:
+    "(action, rule) of an element that has no audit record: the value came out unchanged."
+    if tag in deid.overrides:
+        return "keep", f"recipe attributes.{pydicom.datadict.keyword_for_tag(tag) or tag_str(tag)}"
+    if (tag >> 16) & 1:   # private, yet unchanged: the recipe keeps its block
+        return "keep", "recipe private.keep (its creator and element are listed)"
+    found = _table_rule(deid, tag, sop_class)
+    if found is None:
+        return "keep", "not in Table E.1-1: kept (identifying text scrubbed by the safety net)"
+    action, rule = found
+    if action == "keep":
+        return action, rule
+    vr = pydicom.datadict.dictionary_VR(tag) if pydicom.datadict.dictionary_has_tag(tag) else ""
+    why = "a whole-day date shift leaves the time of day as it is" if vr == "TM" else "nothing in the value to change"
+    return action, f"{rule}: value unchanged ({why})"
+
+# %% ../../../nbs/20b_widgets_tags.ipynb #91819a0f
 def preview_actions(
     ds: Dataset,                # the dataset to preview (not changed)
     recipe: Recipe | str,       # a Recipe or built-in name
@@ -85,11 +117,12 @@ def preview_actions(
             elif new is None:   # gone with its sequence
                 action, rule = "remove", "inside a removed or emptied sequence"
             else:
-                action, rule = "keep", _kept_rule(deid, tag)
+                action, rule = _unchanged_rule(deid, tag, str(ds.get("SOPClassUID", "")) if depth == 0 else "")
             private = elem.tag.is_private
             row = {"index": len(rows), "parent": parent, "depth": depth, "path": path, "tag": tag_str(tag),
-                   "keyword": elem.keyword or "", "VR": elem.VR, "before": show_value(elem),
+                   "keyword": elem.keyword or "", "VR": elem.VR, "before": show_value(elem), "before_full": full_value(elem),
                    "action": action, "after": show_value(new) if outcome.status == "deidentified" else show_value(elem),
+                   "after_full": full_value(new) if outcome.status == "deidentified" else full_value(elem),
                    "rule": rule, "private": private, "creator": _creator(orig, tag) if private else "",
                    "is_sequence": elem.VR == "SQ", "phi": action not in ("keep", "add") or elem.VR == "PN" or private}
             rows.append(row)
@@ -99,7 +132,8 @@ def preview_actions(
                     walk(item, items[i] if i < len(items) else None, f"{path}[{i}].", depth + 1, row["index"])
         if after is not None and outcome.status == "deidentified":
             for elem in after:
-                if int(elem.tag) in orig: continue
+                if int(elem.tag) in orig:
+                    continue
                 path = f"{prefix}{elem.keyword or tag_str(int(elem.tag))}"
                 rows.append({"index": len(rows), "parent": parent, "depth": depth, "path": path, "tag": tag_str(int(elem.tag)),
                              "keyword": elem.keyword or "", "VR": elem.VR, "before": None, "action": "add",
@@ -116,14 +150,16 @@ def filter_rows(
 ) -> list[int]:                  # indices of the rows to show, in order
     "Indices of the rows matching `query`, with their ancestors."
     q = query.strip().lower()
-    if not q: return [r["index"] for r in rows]
+    if not q:
+        return [r["index"] for r in rows]
     keep: set[int] = set()
     for r in rows:
         hay = " ".join(str(r.get(k) or "") for k in ("keyword", "tag", "path", "before", "after", "creator", "action")).lower()
         if q in hay:
             i = r["index"]
             while i >= 0 and i not in keep:
-                keep.add(i); i = rows[i]["parent"]
+                keep.add(i)
+                i = rows[i]["parent"]
     return sorted(keep)
 
 # %% ../../../nbs/20b_widgets_tags.ipynb #f83d104e
@@ -146,24 +182,46 @@ def set_action(
             raise RecipeError(f"{row['tag']}: a private element without a private creator cannot be kept "
                               "(nothing says what it holds); it is always removed.")
         entry = {"creator": row["creator"], "group": f"{group:04X}", "element": f"{element & 0xFF:02X}"}
-        keep = [k for k in recipe.private.get("keep", []) if k != entry]
-        if action == "keep": keep.append(entry)
+        keep = [k for k in recipe.private.keep if k != entry]
+        if action == "keep":
+            keep.append(entry)
         elif action not in ("", "remove"):
             raise RecipeError(f"{row['tag']} (private, creator '{row['creator']}'): private elements can be kept or removed, not '{action}'.")
         recipe.private = {**recipe.private, "keep": keep}
         return
     name = row["keyword"] or row["tag"]
-    if action: recipe.attributes[name] = action
-    else: recipe.attributes.pop(name, None)
+    if action:
+        recipe.attributes[name] = action
+    else:
+        recipe.attributes.pop(name, None)
+
+# %% ../../../nbs/20b_widgets_tags.ipynb #b1b2c3e1
+_TABLE_STYLE = "color:var(--jp-ui-font-color1, #222);background:var(--jp-layout-color1, #fff)"  # theme colours
+_PHI_BG = "color-mix(in srgb, var(--jp-error-color1, #f44336) 16%, var(--jp-layout-color1, #fff))"
+
+def preview_html(
+    rows: list[dict[str, Any]],  # rows from `preview_actions`
+    max_rows: int = 400,         # cut the table after this many rows
+) -> str:                        # a plain HTML table, PHI rows highlighted
+    "The preview as a static HTML table (for notebooks viewed without a kernel)."
+    def esc(v):
+        return html.escape("" if v is None else str(v))
+    out = [f"<table class='pseudicom-tags' style='{_TABLE_STYLE}'><thead><tr><th>element</th><th>tag</th><th>action</th>"
+           "<th>before</th><th>after</th><th>VR</th><th>rule</th></tr></thead><tbody>"]
+    for r in rows[:max_rows]:
+        style = f" style='background:{_PHI_BG}'" if r["phi"] else ""
+        name = ("&nbsp;&nbsp;" * r["depth"]) + esc(r["keyword"] or (f"private ({r['creator'] or 'no creator'})" if r["private"] else r["tag"]))
+        out.append(f"<tr{style}><td>{name}</td><td>{esc(r['tag'])}</td><td><b>{esc(r['action'])}</b></td><td>{esc(r['before'])}</td>"
+                   f"<td title='{esc(r.get('after_full') or '')}'>{esc(r['after'])}</td><td>{esc(r['VR'])}</td><td><small>{esc(r['rule'])}</small></td></tr>")
+    out.append("</tbody></table>")
+    if len(rows) > max_rows:
+        out.append(f"<p>… {len(rows) - max_rows} more elements</p>")
+    return "".join(out)
 
 # %% ../../../nbs/20b_widgets_tags.ipynb #3fa06341
-def _static(name: str):
-    import pathlib, pseudicom
-    return pathlib.Path(pseudicom.__file__).resolve().parent / "static" / name
-
 class TagBrowser(anywidget.AnyWidget):
     "Every element with the recipe's action and result; edit actions, search, expand sequences."
-    _esm = _static("tag_browser.js")
+    _esm = static_file("tag_browser.js")
     rows = T.List(T.Dict()).tag(sync=True)           # preview_actions rows
     query = T.Unicode("").tag(sync=True)             # search box
     _visible = T.List(T.Int()).tag(sync=True)        # indices of rows matching the query
@@ -172,24 +230,31 @@ class TagBrowser(anywidget.AnyWidget):
     message = T.Unicode("").tag(sync=True)           # last error or change, shown above the table
 
     def __init__(self,
-                 dataset: Dataset,             # the dataset to show
+                 dataset: Any,                 # a file, Dataset, folder, Inventory, StudyBrowser... (see `as_shown`)
                  recipe: Recipe | str = "pseudonymize",  # the recipe to preview and edit (changed in place)
                  key: Key | None = None,       # the key (default: display-only key)
                  **kwargs):
         self.recipe = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
-        self.key, self.dataset = key, dataset
+        self.key, self.dataset = key, None
         super().__init__(**kwargs)
         self.observe(lambda _: self._filter(), names=["query", "rows"])
         self.observe(self._on_edit, names=["_edit"])
+        self.show(dataset)
+
+    def show(self, source: Any) -> None:
+        "Show the first file of `source`; what cannot be shown becomes the message."
+        shown = as_shown(source, "TagBrowser")
+        self.dataset = None if shown.problem else shown.dataset(0)
+        self.message = shown.problem or (f"{shown.label}: showing its first file of {shown.count}." if shown.count > 1 else "")
         self.refresh()
 
     def set_dataset(self, ds: Dataset) -> None:
         "Show another dataset."
-        self.dataset = ds; self.refresh()
+        self.show(ds)
 
     def refresh(self) -> None:
         "Recompute the preview (after the recipe changed elsewhere)."
-        self.rows = preview_actions(self.dataset, self.recipe, self.key)
+        self.rows = preview_actions(self.dataset, self.recipe, self.key) if self.dataset is not None else []
 
     def _filter(self) -> None:
         self._visible = filter_rows(self.rows, self.query)
@@ -198,7 +263,8 @@ class TagBrowser(anywidget.AnyWidget):
         "Change the action of the element at `path_or_keyword` (path or keyword of its first occurrence)."
         row = next((r for r in self.rows if r["path"] == path_or_keyword), None) or \
               next((r for r in self.rows if r["keyword"] == path_or_keyword), None)
-        if row is None: raise KeyError(f"no element {path_or_keyword!r} in this dataset")
+        if row is None:
+            raise KeyError(f"no element {path_or_keyword!r} in this dataset")
         set_action(self.recipe, row, action)
         self.message = f"{row['keyword'] or row['tag']}: {action or 'profile default'}"
         self.refresh()
@@ -212,20 +278,3 @@ class TagBrowser(anywidget.AnyWidget):
 
     def _repr_html_(self) -> str:
         return preview_html(self.rows)
-
-def preview_html(
-    rows: list[dict[str, Any]],  # rows from `preview_actions`
-    max_rows: int = 400,         # cut the table after this many rows
-) -> str:                        # a plain HTML table, PHI rows highlighted
-    "The preview as a static HTML table (for notebooks viewed without a kernel)."
-    esc = lambda v: html.escape("" if v is None else str(v))
-    out = ["<table class='pseudicom-tags'><thead><tr><th>element</th><th>tag</th><th>VR</th><th>before</th>"
-           "<th>action</th><th>after</th><th>rule</th></tr></thead><tbody>"]
-    for r in rows[:max_rows]:
-        style = " style='background:#fff0f0'" if r["phi"] else ""
-        name = ("&nbsp;&nbsp;" * r["depth"]) + esc(r["keyword"] or (f"private ({r['creator'] or 'no creator'})" if r["private"] else r["tag"]))
-        out.append(f"<tr{style}><td>{name}</td><td>{esc(r['tag'])}</td><td>{esc(r['VR'])}</td><td>{esc(r['before'])}</td>"
-                   f"<td><b>{esc(r['action'])}</b></td><td>{esc(r['after'])}</td><td><small>{esc(r['rule'])}</small></td></tr>")
-    out.append("</tbody></table>")
-    if len(rows) > max_rows: out.append(f"<p>… {len(rows) - max_rows} more elements</p>")
-    return "".join(out)
