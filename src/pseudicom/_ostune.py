@@ -7,6 +7,7 @@ Docs: https://pseudicom.github.io/pseudicom/ostune.html.md"""
 # %% ../../nbs/01b_ostune.ipynb #bffb2d85
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import sys
@@ -14,9 +15,9 @@ import tempfile
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['read_at', 'read_at_open', 'open_unbuffered', 'open_size', 'temporary_file', 'stat_or_none', 'file_digest',
-           'open_binary', 'make_folder', 'move', 'remove_file', 'remove_tree', 'kind_of', 'names_in', 'read_bytes',
-           'free_bytes', 'remove_empty_folders', 'spread', 'end_with_parent']
+__all__ = ['read_at', 'read_at_open', 'open_unbuffered', 'open_size', 'temporary_file', 'FileWindow', 'stat_or_none',
+           'file_digest', 'open_binary', 'make_folder', 'move', 'remove_file', 'remove_tree', 'kind_of', 'names_in',
+           'read_bytes', 'free_bytes', 'remove_empty_folders', 'spread', 'end_with_parent']
 
 # %% ../../nbs/01b_ostune.ipynb #ac7f6361
 def read_at(
@@ -43,6 +44,41 @@ def open_size(f) -> int:
 def temporary_file():
     "A new anonymous file, gone when closed: for what a run would otherwise keep in memory per file."
     return tempfile.TemporaryFile(buffering=0)   # unbuffered: what is written can be read back at once (`read_at_open`)
+
+# %% ../../nbs/01b_ostune.ipynb #c488e682
+class FileWindow(io.RawIOBase):
+    "Bytes `start` to `end` of the file at `path` as a read-only, seekable stream (wrap it in `io.BufferedReader` for pydicom)."
+    def __init__(self, path: str | os.PathLike, start: int, end: int):
+        self._fd = os.open(path, os.O_RDONLY)
+        self._start, self._length, self._pos = start, end - start, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos, os.SEEK_END: self._length}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def readinto(self, b) -> int:
+        n = min(len(b), self._length - self._pos)
+        if n <= 0:
+            return 0
+        data = os.pread(self._fd, n, self._start + self._pos)
+        b[:len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            os.close(self._fd)
+        super().close()
 
 # %% ../../nbs/01b_ostune.ipynb #8c289586
 def stat_or_none(path: str | os.PathLike) -> tuple[int, int]:

@@ -89,7 +89,7 @@ def _add_deid_command(sub) -> None:
     d.add_argument("--timeout", type=float, default=600.0, metavar="SECONDS", help="per-file time limit; a file that takes longer is reported as failed (default 600, 0 = none)")
     d.add_argument("--follow-links", action="store_true", help="also follow directory links that lead out of SRC (by default "
                    "they are listed as excluded; links into DST are never followed)")
-    d.add_argument("--no-fast-path", dest="fast", action="store_false", help="read every file whole, even when only its header changes (slower; same output)")
+    d.add_argument("--no-fast-path", dest="fast", action="store_false", help="pydicom reads and writes every element of every file instead of copying pixel bytes after a rewritten header (slower; same output; pixels the recipe leaves alone are streamed, never held whole)")
     d.add_argument("--subjects", help="subject table CSV with columns PatientID,SubjectID (for the trial recipe)")
     d.add_argument("--burned-in", choices=["quarantine", "error", "detect"], help="what to do with files whose pixels may carry text and no rule covers (overrides the recipe)")
     d.add_argument("--report", help="JSON report (default: DST.report.json beside DST)")

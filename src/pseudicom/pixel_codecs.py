@@ -147,9 +147,8 @@ def _apply(frames: np.ndarray, masks, pi: str, spp: int, bs: int, signed: bool, 
 
 # %% ../../nbs/10a_pixel_codecs.ipynb #772c468e
 def redact_native(ds: Dataset, masks, frames: Sequence[int] | None) -> int:
-    rows, cols, spp = int(ds.Rows), int(ds.Columns), int(ds.SamplesPerPixel)
-    nf, ba, bs = int(ds.get("NumberOfFrames", 1) or 1), int(ds.BitsAllocated), int(ds.BitsStored)
-    signed, pi = bool(int(ds.PixelRepresentation)), str(ds.PhotometricInterpretation).strip()
+    rows, cols = int(ds.Rows), int(ds.Columns)
+    nf, ba, pi = int(ds.get("NumberOfFrames", 1) or 1), int(ds.BitsAllocated), str(ds.PhotometricInterpretation).strip()
     sel = list(range(nf)) if frames is None else sorted({int(i) for i in frames if 0 <= int(i) < nf})
     if ba == 1:
         bits = unpack_bits(ds.PixelData)[: nf * rows * cols].reshape(nf, rows, cols).copy()
@@ -160,6 +159,17 @@ def redact_native(ds: Dataset, masks, frames: Sequence[int] | None) -> int:
         ds.PixelData = packed + bytes(ds.PixelData[len(packed):])
         return len(sel)
     buf = bytearray(ds.PixelData)
+    ds.PixelData = b""   # the input's bytes go before the output's are made: two copies at most, not three
+    try:
+        _fill_native(ds, buf, masks, sel, nf)
+    finally:
+        ds.PixelData = bytes(buf)   # on an error, what was blanked so far (never more than the input showed)
+    return len(sel)
+
+def _fill_native(ds: Dataset, buf: bytearray, masks, sel: list[int], nf: int) -> None:
+    "Fill the masks in the selected frames of native pixel bytes `buf`, in place."
+    bs, spp = int(ds.BitsStored), int(ds.SamplesPerPixel)
+    signed, pi = bool(int(ds.PixelRepresentation)), str(ds.PhotometricInterpretation).strip()
     view = native_view(ds, buf)
     if pi == "YBR_FULL_422":
         for mask, fill, _ in masks:
@@ -172,8 +182,6 @@ def redact_native(ds: Dataset, masks, frames: Sequence[int] | None) -> int:
     else:
         for i in sel:
             _apply(view[i:i + 1], masks, pi, spp, bs, signed, ds)
-    ds.PixelData = bytes(buf)
-    return len(sel)
 
 # %% ../../nbs/10a_pixel_codecs.ipynb #f2509a25
 LOSSLESS_SYNTAXES = frozenset({RLELossless, JPEGLossless, JPEGLosslessSV1, JPEGLSLossless, JPEG2000Lossless,

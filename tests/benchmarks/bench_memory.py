@@ -4,7 +4,13 @@ Tiny files (a 16x16 CT slice, about 2 KB each) so that only what the run keeps p
 run is a fresh process; its peak resident set (VmHWM) is printed with the per-file cost above the
 smallest run. Target: the largest run within 1.2 times the smallest.
 
+With --multiframe MB, one multi-frame MR of about MB megabytes instead, run in one process by the
+default path, by --no-fast-path (pydicom writes every element; pixels the recipe leaves alone are
+streamed from the file, never loaded) and with a pixel rule that redacts a box in every frame (the
+pixels are changed, so they are read whole). Printed: each run's peak next to the file's size.
+
     python tests/benchmarks/bench_memory.py [--counts 2000 20000 100000] [--workers 2] [--work DIR]
+    python tests/benchmarks/bench_memory.py --multiframe 300
 """
 from __future__ import annotations
 
@@ -46,6 +52,55 @@ def make_corpus(folder: Path, count: int) -> None:
     shutil.rmtree(seed)
 
 
+def make_multiframe(path: Path, megabytes: int) -> Path:
+    "A multi-frame MR (Enhanced MR Image Storage, ORIGINAL\\PRIMARY, 512x512 16-bit frames) of about `megabytes` MB."
+    import numpy as np
+    from pydicom import dcmread
+    from pseudicom.synth import synthesize_ct_series
+    if path.is_file() and abs(path.stat().st_size - megabytes * 2**20) < 2**20:
+        return path
+    seed = path.with_name(path.name + "-seed")
+    synthesize_ct_series(seed, 1, rows=512, columns=512, seed=5)
+    ds = dcmread(next(seed.iterdir()))
+    frames = max(1, megabytes * 2**20 // (512 * 512 * 2))
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.4.1"
+    frame = ds.pixel_array.astype(np.uint16)
+    ds.Modality, ds.ImageType, ds.NumberOfFrames = "MR", ["ORIGINAL", "PRIMARY", "M", "NONE"], frames
+    ds.PixelData = np.tile(frame[None], (frames, 1, 1)).tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(path, enforce_file_format=True)
+    shutil.rmtree(seed)
+    return path
+
+
+def peak_one(src: Path, dst: Path, *options: str) -> int:
+    "Peak memory (kB) of `pseudicom deid` of `src` in one process (the work runs in it), with `options`."
+    shutil.rmtree(dst, ignore_errors=True)
+    out = subprocess.run([sys.executable, "-c", CHILD, "deid", str(src), str(dst), "--workers", "1", "--quiet", *options],
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(out.stderr[-2000:])
+    return int(out.stdout.split("VmHWM")[-1].split()[0])
+
+
+def multiframe(work: Path, megabytes: int) -> None:
+    "Print the peak memory of one large multi-frame file by the default path, --no-fast-path and a pixel rule."
+    src = work / "multiframe"
+    path = make_multiframe(src / "mf.dcm", megabytes)
+    from pseudicom.recipe import load_recipe
+    recipe = load_recipe("basic")
+    recipe.name = "basic-with-a-box"
+    recipe.pixels["rules"] = [{"name": "corner", "boxes": [[0, 0, 64, 16]], "when": {"Modality": "MR"}}]
+    rule = recipe.save(work / "box.yaml")
+    size = path.stat().st_size / 2**20
+    print(f"one multi-frame MR of {size:.0f} MB, one process:")
+    for label, options in (("default path (pixel bytes copied)", ["--recipe", "basic"]),
+                           ("--no-fast-path (pydicom writes all, pixels streamed)", ["--recipe", "basic", "--no-fast-path"]),
+                           ("a pixel rule (pixels changed: read whole)", ["--recipe", str(rule)])):
+        kb = peak_one(src, work / "multiframe-out", *options)
+        print(f"  {label:<55} peak {kb / 1024:7.1f} MB ({kb / 1024 / size:.2f} x the file)", flush=True)
+
+
 def peak_kb(src: Path, dst: Path, workers: int, key_file: Path | None = None, fresh: bool = True) -> tuple[int, float]:
     "Peak memory of one run (`fresh`: with no output of an earlier run; else a resume of it, which needs a key)."
     if fresh:
@@ -67,7 +122,13 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "pseudicom-bench-memory")
     ap.add_argument("--resume", action="store_true", help="measure a resumed run: each run is made twice with a key, the second measured")
+    ap.add_argument("--multiframe", type=int, metavar="MB", help="measure one multi-frame file of this size instead")
     args = ap.parse_args()
+    if args.multiframe:
+        multiframe(args.work, args.multiframe)
+        if os.environ.get("PSEUDICOM_BENCH_KEEP") is None:
+            shutil.rmtree(args.work, ignore_errors=True)
+        return
     key_file = None
     if args.resume:
         from pseudicom.keys import Key

@@ -17,7 +17,7 @@ from ..recipe import Recipe
 from .state import pixel_rules
 
 # %% auto #0
-__all__ = ['can_stream', 'clean_pixels']
+__all__ = ['pixels_untouched', 'can_stream', 'clean_pixels']
 
 # %% ../../../nbs/08f_pipeline_burned_in.ipynb #67913999
 def _overlay_in_pixel_bits(ds: Dataset) -> bool:
@@ -31,10 +31,10 @@ def _overlay_in_pixel_bits(ds: Dataset) -> bool:
             return True
     return False
 
-def can_stream(ds: Dataset, layout: FileLayout, deid: Deidentifier) -> bool:
-    "True when the recipe leaves this file's pixels alone, so the header can be rewritten and the pixel bytes copied."
+def pixels_untouched(ds: Dataset, layout: FileLayout, deid: Deidentifier) -> bool:
+    "True when the recipe neither changes nor looks at this file's pixels, so they never need to be in memory."
     from pseudicom import pixels
-    if not layout.streamable or deid.recipe.deface.enabled:
+    if deid.recipe.deface.enabled:
         return False
     if any(r.matches(ds) for r in pixel_rules(deid)):
         return False
@@ -43,6 +43,10 @@ def can_stream(ds: Dataset, layout: FileLayout, deid: Deidentifier) -> bool:
     if layout.pixel_start is not None and deid.recipe.pixels.burned_in == "detect":
         return False  # every image is screened
     return True
+
+def can_stream(ds: Dataset, layout: FileLayout, deid: Deidentifier) -> bool:
+    "True when the recipe leaves this file's pixels alone and its pixel data element can be copied byte for byte after a rewritten header."
+    return layout.streamable and pixels_untouched(ds, layout, deid)
 
 # %% ../../../nbs/08f_pipeline_burned_in.ipynb #2f4f088b
 def clean_pixels(ds: Dataset, deid: Deidentifier) -> tuple[list[dict], set]:

@@ -1,4 +1,4 @@
-"""One file: read its header, decide, then rewrite the header and copy the pixel bytes (the raw and streaming paths) or read everything and clean the pixels too (the full path).
+"""One file: read its header, decide, then rewrite the header and copy the pixel bytes (the raw and streaming paths) or let pydicom write every element, cleaning the pixels too (the full path).
 
 Docs: https://pseudicom.github.io/pseudicom/pipeline_worker.html.md"""
 
@@ -7,11 +7,14 @@ Docs: https://pseudicom.github.io/pseudicom/pipeline_worker.html.md"""
 # %% ../../../nbs/08h_pipeline_worker.ipynb #ed4dd7b0
 from __future__ import annotations
 
+import io
 import re
 import warnings
 from pathlib import Path
 
+import blake3
 import pydicom
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_dataset
@@ -19,12 +22,12 @@ from pydicom.filewriter import write_dataset
 from .. import _ostune
 from .._dcmbytes import PIXEL_DATA
 from ..deid import Deidentifier
-from ..errors import PseudicomError, QuarantineError
+from ..errors import DicomReadError, PseudicomError, QuarantineError
 from ..io import (FileLayout, check_complete, dataset_bytes, describes_image, is_dicomdir, pixel_excess, read_dataset,
                   read_header, write_parts)
 from ..profile import ProfileOption
 from ..rawheader import Decline, assemble, element_chunks, read_raw
-from .burned_in import can_stream, clean_pixels
+from .burned_in import can_stream, clean_pixels, pixels_untouched
 from .layout import mirror_leak, output_path
 from .memo import memo_for
 from .plan import NO_ROOM
@@ -220,8 +223,8 @@ def _process(index: int, path: str, source: str, staging: str, deid: Deidentifie
     if stream is None:
         return result
     ds, defaced = _deface(ds, path, source, series, deid, result)
-    if not stream and "PixelData" not in ds and layout.pixel_start is not None:
-        ds = read_dataset(path, display_name=source)   # the full path: the whole dataset in memory
+    if not stream and "PixelData" not in ds and layout.pixel_start is not None and not pixels_untouched(ds, layout, deid):
+        _load_pixels(ds, layout, path)   # pixels to change or look at: in memory, read once
     try:
         boxes, done = clean_pixels(ds, deid)
     except PseudicomError:
@@ -246,9 +249,9 @@ def _process(index: int, path: str, source: str, staging: str, deid: Deidentifie
     elif stream and layout.pixel_start is not None:
         parts = _stream_parts(ds, layout, path)
     else:
-        parts = [dataset_bytes(ds)]
-    target = Path(staging) / f"{index:08d}.dcm"
-    result.digest = write_parts(target, parts)   # staging: the main process renames it into place
+        parts = None   # the full path: pydicom writes every element
+    target = Path(staging) / f"{index:08d}.dcm"   # staging: the main process renames it into place
+    result.digest = write_parts(target, parts) if parts is not None else _write_full(target, ds, layout, path)
     result.staged = str(target)
     result.status, result.output, result.pixel_boxes = "written", rel, boxes
     result.audit = [{"path": r.path, "tag": r.tag, "keyword": r.keyword, "action": r.action, "rule": r.rule, "output": rel}
@@ -271,3 +274,59 @@ def _stream_parts(ds: Dataset, layout: FileLayout, path: str) -> list:
         write_dataset(fp, tail, parent_encoding=ds.get("SpecificCharacterSet", "iso8859"))
         parts.append(fp.getvalue())
     return parts
+
+# %% ../../../nbs/08h_pipeline_worker.ipynb #167c5c1a
+class _Digesting:
+    "A file that keeps the BLAKE3 digest of what is written to it (pydicom writes through it)."
+    def __init__(self, f):
+        self.f, self.digest = f, blake3.blake3()
+
+    def write(self, b) -> int:
+        self.digest.update(b)
+        return self.f.write(b)
+
+    def tell(self) -> int:
+        return self.f.tell()
+
+    def seek(self, *args) -> int:
+        return self.f.seek(*args)
+
+def _buffered_pixels(ds: Dataset, layout: FileLayout, path: str) -> io.BufferedReader | None:
+    "Make the top-level PixelData a stream for pydicom's writer: a window on the source when it is not loaded; the window, to close."
+    if "PixelData" in ds:
+        elem = ds["PixelData"]
+        if isinstance(elem.value, bytes):
+            elem.value = io.BytesIO(elem.value)   # shares the bytes: written in chunks, never copied whole
+        return None
+    if layout.pixel_start is None:
+        return None
+    start, end, vr = _pixel_element(layout, path)
+    window = io.BufferedReader(_ostune.FileWindow(path, start, end), buffer_size=1 << 20)
+    ds[PIXEL_DATA] = DataElement(PIXEL_DATA, vr, window, is_undefined_length=layout.pixel_encapsulated)
+    return window
+
+def _pixel_element(layout: FileLayout, path: str) -> tuple[int, int, str]:
+    "(value start, value end, VR as pydicom reads it) of the top-level PixelData of a streamable file."
+    start, end = layout.pixel_start + layout.pixel_header, layout.pixel_end - (8 if layout.pixel_encapsulated else 0)
+    implicit = pydicom.uid.UID(layout.transfer_syntax).is_implicit_VR
+    return start, end, "OW" if implicit else _ostune.read_at(path, layout.pixel_start + 4, 2).decode("ascii")
+
+def _load_pixels(ds: Dataset, layout: FileLayout, path: str) -> None:
+    "Add the top-level PixelData to the header `ds` (`io.read_header` checked the whole file): its value read once, nothing else again."
+    start, end, vr = _pixel_element(layout, path)
+    value = _ostune.read_at(path, start, end - start)
+    if len(value) != end - start:
+        raise DicomReadError("the file changed while being read (it ended early); re-run when nothing writes to it.")
+    ds[PIXEL_DATA] = DataElement(PIXEL_DATA, vr, value, is_undefined_length=layout.pixel_encapsulated)
+
+def _write_full(target: Path, ds: Dataset, layout: FileLayout, path: str) -> str:
+    "Encode `ds` with pydicom into `target`, its pixel data streamed; the BLAKE3 digest of the file."
+    window = _buffered_pixels(ds, layout, path)
+    try:
+        with _ostune.open_binary(target, "wb") as f:
+            out = _Digesting(f)
+            ds.save_as(out, enforce_file_format=True)
+    finally:
+        if window is not None:
+            window.close()
+    return out.digest.hexdigest()
