@@ -8,7 +8,6 @@ Docs: https://pseudicom.github.io/pseudicom/verify_needles.html.md"""
 from __future__ import annotations
 
 import datetime as _dt
-import functools
 import io as _io
 import os
 import re
@@ -20,7 +19,6 @@ from typing import Any
 
 import pydicom
 import pydicom.charset
-from pydicom.datadict import DicomDictionary
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.uid import UID_dictionary
@@ -30,7 +28,7 @@ from .io import check_structure, walk_files
 from .keys import Key, date_offset_days
 from .profile import Action, ProfileOption, compile_actions
 from .recipe import Recipe, load_recipe, parse_attribute
-from .spellings import date_spellings, fold_ascii, id_core, id_pattern, name_spellings, shift_date
+from .spellings import date_spellings, dicom_vocabulary, fold_ascii, id_core, id_pattern, name_spellings, shift_date
 
 
 
@@ -81,16 +79,6 @@ _CONTENT_SEQUENCE = 0x0040A730
 _DICOM_ROOT = "1.2.840.10008."
 _NOT_INSTANCE_UID = re.compile(r"(Class|CodingScheme|TransferSyntax|MappingResource|ContextGroupExtensionCreator|"
                                r"PrivateInformationCreator|ImplementationClass)UIDs?$")
-
-@functools.cache
-def _vocabulary() -> frozenset[str]:
-    "Lower-case words of 3+ letters in DICOM's attribute and UID names ('text', 'name', 'observer', ...)."
-    words = set()
-    for entry in DicomDictionary.values():
-        words.update(w.lower() for w in re.findall(r"[A-Za-z]{3,}", entry[2]))
-    for entry in UID_dictionary.values():
-        words.update(w.lower() for w in re.findall(r"[A-Za-z]{3,}", entry[0]))
-    return frozenset(words)
 
 def _words(text: str) -> str:
     "Lower-case letters and digits, every run of other characters one space."
@@ -146,7 +134,7 @@ def is_searchable(text: str, category: str) -> bool:
         return len(text) >= 2  # kanji, kana, hangul
     if category == "id" and len(text) == 3 and any(c.isdigit() for c in text) and any(c.isalpha() for c in text):
         return True   # a short ID of letters and digits ('ID1', 'P07'): searched as a whole token only (`bounded`)
-    if category not in ("id", "phone", "date", "uid") and text.isalpha() and text.lower() in _vocabulary():
+    if category not in ("id", "phone", "date", "uid") and text.isalpha() and text.lower() in dicom_vocabulary():
         return False  # one ordinary word of DICOM's own vocabulary ('Test', 'Phantom', 'Research', 'Head'): no identity alone
     return len(text) >= (3 if category == "name" else 4)
 
@@ -405,7 +393,7 @@ class _CollectorValues(_CollectorWalk):
                 continue
             if vr == "PN":
                 for s in name_spellings(v):
-                    if s != v and " " not in s and s.lower() in _vocabulary():
+                    if s != v and " " not in s and s.lower() in dicom_vocabulary():
                         continue  # 'Text', 'Observer'
                     self.add(s, cat, bounded=(len(s) < 6) if s != v else None)
                 continue

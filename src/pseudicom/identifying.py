@@ -7,21 +7,19 @@ Docs: https://pseudicom.github.io/pseudicom/identifying.html.md"""
 # %% ../../nbs/04c_identifying.ipynb #c958750e
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Iterable
 from typing import Any
 
 import pydicom
-from pydicom.datadict import DicomDictionary
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.tag import Tag
-from pydicom.uid import UID_dictionary
 
 from . import profile as _profile
 from .recipe import RecipeAction
 from .scrub import identifying_strings, is_cjk, ordered_strings
+from .spellings import dicom_vocabulary
 
 # %% auto #0
 __all__ = ['SCRUBBED_VRS', 'IDENTIFYING_KEYWORDS', 'IDENTIFYING_TAGS', 'CODE_KEYWORDS', 'values_of', 'patient_identity',
@@ -141,16 +139,6 @@ _PLACEHOLDERS = frozenset({
     "operator", "staff", "dummy", "sample", "firstname", "lastname", "surname", "given", "family", "patient", "xxxx", "todo",
     "here", "there", "someone", "somebody", "nobody", "unnamed", "nameless", "hospital", "clinic", "default"})
 
-@functools.cache
-def _vocabulary() -> frozenset[str]:
-    "Lower-case words of DICOM's attribute and UID names ('phantom', 'test', 'head', 'observer', ...)."
-    words = set()
-    for entry in DicomDictionary.values():
-        words.update(w.lower() for w in re.findall(r"[A-Za-z]{3,}", entry[2]))
-    for entry in UID_dictionary.values():
-        words.update(w.lower() for w in re.findall(r"[A-Za-z]{3,}", entry[0]))
-    return frozenset(words)
-
 def enters_run(
     s: str,  # an identifying string (`pseudicom.scrub.identifying_strings`)
 ) -> bool:   # whether it is specific enough for the run-level dictionary
@@ -163,7 +151,7 @@ def enters_run(
         return False
     if re.fullmatch(r"[\d\s.,:/+()-]+", text):
         return sum(c.isdigit() for c in text) >= 6
-    return not (text.isalpha() and text.lower() in _vocabulary())
+    return not (text.isalpha() and text.lower() in dicom_vocabulary())
 
 def run_strings(
     values: Iterable[tuple[str, str]],  # (VR, value) pairs of every input of the run (`IdentifyingValues.identifying_values`)

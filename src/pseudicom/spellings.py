@@ -13,7 +13,7 @@ import re
 import unicodedata
 
 # %% auto #0
-__all__ = ['date_spellings', 'shift_date', 'fold_ascii', 'name_spellings', 'id_core', 'id_pattern']
+__all__ = ['date_spellings', 'shift_date', 'fold_ascii', 'name_spellings', 'id_core', 'id_pattern', 'dicom_vocabulary']
 
 # %% ../../nbs/04a_spellings.ipynb #16c27b13
 _MONTHS_EN = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
@@ -132,3 +132,16 @@ def id_pattern(
         return None
     body = _ID_SEP.join(re.escape(c) for c in core)
     return rf"(?<![^\W_]){body}(?![^\W_])" if not core[0].isdigit() else rf"(?<![\d]){body}(?![\d])"
+
+# %% ../../nbs/04a_spellings.ipynb #48480606
+@functools.cache
+def dicom_vocabulary() -> frozenset[str]:
+    "Lower-case words of 3+ letters in DICOM's attribute and UID names ('phantom', 'test', 'head', 'observer', ...)."
+    from pydicom.datadict import DicomDictionary
+    from pydicom.uid import UID_dictionary
+    words = set()
+    for entry in DicomDictionary.values():
+        words.update(w.lower() for w in re.findall(r"[A-Za-z]{3,}", entry[2]))
+    for entry in UID_dictionary.values():
+        words.update(w.lower() for w in re.findall(r"[A-Za-z]{3,}", entry[0]))
+    return frozenset(words)
