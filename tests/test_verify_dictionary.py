@@ -17,7 +17,7 @@ from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
-from verify_cases import PLACES, plant, uid
+from verify_cases import PLACES, plant, write_ct_patients
 
 from pseudicom.io import walk_files
 from pseudicom.keys import Key, remap_uid
@@ -33,19 +33,8 @@ BATCH = [("Quaglietti^Ottavio", "QX-880144", "Ospedale Valtellina Sondrio", "Bra
 
 
 def _write(src: Path, rows) -> list[Path]:
-    out = []
-    for k, (name, pid, site, doctor) in enumerate(rows):
-        ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
-        ds.SpecificCharacterSet = "ISO_IR 192"
-        ds.PatientName, ds.PatientID, ds.InstitutionName, ds.ReferringPhysicianName = name, pid, site, doctor
-        ds.StudyInstanceUID, ds.SeriesInstanceUID = uid("dict-study", k), uid("dict-series", k)
-        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = uid("dict-sop", k)
-        ds.ImageComments = "Kontrolle"
-        path = src / f"p{k}" / "ct.dcm"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        ds.save_as(path, enforce_file_format=True)
-        out.append(path)
-    return out
+    return write_ct_patients(src, [{"PatientName": name, "PatientID": pid, "InstitutionName": site, "ReferringPhysicianName": doctor}
+                                   for name, pid, site, doctor in rows], prefix="dict-")
 
 
 def _sr_text(ds: Dataset, text: str) -> None:

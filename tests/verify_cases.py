@@ -34,21 +34,28 @@ def uid(*parts) -> str:
     return generate_uid(entropy_srcs=[str(p) for p in parts])
 
 
-def write_patients(src: Path) -> list[Path]:
-    "One CT file per patient of PATIENTS under `src/pN/`, UTF-8, with its own study, series and SOP UIDs."
+def write_ct_patients(src: Path, people: list[dict], prefix: str = "") -> list[Path]:
+    "One CT file per patient (a dict of keyword: value) under `src/pN/`, UTF-8, with its own study, series and SOP UIDs."
     out = []
-    for k, (name, pid, birth, _) in enumerate(PATIENTS):
+    for k, values in enumerate(people):
         ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
         ds.SpecificCharacterSet = "ISO_IR 192"
-        ds.PatientName, ds.PatientID, ds.PatientBirthDate = name, pid, birth
-        ds.StudyInstanceUID, ds.SeriesInstanceUID = uid("study", k), uid("series", k)
-        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = uid("sop", k)
+        for keyword, value in values.items():
+            setattr(ds, keyword, value)
+        ds.StudyInstanceUID, ds.SeriesInstanceUID = uid(f"{prefix}study", k), uid(f"{prefix}series", k)
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = uid(f"{prefix}sop", k)
         ds.ImageComments = "Kontrolle"
         path = src / f"p{k}" / "ct.dcm"
         path.parent.mkdir(parents=True, exist_ok=True)
         ds.save_as(path, enforce_file_format=True)
         out.append(path)
     return out
+
+
+def write_patients(src: Path) -> list[Path]:
+    "One CT file per patient of PATIENTS under `src/pN/`."
+    return write_ct_patients(src, [{"PatientName": name, "PatientID": pid, "PatientBirthDate": birth}
+                                   for name, pid, birth, _ in PATIENTS])
 
 
 def write_real(src: Path) -> list[Path]:
