@@ -118,7 +118,7 @@ def test_a_large_multiframe_file_is_never_held_whole_when_its_pixels_stay(tmp_pa
     """Issue 16 item 8, the large file: `--no-fast-path` read a 300 MB multi-frame file whole and peaked at 1.25 GB,
     against 56 MB on the default path. Now pydicom writes every element on that path too, but pixel data that the recipe
     leaves alone are streamed from the file in chunks (a window on it), never loaded; the outputs are the same bytes.
-    Pixels that change are read once and copied once (redaction), not four times: under 2.6x the file (was 4.2x)."""
+    Boxes that a pixel rule fills are filled a frame at a time as the file is written (was 4.2x the file in memory)."""
     path = make_multiframe(tmp_path / "in" / "mf.dcm", 120)
     size_kb = path.stat().st_size / 1024
     from pseudicom.recipe import load_recipe
@@ -137,4 +137,4 @@ def test_a_large_multiframe_file_is_never_held_whole_when_its_pixels_stay(tmp_pa
     outs = {k: next((tmp_path / k).rglob("*.dcm")).read_bytes() for k in ("default", "full")}
     assert outs["default"] == outs["full"]
     assert peaks["full"] < peaks["default"] + 16 * 1024 and peaks["full"] < size_kb / 2, peaks
-    assert peaks["rule"] < 2.6 * size_kb, peaks
+    assert peaks["rule"] < peaks["default"] + 16 * 1024, peaks

@@ -10,11 +10,12 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import io
 import shutil
 import struct
 import subprocess
 from dataclasses import asdict, dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from pydicom import Dataset
@@ -31,8 +32,8 @@ from pydicom.uid import (
 from .errors import DicomValueError
 
 # %% auto #0
-__all__ = ['LOSSLESS_SYNTAXES', 'BLOCK_SYNTAXES', 'RedactionReport', 'native_view', 'redact_native', 'encoder_for', 'reencode',
-           'BlockGrid', 'block_grid', 'redact_blocks']
+__all__ = ['LOSSLESS_SYNTAXES', 'BLOCK_SYNTAXES', 'RedactionReport', 'native_view', 'FrameStream', 'redact_native', 'encoder_for',
+           'reencode', 'BlockGrid', 'block_grid', 'redact_blocks']
 
 # %% ../../nbs/10a_pixel_codecs.ipynb #b08eb61a
 def _as_rgb(fill: int | tuple[int, ...]) -> tuple[int, int, int]:
@@ -115,10 +116,10 @@ def _is_little(ds: Dataset) -> bool:
     ts = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
     return ts is None or UID(ts) != "1.2.840.10008.1.2.2"
 
-def native_view(ds: Dataset, buf: bytearray) -> np.ndarray:
-    "A writable (frames, rows, cols[, samples]) view of native pixel bytes (YBR_FULL_422: (frames, rows, cols/2, 4))."
+def native_view(ds: Dataset, buf: bytearray, frames: int | None = None) -> np.ndarray:
+    "A writable (frames, rows, cols[, samples]) view of native pixel bytes (YBR_FULL_422: (frames, rows, cols/2, 4)); `frames`: how many `buf` holds (default: all)."
     rows, cols, spp = int(ds.Rows), int(ds.Columns), int(ds.SamplesPerPixel)
-    nf, ba = int(ds.get("NumberOfFrames", 1) or 1), int(ds.BitsAllocated)
+    nf, ba = frames or int(ds.get("NumberOfFrames", 1) or 1), int(ds.BitsAllocated)
     if ba % 8:
         raise DicomValueError(f"BitsAllocated (0028,0100) {ba} is not a multiple of 8")
     dt = np.dtype(("<" if _is_little(ds) else ">") + ("i" if int(ds.PixelRepresentation) else "u") + str(ba // 8))
@@ -145,11 +146,63 @@ def _apply(frames: np.ndarray, masks, pi: str, spp: int, bs: int, signed: bool, 
             for (x0, y0, x1, y1) in rects:
                 frames[:, y0:y1, x0:x1] = v
 
+# %% ../../nbs/10a_pixel_codecs.ipynb #1ffdb332
+class FrameStream(io.RawIOBase):
+    "Native pixel data read from `source` (a seekable stream) a frame at a time, `fill(index, frame bytes)` applied to each whole frame."
+    def __init__(self, source: io.IOBase, frame_bytes: int, fill: Callable[[int, bytearray], None]):
+        self._src, self._frame, self._fill = source, frame_bytes, fill
+        self._length = source.seek(0, io.SEEK_END)
+        self._pos, self._index, self._data = 0, -1, bytearray()
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._length}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def readinto(self, b) -> int:
+        if self._pos >= self._length:
+            return 0
+        index, offset = divmod(self._pos, self._frame)
+        if index != self._index:
+            self._src.seek(index * self._frame)
+            self._data = bytearray(self._src.read(min(self._frame, self._length - index * self._frame)))
+            if len(self._data) == self._frame:   # a pad byte after the last frame is copied as it is
+                self._fill(index, self._data)
+            self._index = index
+        chunk = memoryview(self._data)[offset:offset + min(len(b), self._length - self._pos)]
+        b[:len(chunk)] = chunk
+        self._pos += len(chunk)
+        return len(chunk)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._src.close()
+        super().close()
+
 # %% ../../nbs/10a_pixel_codecs.ipynb #772c468e
 def redact_native(ds: Dataset, masks, frames: Sequence[int] | None) -> int:
     rows, cols = int(ds.Rows), int(ds.Columns)
     nf, ba, pi = int(ds.get("NumberOfFrames", 1) or 1), int(ds.BitsAllocated), str(ds.PhotometricInterpretation).strip()
     sel = list(range(nf)) if frames is None else sorted({int(i) for i in frames if 0 <= int(i) < nf})
+    if isinstance(ds.PixelData, io.IOBase) and ba % 8 == 0:   # a stream on the file: each frame filled as it is written
+        chosen = set(sel)
+        def fill(index: int, data: bytearray) -> None:
+            if index in chosen:
+                _fill_native(ds, data, masks, [0], 1)
+        frame = rows * cols * (2 if pi == "YBR_FULL_422" else int(ds.SamplesPerPixel)) * ba // 8
+        ds.PixelData = io.BufferedReader(FrameStream(ds.PixelData, frame, fill), buffer_size=1 << 20)
+        return len(sel)
+    if isinstance(ds.PixelData, io.IOBase):
+        ds.PixelData = ds.PixelData.read()   # 1-bit frames are not whole bytes: read it all
     if ba == 1:
         bits = unpack_bits(ds.PixelData)[: nf * rows * cols].reshape(nf, rows, cols).copy()
         sub = bits[sel]
@@ -170,7 +223,7 @@ def _fill_native(ds: Dataset, buf: bytearray, masks, sel: list[int], nf: int) ->
     "Fill the masks in the selected frames of native pixel bytes `buf`, in place."
     bs, spp = int(ds.BitsStored), int(ds.SamplesPerPixel)
     signed, pi = bool(int(ds.PixelRepresentation)), str(ds.PhotometricInterpretation).strip()
-    view = native_view(ds, buf)
+    view = native_view(ds, buf, nf)
     if pi == "YBR_FULL_422":
         for mask, fill, _ in masks:
             pair = mask[:, 0::2] | mask[:, 1::2]                   # a pair is filled if either pixel is boxed

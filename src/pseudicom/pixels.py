@@ -7,12 +7,14 @@ Docs: https://pseudicom.github.io/pseudicom/pixels.html.md"""
 # %% ../../nbs/10_pixels.ipynb #e1424899
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
 from pydicom import Dataset
 from pydicom.datadict import dictionary_VM, tag_for_keyword
+from pydicom.fileutil import buffer_length
 from pydicom.multival import MultiValue
 from pydicom.uid import UID
 
@@ -343,7 +345,9 @@ def redact(
         raise DicomValueError("redact: the dataset has no file_meta TransferSyntaxUID (0002,0010); "
                               "read it with pydicom.dcmread or set ds.file_meta.TransferSyntaxUID")
     nf = int(ds.get("NumberOfFrames", 1) or 1)
-    report.number_of_frames, report.pixel_bytes_in = nf, len(ds.PixelData)
+    value = ds.PixelData   # bytes, or a stream on the file (the full path's window: never read whole here)
+    report.number_of_frames = nf
+    report.pixel_bytes_in = len(value) if not isinstance(value, io.IOBase) else buffer_length(value)
     report.pixel_bytes_out = report.pixel_bytes_in
     masks = _masks(ds, matching, report)
     report.filled_boxes = list(report.boxes)

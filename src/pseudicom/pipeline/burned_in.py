@@ -7,6 +7,7 @@ Docs: https://pseudicom.github.io/pseudicom/pipeline_burned_in.html.md"""
 # %% ../../../nbs/08f_pipeline_burned_in.ipynb #bf2e43c8
 from __future__ import annotations
 
+import pydicom
 from pydicom.dataset import Dataset
 
 from ..deid import Deidentifier
@@ -17,7 +18,7 @@ from ..recipe import Recipe
 from .state import pixel_rules
 
 # %% auto #0
-__all__ = ['pixels_untouched', 'can_stream', 'clean_pixels']
+__all__ = ['pixels_untouched', 'frame_by_frame', 'can_stream', 'clean_pixels']
 
 # %% ../../../nbs/08f_pipeline_burned_in.ipynb #67913999
 def _overlay_in_pixel_bits(ds: Dataset) -> bool:
@@ -43,6 +44,12 @@ def pixels_untouched(ds: Dataset, layout: FileLayout, deid: Deidentifier) -> boo
     if layout.pixel_start is not None and deid.recipe.pixels.burned_in == "detect":
         return False  # every image is screened
     return True
+
+def frame_by_frame(ds: Dataset, layout: FileLayout, deid: Deidentifier) -> bool:
+    "True when the recipe's work on this file's pixels can be done a frame at a time as they are written: native whole-byte samples, boxes to fill at most."
+    ba = int(ds.get("BitsAllocated", 0) or 0)
+    return (layout.streamable and not pydicom.uid.UID(layout.transfer_syntax).is_encapsulated and ba > 0 and ba % 8 == 0
+            and not deid.recipe.deface.enabled and deid.recipe.pixels.burned_in != "detect" and not _overlay_in_pixel_bits(ds))
 
 def can_stream(ds: Dataset, layout: FileLayout, deid: Deidentifier) -> bool:
     "True when the recipe leaves this file's pixels alone and its pixel data element can be copied byte for byte after a rewritten header."

@@ -27,7 +27,7 @@ from ..io import (FileLayout, check_complete, dataset_bytes, describes_image, is
                   read_header, write_parts)
 from ..profile import ProfileOption
 from ..rawheader import Decline, assemble, element_chunks, read_raw
-from .burned_in import can_stream, clean_pixels, pixels_untouched
+from .burned_in import can_stream, clean_pixels, frame_by_frame, pixels_untouched
 from .layout import mirror_leak, output_path
 from .memo import memo_for
 from .plan import NO_ROOM
@@ -224,7 +224,10 @@ def _process(index: int, path: str, source: str, staging: str, deid: Deidentifie
         return result
     ds, defaced = _deface(ds, path, source, series, deid, result)
     if not stream and "PixelData" not in ds and layout.pixel_start is not None and not pixels_untouched(ds, layout, deid):
-        _load_pixels(ds, layout, path)   # pixels to change or look at: in memory, read once
+        if frame_by_frame(ds, layout, deid):
+            _add_window(ds, layout, path)   # boxes to fill: each frame filled as it is written (`pixel_codecs.FrameStream`)
+        else:
+            _load_pixels(ds, layout, path)   # pixels to decode or look at: in memory, read once
     try:
         boxes, done = clean_pixels(ds, deid)
     except PseudicomError:
@@ -291,19 +294,22 @@ class _Digesting:
     def seek(self, *args) -> int:
         return self.f.seek(*args)
 
-def _buffered_pixels(ds: Dataset, layout: FileLayout, path: str) -> io.BufferedReader | None:
-    "Make the top-level PixelData a stream for pydicom's writer: a window on the source when it is not loaded; the window, to close."
-    if "PixelData" in ds:
-        elem = ds["PixelData"]
-        if isinstance(elem.value, bytes):
-            elem.value = io.BytesIO(elem.value)   # shares the bytes: written in chunks, never copied whole
-        return None
-    if layout.pixel_start is None:
-        return None
+def _add_window(ds: Dataset, layout: FileLayout, path: str) -> None:
+    "Add the top-level PixelData to the header `ds` as a window on the source file (a buffered value: read as it is written)."
     start, end, vr = _pixel_element(layout, path)
     window = io.BufferedReader(_ostune.FileWindow(path, start, end), buffer_size=1 << 20)
     ds[PIXEL_DATA] = DataElement(PIXEL_DATA, vr, window, is_undefined_length=layout.pixel_encapsulated)
-    return window
+
+def _buffered_pixels(ds: Dataset, layout: FileLayout, path: str) -> io.IOBase | None:
+    "Make the top-level PixelData a stream for pydicom's writer (a window on the source when it is not loaded); the stream, to close."
+    if "PixelData" not in ds:
+        if layout.pixel_start is None:
+            return None
+        _add_window(ds, layout, path)
+    elem = ds["PixelData"]
+    if isinstance(elem.value, bytes):
+        elem.value = io.BytesIO(elem.value)   # shares the bytes: written in chunks, never copied whole
+    return elem.value
 
 def _pixel_element(layout: FileLayout, path: str) -> tuple[int, int, str]:
     "(value start, value end, VR as pydicom reads it) of the top-level PixelData of a streamable file."
