@@ -15,9 +15,9 @@ import tempfile
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['read_at', 'read_at_open', 'open_unbuffered', 'open_size', 'temporary_file', 'FileWindow', 'stat_or_none',
-           'file_digest', 'open_binary', 'make_folder', 'move', 'remove_file', 'remove_tree', 'kind_of', 'names_in',
-           'read_bytes', 'free_bytes', 'remove_empty_folders', 'spread', 'end_with_parent']
+__all__ = ['read_at', 'read_at_open', 'open_unbuffered', 'open_size', 'temporary_file', 'SeekableReader', 'FileWindow',
+           'stat_or_none', 'file_digest', 'open_binary', 'make_folder', 'move', 'remove_file', 'remove_tree', 'kind_of',
+           'names_in', 'read_bytes', 'free_bytes', 'remove_empty_folders', 'spread', 'end_with_parent']
 
 # %% ../../nbs/01b_ostune.ipynb #ac7f6361
 def read_at(
@@ -46,11 +46,9 @@ def temporary_file():
     return tempfile.TemporaryFile(buffering=0)   # unbuffered: what is written can be read back at once (`read_at_open`)
 
 # %% ../../nbs/01b_ostune.ipynb #c488e682
-class FileWindow(io.RawIOBase):
-    "Bytes `start` to `end` of the file at `path` as a read-only, seekable stream (wrap it in `io.BufferedReader` for pydicom)."
-    def __init__(self, path: str | os.PathLike, start: int, end: int):
-        self._fd = os.open(path, os.O_RDONLY)
-        self._start, self._length, self._pos = start, end - start, 0
+class SeekableReader(io.RawIOBase):
+    "A read-only stream of `_length` bytes that keeps its position in `_pos`; a subclass gives `readinto`."
+    _length, _pos = 0, 0
 
     def readable(self) -> bool:
         return True
@@ -65,6 +63,12 @@ class FileWindow(io.RawIOBase):
         base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos, os.SEEK_END: self._length}[whence]
         self._pos = max(0, base + offset)
         return self._pos
+
+class FileWindow(SeekableReader):
+    "Bytes `start` to `end` of the file at `path` as a read-only, seekable stream (wrap it in `io.BufferedReader` for pydicom)."
+    def __init__(self, path: str | os.PathLike, start: int, end: int):
+        self._fd = os.open(path, os.O_RDONLY)
+        self._start, self._length, self._pos = start, end - start, 0
 
     def readinto(self, b) -> int:
         n = min(len(b), self._length - self._pos)

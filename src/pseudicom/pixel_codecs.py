@@ -29,6 +29,7 @@ from pydicom.uid import (
     RLELossless,
 )
 
+from ._ostune import SeekableReader
 from .errors import DicomValueError
 
 # %% auto #0
@@ -147,26 +148,12 @@ def _apply(frames: np.ndarray, masks, pi: str, spp: int, bs: int, signed: bool, 
                 frames[:, y0:y1, x0:x1] = v
 
 # %% ../../nbs/10a_pixel_codecs.ipynb #1ffdb332
-class FrameStream(io.RawIOBase):
+class FrameStream(SeekableReader):
     "Native pixel data read from `source` (a seekable stream) a frame at a time, `fill(index, frame bytes)` applied to each whole frame."
     def __init__(self, source: io.IOBase, frame_bytes: int, fill: Callable[[int, bytearray], None]):
         self._src, self._frame, self._fill = source, frame_bytes, fill
         self._length = source.seek(0, io.SEEK_END)
         self._pos, self._index, self._data = 0, -1, bytearray()
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._length}[whence]
-        self._pos = max(0, base + offset)
-        return self._pos
 
     def readinto(self, b) -> int:
         if self._pos >= self._length:

@@ -7,6 +7,8 @@ Docs: https://pseudicom.github.io/pseudicom/pipeline_state.html.md"""
 # %% ../../../nbs/08d_pipeline_state.ipynb #03de558c
 from __future__ import annotations
 
+import weakref
+
 from ..deid import Deidentifier
 from ..keys import Key
 from ..recipe import Recipe
@@ -45,9 +47,15 @@ def deidentifier_for(recipe: Recipe, key: Key, run_identifiers: tuple = ()) -> D
     elif d.run_identifiers != tuple(run_identifiers):
         Worker.deidentifier = d.with_run_identifiers(run_identifiers)
     return Worker.deidentifier
+
+_RULES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()   # a de-identifier that is not the worker's -> its rules
+
 def pixel_rules(deid: Deidentifier) -> list:
-    "The compiled pixel rules of `deid`'s recipe."
-    if Worker.deidentifier is not deid:
+    "The compiled pixel rules of `deid`'s recipe, parsed once per de-identifier."
+    if Worker.deidentifier is deid:
+        return Worker.rules
+    rules = _RULES.get(deid)
+    if rules is None:
         from pseudicom import pixels
-        return [pixels.PixelRule.from_dict(r) for r in deid.recipe.pixels.rules]
-    return Worker.rules
+        rules = _RULES[deid] = [pixels.PixelRule.from_dict(r) for r in deid.recipe.pixels.rules]
+    return rules
