@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from pydicom import Dataset
 from pydicom.multival import MultiValue
-from pydicom.pixels import apply_color_lut
+from pydicom.pixels import apply_color_lut, pixel_array
 from scipy import ndimage as ndi
 
 from .errors import DicomValueError
@@ -224,9 +224,15 @@ def _grey_u8(frames: np.ndarray, colour: bool) -> np.ndarray:
     hi = max(hi, lo + 1)
     return np.clip((g - lo) * (255 / (hi - lo)), 0, 255).astype(np.uint8)
 
-def _temporal(frames: np.ndarray, colour: bool, max_frames: int = 16) -> tuple[np.ndarray, np.ndarray | None]:
+_MAX_FRAMES = 16   # frames looked at: an even subsample of a cine
+
+def _sampled(count: int, max_frames: int = _MAX_FRAMES) -> np.ndarray:
+    "The indices of an even subsample of `count` frames, at most `max_frames`."
+    return np.unique(np.linspace(0, count - 1, min(count, max_frames)).round().astype(int))
+
+def _temporal(frames: np.ndarray, colour: bool, max_frames: int = _MAX_FRAMES) -> tuple[np.ndarray, np.ndarray | None]:
     "Mean grey image and per-pixel temporal std (None for one frame) over an even subsample of frames."
-    idx = np.unique(np.linspace(0, len(frames) - 1, min(len(frames), max_frames)).round().astype(int))
+    idx = _sampled(len(frames), max_frames)
     sub = _grey_u8(frames[idx], colour).astype(np.float32)
     if len(sub) == 1:
         return sub[0], None
@@ -339,8 +345,12 @@ def _pixels_of(image_or_ds: Dataset | np.ndarray, frames_axis: int | None) -> tu
     ds = image_or_ds
     if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
         raise DicomValueError("detect: the dataset has no Pixel Data (7FE0,0010); nothing to look at.")
-    arr = ds.pixel_array
-    multi = int(ds.get("NumberOfFrames", 1) or 1) > 1
+    count = int(ds.get("NumberOfFrames", 1) or 1)
+    multi = count > 1
+    if count > _MAX_FRAMES:   # decode only the frames `_temporal` looks at: a 600-frame cine costs 16 decodes, not 600
+        arr = np.stack([pixel_array(ds, index=int(i)) for i in _sampled(count)])
+    else:
+        arr = ds.pixel_array
     if ds.get("PhotometricInterpretation") == "PALETTE COLOR":             # indices -> the colours shown
         arr = apply_color_lut(arr, ds)
         if arr.dtype != np.uint8:
