@@ -92,9 +92,21 @@ def _accounting(run: dict, src, out_listing) -> list[Finding]:
     return found
 
 # %% ../../nbs/09_verify.ipynb #4eac34a4
-def _structure(out_info: dict[int, dict], links: dict[int, Input]) -> list[Finding]:
-    "UID consistency, Patient-Study-Series hierarchy and the PatientIdentityRemoved marker of the outputs."
+def _inherited(idxs: list[int], out_info: dict[int, dict], links: dict[int, Input], attr: str) -> bool:
+    "True when the outputs `idxs` fall into groups by their `attr` exactly as their originals do (every one linked): the inputs were so."
+    if not idxs or any(i not in links for i in idxs):
+        return False
+    def groups(value_of) -> set[frozenset[int]]:
+        by: dict[str, set[int]] = defaultdict(set)
+        for i in idxs:
+            by[value_of(i)].add(i)
+        return {frozenset(g) for g in by.values()}
+    return groups(lambda i: out_info[i][attr]) == groups(lambda i: getattr(links[i], attr))
+
+def _structure(out_info: dict[int, dict], links: dict[int, Input]) -> tuple[list[Finding], list[str]]:
+    "UID consistency, Patient-Study-Series hierarchy and the PatientIdentityRemoved marker of the outputs; a hierarchy that the inputs already had is a note."
     found: list[Finding] = []
+    notes: list[str] = []
     by_sop: dict[str, list[int]] = defaultdict(list)
     series_studies: dict[str, set[str]] = defaultdict(set)
     study_patients: dict[str, set[str]] = defaultdict(set)
@@ -116,16 +128,19 @@ def _structure(out_info: dict[int, dict], links: dict[int, Input]) -> list[Findi
     for idx, o in out_info.items():
         first.setdefault(o["series"], idx)
         first.setdefault("study:" + o["study"], idx)
-    for series, studies in series_studies.items():
-        if len(studies) > 1:
-            idx = first[series]
-            found.append(Finding(out_info[idx]["shown"], idx, "SeriesInstanceUID (0020,000E)", "hierarchy", "hierarchy",
-                                 f"one series in {len(studies)} studies"))
-    for study, patients in study_patients.items():
-        if len(patients) > 1:
-            idx = first["study:" + study]
-            found.append(Finding(out_info[idx]["shown"], idx, "StudyInstanceUID (0020,000D)", "hierarchy", "hierarchy",
-                                 f"one study for {len(patients)} patients"))
+    for (kind, level, above, what), groups in ((("series", "series", "study", "one series in {} studies"), series_studies),
+                                                (("study", "study", "patient", "one study for {} patients"), study_patients)):
+        for uid, uppers in groups.items():
+            if len(uppers) <= 1:
+                continue
+            idx = first[uid if kind == "series" else "study:" + uid]
+            members = [i for i, o in out_info.items() if o[level] == uid]
+            if _inherited(members, out_info, links, above):   # the inputs were so (one study UID reused for two patient IDs)
+                notes.append(f"output #{idx}: {what.format(len(uppers))}, as its inputs had (the same files share an original "
+                             f"{above}); kept as found, not a finding.")
+                continue
+            kw = "SeriesInstanceUID (0020,000E)" if kind == "series" else "StudyInstanceUID (0020,000D)"
+            found.append(Finding(out_info[idx]["shown"], idx, kw, "hierarchy", "hierarchy", what.format(len(uppers))))
     # outputs tied to their originals (through the key's UID mapping, Retain UIDs, or the run report)
     if links:
         for level in ("study", "series"):
@@ -148,7 +163,7 @@ def _structure(out_info: dict[int, dict], links: dict[int, Input]) -> list[Findi
                 if len(outs) > 1:
                     idx = where[sorted(outs)[0]]
                     found.append(Finding(out_info[idx]["shown"], idx, kw, "uid", "uid", f"one original {level} split into {len(outs)} output {level} UIDs"))
-    return found
+    return found, notes
 
 # %% ../../nbs/09_verify.ipynb #2f8ae7b8
 _MARKER_FILES = {".pseudicom-run.json"}
@@ -255,7 +270,8 @@ def verify(
         unreadable.append({"side": "output", "index": -1, "file": _redact_path(rel, g_matcher),
                            "why": "could not be listed (broken link, link loop or unreadable folder)"})
     links = _links(out_info, inputs, policy, key, run_data)
-    findings += _structure(out_info, links)
+    found, more_notes = _structure(out_info, links)
+    findings, notes = findings + found, notes + more_notes
     if run_data is not None:
         findings += _accounting(run_data, src, listing)
     counts = {"inputs": len(walk_files(src).files), "inputs_read": len(inputs), "outputs": len(outputs),
