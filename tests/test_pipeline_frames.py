@@ -32,8 +32,12 @@ PYDICOM = ["CT_small.dcm", "MR_small_implicit.dcm", "MR_small_padded.dcm", "SC_r
            "examples_overlay.dcm"]
 
 
-def _recipe():
+def _recipe(detect: bool = False):
+    "basic with a rule that fills BOXES in every image; or, `detect`, basic screening every image instead."
     recipe = load_recipe("basic")
+    if detect:
+        recipe.pixels["burned_in"] = "detect"
+        return recipe
     recipe.name = "basic-with-boxes"
     recipe.pixels["rules"] = [{"name": "corner", "boxes": BOXES, "when": {}}]
     return recipe
@@ -67,7 +71,7 @@ def _frames(ds) -> int:
         return 1
 
 
-def _both_ways(path: str, tmp_path: Path, monkeypatch) -> tuple:
+def _both_ways(path: str, tmp_path: Path, monkeypatch, detect: bool = False) -> tuple:
     runs = []
     for stream in (True, False):
         staging = tmp_path / f"s{stream}"
@@ -75,7 +79,7 @@ def _both_ways(path: str, tmp_path: Path, monkeypatch) -> tuple:
         with monkeypatch.context() as m:
             if not stream:
                 m.setattr(worker, "frame_by_frame", lambda *a: False)   # read whole, as every file was before
-            r = process_file(0, path, Path(path).name, str(staging), Deidentifier(_recipe(), KEY), fast=False)
+            r = process_file(0, path, Path(path).name, str(staging), Deidentifier(_recipe(detect), KEY), fast=False)
         data = Path(r.staged).read_bytes() if r.status == "written" else None
         runs.append((r.status, r.reason, r.digest, r.pixel_boxes, r.path, data))
     return runs
@@ -123,3 +127,18 @@ def test_frame_by_frame_equals_whole_on_real_files(tmp_path, monkeypatch):
             _check_pixels(path, d1)
     assert not differ, differ[:10]
     assert written >= 40, written
+
+
+def test_screening_from_the_file_equals_screening_in_memory_on_real_files(tmp_path, monkeypatch):
+    """--burned-in detect reads native frames from the file too (the screen decodes the frames it looks at, the boxes it
+    finds are filled as the file is written): the same outcomes, boxes and bytes as with the pixel data in memory."""
+    paths = _real_native()
+    differ, boxed = [], 0
+    for path in paths:
+        (s1, r1, h1, b1, p1, d1), (s2, r2, h2, b2, p2, d2) = _both_ways(path, tmp_path, monkeypatch, detect=True)
+        if (s1, r1, h1, b1, d1) != (s2, r2, h2, b2, d2):
+            differ.append(path)
+        boxed += bool(b1)
+    print(f"{len(paths)} real native images screened both ways; {boxed} with text found and filled")
+    assert not differ, differ[:10]
+    assert boxed >= 3, boxed

@@ -46,10 +46,10 @@ def pixels_untouched(ds: Dataset, layout: FileLayout, deid: Deidentifier) -> boo
     return True
 
 def frame_by_frame(ds: Dataset, layout: FileLayout, deid: Deidentifier) -> bool:
-    "True when the recipe's work on this file's pixels can be done a frame at a time as they are written: native whole-byte samples, boxes to fill at most."
+    "True when the recipe's work on this file's pixels can read them a frame at a time from the file: native whole-byte samples, no face step, no overlay bits."
     ba = int(ds.get("BitsAllocated", 0) or 0)
     return (layout.streamable and not pydicom.uid.UID(layout.transfer_syntax).is_encapsulated and ba > 0 and ba % 8 == 0
-            and not deid.recipe.deface.enabled and deid.recipe.pixels.burned_in != "detect" and not _overlay_in_pixel_bits(ds))
+            and not deid.recipe.deface.enabled and not _overlay_in_pixel_bits(ds))
 
 def can_stream(ds: Dataset, layout: FileLayout, deid: Deidentifier) -> bool:
     "True when the recipe leaves this file's pixels alone and its pixel data element can be copied byte for byte after a rewritten header."

@@ -225,9 +225,9 @@ def _process(index: int, path: str, source: str, staging: str, deid: Deidentifie
     ds, defaced = _deface(ds, path, source, series, deid, result)
     if not stream and "PixelData" not in ds and layout.pixel_start is not None and not pixels_untouched(ds, layout, deid):
         if frame_by_frame(ds, layout, deid):
-            _add_window(ds, layout, path)   # boxes to fill: each frame filled as it is written (`pixel_codecs.FrameStream`)
+            _add_window(ds, layout, path)   # frames decoded and filled from the file (`pixel_codecs.FrameStream`)
         else:
-            _load_pixels(ds, layout, path)   # pixels to decode or look at: in memory, read once
+            _load_pixels(ds, layout, path)   # compressed, or the face step: in memory, read once
     try:
         boxes, done = clean_pixels(ds, deid)
     except PseudicomError:
@@ -309,6 +309,7 @@ def _buffered_pixels(ds: Dataset, layout: FileLayout, path: str) -> io.IOBase | 
     elem = ds["PixelData"]
     if isinstance(elem.value, bytes):
         elem.value = io.BytesIO(elem.value)   # shares the bytes: written in chunks, never copied whole
+    elem.value.seek(0)   # pydicom writes a stream from where it stands: a decoder may have left it elsewhere
     return elem.value
 
 def _pixel_element(layout: FileLayout, path: str) -> tuple[int, int, str]:
