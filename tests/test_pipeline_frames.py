@@ -142,3 +142,26 @@ def test_screening_from_the_file_equals_screening_in_memory_on_real_files(tmp_pa
     print(f"{len(paths)} real native images screened both ways; {boxed} with text found and filled")
     assert not differ, differ[:10]
     assert boxed >= 3, boxed
+
+
+@pytest.mark.parametrize("recipe", ["rule", "untouched"])
+def test_a_file_cut_while_it_is_written_fails_and_leaves_nothing(recipe, tmp_path, monkeypatch):
+    """The pixel data are read from the file as the output is written: a file cut short after it was checked fails with
+    a reason (never an output whose pixel data are shorter than their length says), and staging keeps no half file."""
+    import shutil
+    src = tmp_path / "rtdose.dcm"
+    shutil.copy(get_testdata_file("rtdose.dcm"), src)
+    real = worker.clean_pixels
+
+    def cut_then_clean(ds, deid):
+        with open(src, "r+b") as f:
+            f.truncate(src.stat().st_size - 1000)
+        return real(ds, deid)
+
+    monkeypatch.setattr(worker, "clean_pixels", cut_then_clean)
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    deid = Deidentifier(_recipe() if recipe == "rule" else load_recipe("basic"), KEY)
+    r = process_file(0, str(src), "rtdose.dcm", str(staging), deid, fast=False)
+    assert (r.status, r.output) == ("failed", None) and "changed while being read" in r.reason, r.reason
+    assert list(staging.iterdir()) == []

@@ -14,6 +14,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from .errors import DicomReadError
+
 # %% auto #0
 __all__ = ['read_at', 'read_at_open', 'open_unbuffered', 'open_size', 'temporary_file', 'SeekableReader', 'FileWindow',
            'stat_or_none', 'file_digest', 'open_binary', 'make_folder', 'move', 'remove_file', 'remove_tree', 'kind_of',
@@ -75,6 +77,8 @@ class FileWindow(SeekableReader):
         if n <= 0:
             return 0
         data = os.pread(self._fd, n, self._start + self._pos)
+        if not data:   # the file is shorter than when it was checked: never write a value shorter than its length says
+            raise DicomReadError("the file changed while being read (it ended early); re-run when nothing writes to it.")
         b[:len(data)] = data
         self._pos += len(data)
         return len(data)

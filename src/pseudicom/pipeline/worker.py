@@ -333,6 +333,9 @@ def _write_full(target: Path, ds: Dataset, layout: FileLayout, path: str) -> str
         with _ostune.open_binary(target, "wb") as f:
             out = _Digesting(f)
             ds.save_as(out, enforce_file_format=True)
+    except BaseException:
+        _ostune.remove_file(target)   # no half file in staging (the source changed, the disk filled, an interrupt)
+        raise
     finally:
         if window is not None:
             window.close()
