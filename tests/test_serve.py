@@ -604,3 +604,38 @@ def test_two_senders_at_once_with_the_same_instances_write_each_once(key_file, t
     written = [r["output"] for r in journal(dst) if r["status"] == "written"]
     assert len(written) == len(set(written)) == 20
     assert "40 received, 20 written" in (tmp_path / "serve.log").read_text() and "20 duplicate" in (tmp_path / "serve.log").read_text()
+
+
+def test_hold_series_scrubs_each_instance_with_the_whole_series_and_gives_deid_bytes(key_file, tmp_path):
+    """Issue 21, study-level work: with --hold-series a series is held until complete, then each instance is scrubbed with
+    the identifying strings of all of them. Here one slice's ImageComments names the operator that only another slice's
+    header holds: one instance at a time keeps the name, the held series removes it, with the bytes of `deid` of the series."""
+    _need_dcmtk()
+    src = tmp_path / "in"
+    synthesize_ct_series(src, 2, rows=16, columns=16, seed=11)
+    first, second = sorted(src.glob("*.dcm"))
+    a, b = pydicom.dcmread(first), pydicom.dcmread(second)
+    a.OperatorsName, b.OperatorsName = "Quaglietti^Ottavio", ""
+    b.ImageComments = "repeat: Ottavio Quaglietti said the contrast was late"
+    a.save_as(first)
+    b.save_as(second)
+    assert main(["deid", str(src), str(tmp_path / "batch"), "--recipe", "pseudonymize", "--key-file", str(key_file), "--quiet"]) == 0
+    want = dcm_files(tmp_path / "batch")
+    assert not any(b"Quaglietti" in v for v in want.values())   # the run's dictionary scrubbed it from the other slice
+    for hold in (False, True):
+        dst, port = tmp_path / f"out-{hold}", free_port()
+        extra = ["--hold-series", "--series-quiet", "0.5"] if hold else []
+        with running(serve_cmd(dst, key_file, port, *extra), port, tmp_path / f"serve-{hold}.log"):
+            sent = storescu([first, second], port)
+            assert sent.returncode == 0, sent.stderr[-2000:]
+            end = time.monotonic() + 60
+            while len(dcm_files(dst)) < 2 and time.monotonic() < end:
+                time.sleep(0.2)
+            time.sleep(0.5)   # (the second file of a series is placed just after the first)
+        got = dcm_files(dst)
+        assert len(got) == 2
+        if hold:
+            assert got == want
+            assert {r["status"] for r in journal(dst) if r.get("status") == "held"} == {"held"}
+        else:
+            assert any(b"Quaglietti" in v for v in got.values())   # one instance at a time: the other slice's name stays

@@ -203,6 +203,9 @@ Instances are processed one at a time as they arrive, except when the recipe def
 then each CT and MR instance is kept (spooled durably and journalled, then acknowledged) until its
 series is complete -- every association that sent it released and --series-quiet seconds without
 a new instance -- and the series is then de-identified and defaced as a whole, as `deid --deface` does.
+With --hold-series every series is held so, and its instances are scrubbed with the identifying
+strings of all of them (a name in one instance's header is removed from another's text), as `deid`
+does with the whole run: the bytes of `deid` over that series.
 """
 
 def _gateway_args(parser) -> None:
@@ -245,8 +248,11 @@ def _add_serve_command(sub) -> None:
                    "receiver's certificate against --tls-ca")
     s.add_argument("--deface", action="store_true", help="remove facial features from head CT/MR series (overrides the recipe); "
                    "holds each CT/MR series until it is complete (see --series-quiet)")
-    s.add_argument("--series-quiet", type=float, default=10.0, metavar="SECONDS", help="when defacing: a series is complete once "
-                   "every association that sent it is released and no instance of it came for this long (default 10)")
+    s.add_argument("--hold-series", action="store_true", help="hold every series until it is complete, then scrub each of its "
+                   "instances with the identifying strings of all of them (the run dictionary of `deid`, per series)")
+    s.add_argument("--series-quiet", type=float, default=10.0, metavar="SECONDS", help="held series (--deface, --hold-series): a "
+                   "series is complete once every association that sent it is released and no instance of it came for this long "
+                   "(default 10)")
     s.add_argument("--timeout", type=float, default=600.0, metavar="SECONDS", help="per-instance time limit; an instance that "
                    "takes longer fails and is kept in DST.quarantine/ (default 600, 0 = none)")
     s.add_argument("--quiet", action="store_true", help="log warnings only (default: one line per instance: status and de-identified UID)")
@@ -345,7 +351,8 @@ def _cmd_serve(args) -> int:
     allow = [parse_peer(a, need_port=False) for a in args.allow or []]
     forward = parse_peer(args.forward) if args.forward else None
     ctx = tls_context(args.tls_cert, args.tls_key, args.tls_ca) if args.tls_cert else None
-    gateway = make(quarantine_status=args.quarantine_status, keep_spool=args.keep_spool, sync=args.sync, series_quiet=args.series_quiet)
+    gateway = make(quarantine_status=args.quarantine_status, keep_spool=args.keep_spool, sync=args.sync, series_quiet=args.series_quiet,
+                   hold_series=args.hold_series)
     server = None
     try:
         if args.forward_tls and not (forward and args.tls_cert):

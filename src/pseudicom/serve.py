@@ -34,6 +34,7 @@ from .errors import PseudicomError
 from .io import atomic_write_bytes, lock_output
 from .keys import Key
 from .pipeline import FileResult, RunResult, process_file
+from .pipeline.dictionary import run_dictionary
 from .recipe import Recipe, kept_identifiers, load_recipe
 from .record import RunRecord
 
@@ -173,12 +174,14 @@ class Gateway:
                  quarantine_status: str = "success",  # answer to a quarantined or failed instance: "success" or "failure"
                  keep_spool: bool = False,            # keep received instances in DST.spool once done (they carry PHI)
                  sync: str = "power",                 # "power": fsync before answering (survives a power cut); "process": survives a crash or kill -9 only
-                 series_quiet: float = 10.0,          # recipes that deface: seconds without news of a series (its senders gone) before it is processed
-                 timeout: float | None = 600.0):      # per-instance time limit in seconds, as `deid --timeout` (None: none)
+                 series_quiet: float = 10.0,          # held series: seconds without news of a series (its senders gone) before it is processed
+                 timeout: float | None = 600.0,       # per-instance time limit in seconds, as `deid --timeout` (None: none)
+                 hold_series: bool = False):          # hold every series until complete and scrub it with the identifiers of all its instances
         self.recipe = load_recipe(recipe)
         _check_options(self.recipe, quarantine_status, key, sync)
         self.key, self.quarantine_status, self.keep_spool, self.forwarder, self.timeout = key, quarantine_status, keep_spool, None, timeout
-        self.durable, self.series_quiet, self.holding = sync == "power", float(series_quiet), bool(self.recipe.deface.enabled)
+        self.durable, self.series_quiet, self.hold_series = sync == "power", float(series_quiet), bool(hold_series)
+        self.holding = bool(self.recipe.deface.enabled) or self.hold_series
         self.dst = Path(dst)
         self.spool, self.quarantine = _beside(self.dst, ".spool"), _beside(self.dst, ".quarantine")
         self.staging = self.spool / ".staging"
@@ -324,11 +327,11 @@ def _settle(gw: Gateway, digest: str, spooled: Path, series: tuple | None = None
         gw.forwarder.put(digest, gw.dst / r.output)
     return rec
 
-def _deidentify(gw: Gateway, spooled: Path, series: tuple | None = None) -> FileResult:
+def _deidentify(gw: Gateway, spooled: Path, series: tuple | None = None, deid: Deidentifier | None = None) -> FileResult:
     "The engine of `pseudicom deid` on one spooled file, into the staging folder (thread-safe: it places nothing), within the time limit."
     index, start = next(gw._n), time.monotonic()
     def engine():
-        return process_file(index, str(spooled), spooled.name, str(gw.staging), gw.deid, fast=True, timeout=None, series=series)
+        return process_file(index, str(spooled), spooled.name, str(gw.staging), deid or gw.deid, fast=True, timeout=None, series=series)
     if not gw.timeout:
         return engine()
     r = None
@@ -399,7 +402,7 @@ def _watchdog() -> _Watchdog:
 
 # %% ../../nbs/40_serve.ipynb #0ec4051b
 def _series_to_hold(gw: Gateway, data: bytes) -> str | None:
-    "When the recipe defaces: a key for the CT or MR series of this instance (a hash, not its UID), else None."
+    "A key for this instance's series when it is to be held (a hash, not its UID): every series with `hold_series`, CT and MR when the recipe defaces."
     if not gw.holding:
         return None
     try:
@@ -407,7 +410,7 @@ def _series_to_hold(gw: Gateway, data: bytes) -> str | None:
     except Exception:
         return None   # `process_file` says what is wrong with it
     uid = str(ds.get("SeriesInstanceUID", "") or "")
-    if str(ds.get("Modality", "")).upper() not in ("CT", "MR") or not uid:
+    if not uid or (not gw.hold_series and str(ds.get("Modality", "")).upper() not in ("CT", "MR")):
         return None
     return blake3.blake3(uid.encode()).hexdigest()[:16]
 
@@ -436,11 +439,13 @@ def _process_series(gw: Gateway, series: str, paths: list[str]) -> None:
             headers.append((p, pydicom.dcmread(p, stop_before_pixels=True)))
         except Exception:
             pass   # unreadable: `process_file` says why
-    plan, read = plan_deface(headers), {p for p, _ in headers}
+    plan, read = plan_deface(headers) if gw.recipe.deface.enabled else None, {p for p, _ in headers}
+    deid = gw.deid.with_run_identifiers(run_dictionary(paths, gw.deid)) if gw.hold_series else gw.deid   # the series' dictionary
     for p in paths:
-        key = plan.member.get(p)
-        note = (plan.notes[key], plan.series[key]) if key else (next(iter(plan.notes.values()), "not defaced"), ()) if p in read else None
-        r = _deidentify(gw, Path(p), note)
+        key = plan.member.get(p) if plan else None
+        note = None if plan is None else (plan.notes[key], plan.series[key]) if key else \
+            (next(iter(plan.notes.values()), "not defaced"), ()) if p in read else None
+        r = _deidentify(gw, Path(p), note, deid)
         with gw._lock:
             _settle(gw, Path(p).stem, Path(p), note, r)
     log.info("series %s: %d instances processed", series, len(paths))
