@@ -308,6 +308,8 @@ def _buffered_pixels(ds: Dataset, layout: FileLayout, path: str) -> io.IOBase | 
         _add_window(ds, layout, path)
     elem = ds["PixelData"]
     if isinstance(elem.value, bytes):
+        if len(elem.value) % 2:
+            return None   # an odd length (a decoder's output): pydicom pads bytes, but writes a stream's odd length unpadded
         elem.value = io.BytesIO(elem.value)   # shares the bytes: written in chunks, never copied whole
     elem.value.seek(0)   # pydicom writes a stream from where it stands: a decoder may have left it elsewhere
     return elem.value
