@@ -189,6 +189,7 @@ def redact_native(ds: Dataset, masks, frames: Sequence[int] | None) -> int:
         ds.PixelData = io.BufferedReader(FrameStream(ds.PixelData, frame, fill), buffer_size=1 << 20)
         return len(sel)
     if isinstance(ds.PixelData, io.IOBase):
+        ds.PixelData.seek(0)
         ds.PixelData = ds.PixelData.read()   # 1-bit frames are not whole bytes: read it all
     if ba == 1:
         bits = unpack_bits(ds.PixelData)[: nf * rows * cols].reshape(nf, rows, cols).copy()
