@@ -34,6 +34,7 @@ from .errors import PseudicomError
 from .io import atomic_write_bytes, lock_output
 from .keys import Key
 from .pipeline import FileResult, RunResult, process_file
+from .receiver import Receiver
 from .recipe import Recipe, kept_identifiers, load_recipe
 from .record import RunRecord
 
@@ -606,19 +607,11 @@ def part10_bytes(
     return b"\0" * 128 + b"DICM" + _meta_element(0x0000, b"UL", struct.pack("<I", len(body))) + body + dataset
 
 # %% ../../nbs/40_serve.ipynb #4b296546
-def start_server(
-    gateway: Gateway,               # where received instances go
-    ae_title: str = "PSEUDICOM",    # our AE title (callers must address it)
-    host: str = "127.0.0.1",        # address to listen on: loopback unless told otherwise
-    port: int = 11112,              # TCP port
-    allow: list[Peer] | None = None,  # calling AE titles (and hosts) allowed to associate; None or []: any
-    ssl_context: ssl.SSLContext | None = None,  # TLS (see `tls_context`)
-):                                  # the running pynetdicom server; `.shutdown()` stops it
-    "Listen for C-ECHO and C-STORE of every storage SOP class; each instance goes through `gateway.store`."
+def _pynetdicom_server(gateway: Gateway, ae_title: str, host: str, port: int, allow: list[Peer], ssl_context: ssl.SSLContext | None):
+    "The Storage SCP of pynetdicom (`start_server(..., receiver=\"pynetdicom\")`): kept to compare the two, in tests and the benchmark."
     from pynetdicom import AE, AllStoragePresentationContexts, evt
     from pynetdicom.sop_class import Verification
     logging.getLogger("pynetdicom").setLevel(logging.WARNING)   # its INFO lines quote received UIDs: no PHI in logs
-    allow = list(allow or [])
     ae = AE(ae_title)
     ae.maximum_pdu_size = 0   # as large as the sender likes: fewer, bigger PDUs
     syntaxes = transfer_syntaxes()
@@ -644,8 +637,33 @@ def start_server(
             log.error("could not keep a received instance: %s: %s", type(e).__name__, getattr(e, "strerror", None) or "see the journal")
             return OUT_OF_RESOURCES
 
-    gateway.recover()
-    gateway.source = f"C-STORE to {ae_title}@{host}:{port}"
     return ae.start_server((host, port), block=False, ssl_context=ssl_context,
                            evt_handlers=[(evt.EVT_REQUESTED, on_request), (evt.EVT_C_STORE, on_store),
                                          (evt.EVT_CONN_CLOSE, lambda event: gateway.association_ended(event.assoc))])
+
+# %% ../../nbs/40_serve.ipynb #869903a4
+def start_server(
+    gateway: Gateway,               # where received instances go
+    ae_title: str = "PSEUDICOM",    # our AE title (callers must address it)
+    host: str = "127.0.0.1",        # address to listen on: loopback unless told otherwise
+    port: int = 11112,              # TCP port
+    allow: list[Peer] | None = None,  # calling AE titles (and hosts) allowed to associate; None or []: any
+    ssl_context: ssl.SSLContext | None = None,  # TLS (see `tls_context`)
+    receiver: str | None = None,    # "python" (`pseudicom.receiver`) or "pynetdicom"; None: $PSEUDICOM_RECEIVER, else "python"
+):                                  # the running server; `.shutdown()` stops it
+    "Listen for C-ECHO and C-STORE of every storage SOP class; each instance goes through `gateway.store`."
+    from pynetdicom import AllStoragePresentationContexts
+    receiver = receiver or os.environ.get("PSEUDICOM_RECEIVER") or "python"
+    if receiver not in ("python", "pynetdicom"):
+        raise PseudicomError(f"receiver must be 'python' or 'pynetdicom', not '{receiver}' (PSEUDICOM_RECEIVER).")
+    allow = list(allow or [])
+    gateway.recover()
+    gateway.source = f"C-STORE to {ae_title}@{host}:{port}"
+    if receiver == "pynetdicom":
+        return _pynetdicom_server(gateway, ae_title, host, port, allow, ssl_context)
+
+    def store(sop_class: str, sop_instance: str, transfer_syntax: str, dataset: bytes, association: Any) -> int:
+        return gateway.store(part10_bytes(sop_class, sop_instance, transfer_syntax, dataset), association)   # (no sender AE in it: the same instance from two senders is one)
+
+    return Receiver(host, port, store, lambda calling, address: _allowed(allow, calling, address), gateway.association_ended,
+                    [cx.abstract_syntax for cx in AllStoragePresentationContexts], transfer_syntaxes(), ssl_context)
