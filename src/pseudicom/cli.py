@@ -312,7 +312,8 @@ def _masked_uids(argv: list[str]) -> list[str]:
 def _cmd_pull(args) -> int:
     import logging
     from pseudicom.pull import pull
-    from pseudicom.serve import parse_peer, tls_context
+    from pseudicom.receiver import tls_context
+    from pseudicom.serve import parse_peer
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     studies = list(args.study) + (Path(args.studies_file).read_text().split() if args.studies_file else [])
     if not studies:
@@ -341,7 +342,8 @@ def _cmd_serve(args) -> int:
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     recipe, make = _gateway_of(args)
     from pseudicom.forward import Forwarder
-    from pseudicom.serve import parse_peer, start_server, tls_context
+    from pseudicom.receiver import tls_context
+    from pseudicom.serve import parse_peer, start_server
     allow = [parse_peer(a, need_port=False) for a in args.allow or []]
     forward = parse_peer(args.forward) if args.forward else None
     ctx = tls_context(args.tls_cert, args.tls_key, args.tls_ca) if args.tls_cert else None

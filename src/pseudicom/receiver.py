@@ -8,12 +8,15 @@ Docs: https://pseudicom.github.io/pseudicom/receiver.html.md"""
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import ssl
 import struct
 import threading
 from dataclasses import dataclass, field
 from typing import Callable
+
+from pydicom import uid as _uid
 
 from .deid import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 
@@ -24,7 +27,8 @@ __all__ = ['log', 'A_ASSOCIATE_RQ', 'A_ASSOCIATE_AC', 'A_ASSOCIATE_RJ', 'P_DATA_
            'APPLICATION_CONTEXT', 'VERIFICATION', 'ARTIM', 'NETWORK_TIMEOUT', 'MAX_PDU', 'MAX_ASSOCIATE_RQ',
            'RELEASE_RP', 'C_STORE_RQ', 'C_ECHO_RQ', 'NO_DATASET', 'UpperLayerError', 'AssociationRequest',
            'parse_associate_rq', 'negotiate', 'associate_ac', 'associate_rj', 'abort_pdu', 'parse_command',
-           'command_set', 'response', 'p_data', 'Association', 'Receiver']
+           'command_set', 'response', 'p_data', 'transfer_syntaxes', 'tls_context', 'part10_bytes', 'Association',
+           'Receiver']
 
 # %% ../../nbs/40c_receiver.ipynb #ff3386ea
 A_ASSOCIATE_RQ, A_ASSOCIATE_AC, A_ASSOCIATE_RJ, P_DATA_TF, A_RELEASE_RQ, A_RELEASE_RP, A_ABORT = range(1, 8)   # PDU types (PS3.8 9.3.1)
@@ -186,7 +190,61 @@ def p_data(context_id: int, data: bytes, max_pdu: int, command: bool = True) -> 
         if start >= len(data):
             return b"".join(out)
 
-# %% ../../nbs/40c_receiver.ipynb #784bf344
+# %% ../../nbs/40c_receiver.ipynb #abf7d358
+def transfer_syntaxes() -> list[str]:
+    "The transfer syntaxes the gateway accepts: the uncompressed ones and every compressed one an installed decoder reads."
+    from pydicom.pixels import get_decoder
+    out = []
+    for ts in _uid.AllTransferSyntaxes:
+        try:
+            if not ts.is_compressed or get_decoder(ts).is_available:
+                out.append(str(ts))
+        except NotImplementedError:   # MPEG, HEVC, ...: pixels pseudicom cannot look at, so it cannot vouch for them
+            pass
+    return out
+
+def tls_context(
+    cert: str | os.PathLike,             # our certificate (PEM)
+    key: str | os.PathLike,              # its private key (PEM)
+    ca: str | os.PathLike | None = None, # CA certificates peers must present theirs from (mutual TLS); None: any client
+    server: bool = True,                 # for listening (True) or for connecting (forward, pull)
+) -> ssl.SSLContext:
+    "A TLS context for DICOM over TLS (PS3.15 Annex B): TLS 1.2 or later."
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH if server else ssl.Purpose.SERVER_AUTH, cafile=str(ca) if ca else None)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(str(cert), str(key))
+    if server and ca:
+        ctx.verify_mode = ssl.CERT_REQUIRED
+    if not server:
+        ctx.check_hostname = False   # DICOM peers are named by AE title and address, rarely by a host name in their certificate
+    return ctx
+
+# %% ../../nbs/40c_receiver.ipynb #bffc5a14
+def _meta_element(elem: int, vr: bytes, value: bytes) -> bytes:
+    "One explicit-VR little-endian element of group 0002 (values padded to even length as PS3.5 asks)."
+    if len(value) % 2:
+        value += b"\0" if vr == b"UI" else b" "
+    if vr == b"OB":
+        return struct.pack("<HH2s2xI", 2, elem, vr, len(value)) + value
+    return struct.pack("<HH2sH", 2, elem, vr, len(value)) + value
+
+def part10_bytes(
+    sop_class: str,        # (0002,0002) from the C-STORE's Affected SOP Class UID
+    sop_instance: str,     # (0002,0003) from its Affected SOP Instance UID
+    transfer_syntax: str,  # (0002,0010) the presentation context's transfer syntax
+    dataset: bytes,        # the dataset as received, encoded in that transfer syntax
+    source_ae: str = "",   # (0002,0016) the sender's AE title
+) -> bytes:                # a DICOM file: preamble, DICM, file meta information, dataset
+    "The received instance as a Part 10 file, without decoding anything (what pynetdicom's `encoded_dataset` gives, with less work)."
+    from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION
+    body = b"".join([_meta_element(0x0001, b"OB", b"\0\1"), _meta_element(0x0002, b"UI", sop_class.encode()),
+                     _meta_element(0x0003, b"UI", sop_instance.encode()), _meta_element(0x0010, b"UI", transfer_syntax.encode()),
+                     _meta_element(0x0012, b"UI", str(PYNETDICOM_IMPLEMENTATION_UID).encode()),
+                     _meta_element(0x0013, b"SH", PYNETDICOM_IMPLEMENTATION_VERSION.encode()),
+                     *([_meta_element(0x0016, b"AE", source_ae.encode())] if source_ae else [])])
+    return b"\0" * 128 + b"DICM" + _meta_element(0x0000, b"UL", struct.pack("<I", len(body))) + body + dataset
+
+# %% ../../nbs/40c_receiver.ipynb #3bc27dcb
 class Association:
     "One connection, served on its own thread: A-ASSOCIATE-RQ answered, then C-ECHO and C-STORE until A-RELEASE-RQ or A-ABORT."
     def __init__(self, receiver: Receiver, conn: socket.socket, address: tuple):
@@ -245,7 +303,7 @@ class Association:
         self._send(associate_ac(rq, results))
         return True
 
-# %% ../../nbs/40c_receiver.ipynb #4000e560
+# %% ../../nbs/40c_receiver.ipynb #029553a4
 def _serve(self: Association) -> None:
     "Receive P-DATA-TF PDUs, PDV by PDV, until A-RELEASE-RQ (answered) or A-ABORT; anything else aborts the association."
     while True:
@@ -292,7 +350,7 @@ def _pdv(self: Association, context: int, control: int, fragment: bytes) -> None
         if control & 2:
             self._answer(b"".join(self._dataset_parts))
 
-# %% ../../nbs/40c_receiver.ipynb #d3999d7c
+# %% ../../nbs/40c_receiver.ipynb #ccd4688f
 def _answer(self: Association, dataset: bytes | None) -> None:
     "A whole request received: C-ECHO answered at once; a C-STORE's dataset handed to the receiver's `store`, its status sent back."
     context, command = self._context, self._command
@@ -337,7 +395,7 @@ def _run(self: Association) -> None:
 
 Association._serve, Association._pdv, Association._answer, Association.run = _serve, _pdv, _answer, _run
 
-# %% ../../nbs/40c_receiver.ipynb #6623ef16
+# %% ../../nbs/40c_receiver.ipynb #cdae8c4d
 class Receiver:
     "A Storage SCP on (host, port), one thread per association; each C-STORE's dataset goes to `store`. `shutdown()` stops it."
     def __init__(self,

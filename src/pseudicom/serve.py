@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import ssl
-import struct
 import threading
 import time
 from collections import Counter
@@ -27,14 +26,13 @@ from typing import Any
 
 import blake3
 import pydicom
-from pydicom import uid as _uid
 
 from .deid import Deidentifier
 from .errors import PseudicomError
 from .io import atomic_write_bytes, lock_output
 from .keys import Key
 from .pipeline import FileResult, RunResult, process_file
-from .receiver import Receiver
+from .receiver import Receiver, part10_bytes, transfer_syntaxes
 from .recipe import Recipe, kept_identifiers, load_recipe
 from .record import RunRecord
 
@@ -42,8 +40,7 @@ log = logging.getLogger("pseudicom.serve")
 
 # %% auto #0
 __all__ = ['log', 'SUCCESS', 'OUT_OF_RESOURCES', 'CANNOT_UNDERSTAND', 'DUL_POLL', 'Peer', 'parse_peer', 'Gateway', 'run_result',
-           'write_report', 'report_quietly', 'transfer_syntaxes', 'tls_context', 'quick_poll', 'part10_bytes',
-           'start_server']
+           'write_report', 'report_quietly', 'quick_poll', 'start_server']
 
 # %% ../../nbs/40_serve.ipynb #5f9e5222
 _AE = re.compile(r"[ -\[\]-~]{1,16}")   # 1-16 printable ASCII characters, no backslash (PS3.5 AE)
@@ -542,46 +539,10 @@ def report_quietly(gw: Gateway) -> None:
 Gateway.write_report = write_report
 
 # %% ../../nbs/40_serve.ipynb #2770ab68
-def transfer_syntaxes() -> list[str]:
-    "The transfer syntaxes the gateway accepts: the uncompressed ones and every compressed one an installed decoder reads."
-    from pydicom.pixels import get_decoder
-    out = []
-    for ts in _uid.AllTransferSyntaxes:
-        try:
-            if not ts.is_compressed or get_decoder(ts).is_available:
-                out.append(str(ts))
-        except NotImplementedError:   # MPEG, HEVC, ...: pixels pseudicom cannot look at, so it cannot vouch for them
-            pass
-    return out
-
-def tls_context(
-    cert: str | os.PathLike,             # our certificate (PEM)
-    key: str | os.PathLike,              # its private key (PEM)
-    ca: str | os.PathLike | None = None, # CA certificates peers must present theirs from (mutual TLS); None: any client
-    server: bool = True,                 # for listening (True) or for connecting (forward, pull)
-) -> ssl.SSLContext:
-    "A TLS context for DICOM over TLS (PS3.15 Annex B): TLS 1.2 or later."
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH if server else ssl.Purpose.SERVER_AUTH, cafile=str(ca) if ca else None)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.load_cert_chain(str(cert), str(key))
-    if server and ca:
-        ctx.verify_mode = ssl.CERT_REQUIRED
-    if not server:
-        ctx.check_hostname = False   # DICOM peers are named by AE title and address, rarely by a host name in their certificate
-    return ctx
-
 def _allowed(allow: list[Peer], ae_title: str, address: str) -> bool:
     return not allow or any(p.ae_title == ae_title and (not p.host or p.host == address) for p in allow)
 
 # %% ../../nbs/40_serve.ipynb #432721f9
-def _meta_element(elem: int, vr: bytes, value: bytes) -> bytes:
-    "One explicit-VR little-endian element of group 0002 (values padded to even length as PS3.5 asks)."
-    if len(value) % 2:
-        value += b"\0" if vr == b"UI" else b" "
-    if vr == b"OB":
-        return struct.pack("<HH2s2xI", 2, elem, vr, len(value)) + value
-    return struct.pack("<HH2sH", 2, elem, vr, len(value)) + value
-
 DUL_POLL = 0.0002   # seconds pynetdicom's DUL reactor sleeps between polls of an open association (its default: 0.001)
 
 def quick_poll(assoc) -> None:
@@ -589,22 +550,6 @@ def quick_poll(assoc) -> None:
     dul = getattr(assoc, "dul", None)
     if dul is not None and hasattr(dul, "_run_loop_delay"):
         dul._run_loop_delay = DUL_POLL
-
-def part10_bytes(
-    sop_class: str,        # (0002,0002) from the C-STORE's Affected SOP Class UID
-    sop_instance: str,     # (0002,0003) from its Affected SOP Instance UID
-    transfer_syntax: str,  # (0002,0010) the presentation context's transfer syntax
-    dataset: bytes,        # the dataset as received, encoded in that transfer syntax
-    source_ae: str = "",   # (0002,0016) the sender's AE title
-) -> bytes:                # a DICOM file: preamble, DICM, file meta information, dataset
-    "The received instance as a Part 10 file, without decoding anything (what pynetdicom's `encoded_dataset` gives, with less work)."
-    from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION
-    body = b"".join([_meta_element(0x0001, b"OB", b"\0\1"), _meta_element(0x0002, b"UI", sop_class.encode()),
-                     _meta_element(0x0003, b"UI", sop_instance.encode()), _meta_element(0x0010, b"UI", transfer_syntax.encode()),
-                     _meta_element(0x0012, b"UI", str(PYNETDICOM_IMPLEMENTATION_UID).encode()),
-                     _meta_element(0x0013, b"SH", PYNETDICOM_IMPLEMENTATION_VERSION.encode()),
-                     *([_meta_element(0x0016, b"AE", source_ae.encode())] if source_ae else [])])
-    return b"\0" * 128 + b"DICM" + _meta_element(0x0000, b"UL", struct.pack("<I", len(body))) + body + dataset
 
 # %% ../../nbs/40_serve.ipynb #4b296546
 def _pynetdicom_server(gateway: Gateway, ae_title: str, host: str, port: int, allow: list[Peer], ssl_context: ssl.SSLContext | None):

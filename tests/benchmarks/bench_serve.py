@@ -78,7 +78,8 @@ def in_process(files: list[str], key_file: Path, dst: Path) -> float:
     "Seconds `Gateway.store` (sync process) takes for the files' bytes, on a thread as under pynetdicom, without a socket."
     import threading
     from pseudicom.keys import Key
-    from pseudicom.serve import Gateway, part10_bytes
+    from pseudicom.receiver import part10_bytes
+    from pseudicom.serve import Gateway
     datas = []
     for p in files:   # what pynetdicom hands over: the dataset as received, with file meta made from the C-STORE
         data = Path(p).read_bytes()
