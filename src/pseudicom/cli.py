@@ -191,9 +191,11 @@ examples:
   echoscu -aec PSEUDICOM 127.0.0.1 11112                                           # C-ECHO (dcmtk)
   storescu -aec PSEUDICOM 127.0.0.1 11112 +sd +r study/                            # send a study (dcmtk)
 
-Each received instance is spooled (DST.spool/), de-identified with the engine of `pseudicom deid`
-(same bytes for the same file, recipe and key), written to DST (or kept with its reason in
-DST.quarantine/), journalled (DST.serve.jsonl), and only then acknowledged; then forwarded.
+Each received instance is spooled (DST.spool/; fsynced with --sync power) and acknowledged, then
+de-identified with the engine of `pseudicom deid` (same bytes for the same file, recipe and key)
+while the next one arrives, written to DST (or kept with its reason in DST.quarantine/), journalled
+(DST.serve.jsonl), and forwarded. With --answer written (or --quarantine-status failure) it is
+acknowledged only once written or quarantined and journalled.
 Stop with Ctrl-C or SIGTERM; the same command again resumes: nothing acknowledged is lost,
 nothing is written or forwarded twice.
 The audit trail of `deid`, beside DST: DST.serve-audit.jsonl (what was changed), DST.report.json
@@ -218,7 +220,6 @@ def _add_network_commands(sub) -> None:
     _add_serve_command(sub)
     _add_pull_command(sub)
 
-
 # %% ../../nbs/30_cli.ipynb #f8b32795
 def _add_serve_command(sub) -> None:
     "The `serve` subcommand."
@@ -238,6 +239,9 @@ def _add_serve_command(sub) -> None:
     s.add_argument("--sync", choices=["power", "process"], default="power", help="before answering, fsync the output and the "
                    "journal so an acknowledged instance survives a power cut (power, default), or only hand them to the OS: it "
                    "survives a crash or kill -9 of pseudicom, not a power cut (process; faster on slow disks)")
+    s.add_argument("--answer", choices=["spooled", "written"], default="spooled", help="acknowledge an instance once it is safe "
+                   "in DST.spool/ and de-identify it while the next one arrives (spooled, default; a restart finishes what a stop "
+                   "left there), or only once it is written or quarantined (written; slower)")
     s.add_argument("--tls-cert", help="our certificate (PEM): listen with TLS")
     s.add_argument("--tls-key", help="the certificate's private key (PEM)")
     s.add_argument("--tls-ca", help="CA certificates (PEM): callers must present a certificate from them")
@@ -250,7 +254,6 @@ def _add_serve_command(sub) -> None:
     s.add_argument("--timeout", type=float, default=600.0, metavar="SECONDS", help="per-instance time limit; an instance that "
                    "takes longer fails and is kept in DST.quarantine/ (default 600, 0 = none)")
     s.add_argument("--quiet", action="store_true", help="log warnings only (default: one line per instance: status and de-identified UID)")
-
 
 # %% ../../nbs/30_cli.ipynb #fa0c0710
 def _add_pull_command(sub) -> None:
@@ -347,7 +350,8 @@ def _cmd_serve(args) -> int:
     allow = [parse_peer(a, need_port=False) for a in args.allow or []]
     forward = parse_peer(args.forward) if args.forward else None
     ctx = tls_context(args.tls_cert, args.tls_key, args.tls_ca) if args.tls_cert else None
-    gateway = make(quarantine_status=args.quarantine_status, keep_spool=args.keep_spool, sync=args.sync, series_quiet=args.series_quiet)
+    gateway = make(quarantine_status=args.quarantine_status, keep_spool=args.keep_spool, sync=args.sync, series_quiet=args.series_quiet,
+                   answer=args.answer)
     server = None
     try:
         if args.forward_tls and not (forward and args.tls_cert):

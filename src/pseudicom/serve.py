@@ -12,6 +12,7 @@ import itertools
 import json
 import logging
 import os
+import queue
 import re
 import shutil
 import ssl
@@ -39,8 +40,8 @@ from .record import RunRecord
 log = logging.getLogger("pseudicom.serve")
 
 # %% auto #0
-__all__ = ['log', 'SUCCESS', 'OUT_OF_RESOURCES', 'CANNOT_UNDERSTAND', 'DUL_POLL', 'Peer', 'parse_peer', 'Gateway', 'run_result',
-           'write_report', 'report_quietly', 'quick_poll', 'start_server']
+__all__ = ['log', 'SUCCESS', 'OUT_OF_RESOURCES', 'CANNOT_UNDERSTAND', 'SETTLE_BACKLOG', 'DUL_POLL', 'Peer', 'parse_peer',
+           'Gateway', 'run_result', 'write_report', 'report_quietly', 'quick_poll', 'start_server']
 
 # %% ../../nbs/40_serve.ipynb #5f9e5222
 _AE = re.compile(r"[ -\[\]-~]{1,16}")   # 1-16 printable ASCII characters, no backslash (PS3.5 AE)
@@ -120,8 +121,12 @@ class _ServeJournal:
         self.records = self.records[1:]
 
     def append(self, record: dict) -> None:
-        "One line, written through to the OS (and to the disk, fsync, when durable) before the sender is answered."
-        self._fh.write((json.dumps(record, sort_keys=True) + "\n").encode())
+        "One line, written through to the OS (and to the disk, fsync, when durable)."
+        self.extend([record])
+
+    def extend(self, records: list[dict]) -> None:
+        "Several lines in one write (and one fsync, when durable)."
+        self._fh.write(b"".join((json.dumps(r, sort_keys=True) + "\n").encode() for r in records))
         self._fh.flush()
         if self.durable:
             os.fsync(self._fh.fileno())
@@ -130,7 +135,7 @@ class _ServeJournal:
         self._fh.close()
 
 # %% ../../nbs/40_serve.ipynb #57ad1e57
-def _check_options(recipe: Recipe, quarantine_status: str, key: Key | None, sync: str) -> None:
+def _check_options(recipe: Recipe, quarantine_status: str, key: Key | None, sync: str, answer: str = "spooled") -> None:
     "Refuse options the gateway cannot keep its promises with (layout, answers, key, durability)."
     if recipe.output.layout == "mirror":
         raise PseudicomError("layout 'mirror' copies input file names, which received instances do not have: use hierarchy or flat.")
@@ -140,6 +145,8 @@ def _check_options(recipe: Recipe, quarantine_status: str, key: Key | None, sync
         raise PseudicomError("the gateway needs a key (--key-file): a restart must give the same outputs.")
     if sync not in ("power", "process"):
         raise PseudicomError(f"sync must be 'power' or 'process', not '{sync}'.")
+    if answer not in ("spooled", "written"):
+        raise PseudicomError(f"answer must be 'spooled' or 'written', not '{answer}'.")
 
 # %% ../../nbs/40_serve.ipynb #1851db15
 def _open_folders(gw: Gateway) -> None:
@@ -172,9 +179,10 @@ class Gateway:
                  keep_spool: bool = False,            # keep received instances in DST.spool once done (they carry PHI)
                  sync: str = "power",                 # "power": fsync before answering (survives a power cut); "process": survives a crash or kill -9 only
                  series_quiet: float = 10.0,          # recipes that deface: seconds without news of a series (its senders gone) before it is processed
-                 timeout: float | None = 600.0):      # per-instance time limit in seconds, as `deid --timeout` (None: none)
+                 timeout: float | None = 600.0,       # per-instance time limit in seconds, as `deid --timeout` (None: none)
+                 answer: str = "spooled"):            # "spooled": answer once the instance is safe in the spool; "written": once written or quarantined
         self.recipe = load_recipe(recipe)
-        _check_options(self.recipe, quarantine_status, key, sync)
+        _check_options(self.recipe, quarantine_status, key, sync, answer)
         self.key, self.quarantine_status, self.keep_spool, self.forwarder, self.timeout = key, quarantine_status, keep_spool, None, timeout
         self.durable, self.series_quiet, self.holding = sync == "power", float(series_quiet), bool(self.recipe.deface.enabled)
         self.dst = Path(dst)
@@ -184,6 +192,7 @@ class Gateway:
         self.done: dict[str, dict] = {}       # digest of the received bytes -> its journal record
         self.outputs: dict[str, str] = {}     # output path -> digest of the instance that wrote it
         self.held: dict[str, dict] = {}       # series key -> {"digests", "last" (monotonic time), "open" (associations sending it)}
+        self.pending: set[str] = set()        # digests answered once spooled, not journalled yet
         self.counts = dict.fromkeys(("received", "written", "excluded", "quarantined", "failed", "held", "duplicate", "forwarded",
                                      "forward_refused"), 0)
         self.deid = Deidentifier(self.recipe, key)
@@ -193,23 +202,33 @@ class Gateway:
         self._out_lock = lock_output(self.dst)   # one writer per output folder: no `deid` run or second server into it
         _open_folders(self)
         self._holder = _Holder(self) if self.holding else None
+        self._settler = _Settler(self) if answer == "spooled" and quarantine_status == "success" else None   # (a failure answer waits for the verdict)
 
     def store(self,
               data: bytes,              # one received instance as a Part 10 file (file meta + dataset)
               association: Any = None,  # who sent it (a series is held until all its senders are gone)
-             ) -> int:                  # the C-STORE status to answer, once the instance is safely done (or safely held)
-        "Take one received instance: spool, de-identify, write or quarantine, journal; or hold it with its series."
+             ) -> int:                  # the C-STORE status to answer, once the instance is safely spooled, done or held
+        "Take one received instance: spool it, then settle it (de-identify, write or quarantine, journal) here or on the settling thread; or hold it with its series."
         digest = blake3.blake3(data).hexdigest()[:32]
         with self._lock:
             self.counts["received"] += 1
             rec = self.done.get(digest)
-            if rec is not None:   # sent again (a retry after a lost answer, a restart): nothing new is written
+            if rec is not None or digest in self.pending:   # sent again (a retry after a lost answer, a restart): nothing new is written
                 self.counts["duplicate"] += 1
-                return _answer(self, rec)
+                return SUCCESS if rec is None else _answer(self, rec)
             series = _series_to_hold(self, data)
-            spooled = self.spool / f"{digest}.dcm"   # not fsynced unless held: until answered, the sender keeps the instance
-            _spool_write(spooled, data, durable=self.durable and series is not None)
-            rec = _settle(self, digest, spooled) if series is None else _hold(self, digest, series, association)
+            early = self._settler is not None and series is None
+            spooled = self.spool / f"{digest}.dcm"   # fsynced if answered before it is settled; else the sender keeps it till then
+            _spool_write(spooled, data, durable=self.durable and (series is not None or early))
+            if early:
+                if self.durable:
+                    _fsync(self.spool)   # (its folder entry too)
+                self.pending.add(digest)
+            else:
+                rec = _settle(self, digest, spooled) if series is None else _hold(self, digest, series, association)
+        if early:
+            self._settler.put(digest)   # (outside the lock: it waits while the settling thread is far behind)
+            return SUCCESS
         return _answer(self, rec)
 
     def association_ended(self, association: Any) -> None:
@@ -244,7 +263,7 @@ def _index_journal(gw: Gateway) -> None:
     gw.held = {k: s for k, s in gw.held.items() if s["digests"]}
 
 def _recover(gw: Gateway) -> int:
-    "Finish instances received but not journalled before a crash (they were never acknowledged); return how many."
+    "Finish instances received but not journalled before a crash (not acknowledged, or acknowledged once spooled); return how many."
     n = 0
     for spooled in sorted(gw.spool.glob("*.dcm")):
         with gw._lock:
@@ -266,7 +285,9 @@ def _recover(gw: Gateway) -> int:
     return n
 
 def _close(gw: Gateway) -> None:
-    "Stop forwarding and holding (held series and what is left to forward are done at the next start), write the report, close."
+    "Settle what was answered once spooled; stop forwarding and holding (held series and what is left to forward are done at the next start); write the report, close."
+    if gw._settler is not None:
+        gw._settler.stop()
     if gw._holder is not None:
         gw._holder.stop()
     if gw.forwarder is not None:
@@ -285,9 +306,17 @@ def _close(gw: Gateway) -> None:
 # %% ../../nbs/40_serve.ipynb #5e84d0f8
 def _settle(gw: Gateway, digest: str, spooled: Path, series: tuple | None = None, r: FileResult | None = None) -> dict:
     """De-identify one spooled instance with `process_file` (unless `r` is its result already), put the output (or the
-    quarantined original) in place, journal it. `series`: its series' face-step plan, as a batch run passes it."""
+    quarantined original) in place, durably if so asked, and journal it. `series`: its series' face-step plan, as a batch run passes it."""
     if r is None:
         r = _deidentify(gw, spooled, series)
+    placed = _place(gw, digest, spooled, r, durable=gw.durable)
+    _commit(gw, [placed])
+    return placed[1]
+
+def _place(gw: Gateway, digest: str, spooled: Path, r: FileResult, durable: bool) -> tuple[Path, dict, list[Path]]:
+    """Put a de-identified instance's output (or its quarantined original) in place, fsynced if `durable`; return its spool
+    file, its journal record and the files and folders to fsync before that record is journalled (if not `durable`)."""
+    unsynced: list[Path] = []
     if r.status == "written":
         first = gw.outputs.get(r.output)
         if first is not None and first != digest:   # another received object gave the same de-identified instance
@@ -296,32 +325,45 @@ def _settle(gw: Gateway, digest: str, spooled: Path, series: tuple | None = None
                                               "SOPInstanceUID; only that one was written.")
         else:
             target = gw.dst / r.output
-            if gw.durable:
+            if durable:
                 _fsync(Path(r.staged))
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(r.staged, target)
-            if gw.durable:
+            if durable:
                 _fsync(target.parent)
+            unsynced += [target, target.parent]
             gw.outputs[r.output] = digest
             _record_audit(gw, r)
     if r.status in ("quarantined", "failed"):   # the original is kept with its reason, beside the output
-        atomic_write_bytes(gw.quarantine / spooled.name, spooled.read_bytes(), durable=gw.durable)
+        atomic_write_bytes(gw.quarantine / spooled.name, spooled.read_bytes(), durable=durable)
         atomic_write_bytes(gw.quarantine / f"{digest}.json", (json.dumps({"status": r.status, "reason": r.reason}, indent=1) + "\n").encode(),
-                           durable=gw.durable)
-        if gw.durable:
+                           durable=durable)
+        if durable:
             _fsync(gw.quarantine)
+        unsynced += [gw.quarantine / spooled.name, gw.quarantine / f"{digest}.json", gw.quarantine]
     rec = {"digest": digest, "status": r.status, "output": r.output, "blake3": r.digest, "instance": r.instance,
            **({"reason": r.reason} if r.status != "written" else {})}   # (reasons name no value: as in a batch report)
-    gw.journal.append(rec)
     gw.done[digest] = rec
     gw.counts[r.status] += 1
-    if not gw.keep_spool:
-        spooled.unlink(missing_ok=True)
     log.info("%s %s", r.status, r.instance or f"(received {digest[:12]})")   # de-identified UID only, never a received value
-    if r.status == "written" and gw.forwarder is not None:
-        gw.forwarder.put(digest, gw.dst / r.output)
-    return rec
+    return spooled, rec, [] if durable else unsynced
 
+def _commit(gw: Gateway, placed: list[tuple[Path, dict, list[Path]]]) -> None:
+    """Journal placed instances (one write, one fsync), after fsyncing what they left unsynced when the gateway is durable;
+    only then drop their spool files (until then a crash leaves them to `recover`) and forward their outputs."""
+    if gw.durable:
+        for path in dict.fromkeys(p for _, _, unsynced in placed for p in unsynced):
+            _fsync(path)
+    with gw._lock:
+        gw.journal.extend([rec for _, rec, _ in placed])
+        for spooled, rec, _ in placed:
+            gw.pending.discard(rec["digest"])
+            if not gw.keep_spool:
+                spooled.unlink(missing_ok=True)
+            if rec["status"] == "written" and gw.forwarder is not None:
+                gw.forwarder.put(rec["digest"], gw.dst / rec["output"])
+
+# %% ../../nbs/40_serve.ipynb #5806e409
 def _deidentify(gw: Gateway, spooled: Path, series: tuple | None = None) -> FileResult:
     "The engine of `pseudicom deid` on one spooled file, into the staging folder (thread-safe: it places nothing), within the time limit."
     index, start = next(gw._n), time.monotonic()
@@ -347,6 +389,48 @@ def _answer(gw: Gateway, rec: dict) -> int:
     if rec["status"] in ("quarantined", "failed") and gw.quarantine_status == "failure":
         return CANNOT_UNDERSTAND
     return SUCCESS
+
+# %% ../../nbs/40_serve.ipynb #c58c7b52
+SETTLE_BACKLOG = 64   # instances answered once spooled that may wait for the settling thread before `store` waits too
+
+class _Settler(threading.Thread):
+    "Settles the instances answered once spooled, in the order received, and journals each batch once its files are durable."
+    def __init__(self, gw: Gateway):
+        super().__init__(name="pseudicom-settler", daemon=True)
+        self.gw, self.queue = gw, queue.Queue(maxsize=SETTLE_BACKLOG)
+        self.start()
+
+    def put(self, digest: str) -> None:
+        self.queue.put(digest)
+
+    def run(self) -> None:
+        while True:
+            batch = [self.queue.get()]   # what waits now, in one batch: the more behind, the fewer fsyncs per instance
+            while batch[-1] is not None and len(batch) < SETTLE_BACKLOG:
+                try:
+                    batch.append(self.queue.get_nowait())
+                except queue.Empty:
+                    break
+            placed = []
+            for digest in [d for d in batch if d is not None]:
+                spooled = self.gw.spool / f"{digest}.dcm"
+                try:
+                    r = _deidentify(self.gw, spooled)   # (outside the lock: other senders are answered meanwhile)
+                    with self.gw._lock:
+                        placed.append(_place(self.gw, digest, spooled, r, durable=False))
+                except Exception as e:   # disk full, ...: it stays in the spool, answered, and is settled at the next start
+                    log.error("could not settle a spooled instance (received %s): %s; it is settled at the next start", digest[:12], type(e).__name__)
+            try:
+                _commit(self.gw, placed)
+            except Exception as e:
+                log.error("could not journal %d settled instances: %s; they are settled again at the next start", len(placed), type(e).__name__)
+            if batch[-1] is None:
+                return
+
+    def stop(self) -> None:
+        "Settle everything answered so far, then end."
+        self.queue.put(None)
+        self.join()
 
 # %% ../../nbs/40_serve.ipynb #c8af4037
 class _OverTime(BaseException):
