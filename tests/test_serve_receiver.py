@@ -279,6 +279,8 @@ def test_an_abort_or_a_dropped_connection_mid_instance_leaves_nothing(key_file, 
         assert sent.returncode == 0, sent.stderr
     assert dcm_files(dst) == want
     assert [r["status"] for r in journal(dst)] == ["written"]
+    stopped = (tmp_path / "serve.log").read_text().split("stopped;")[-1]
+    assert " 1 received," in stopped, stopped   # the gateway was handed the whole instance once, and neither half
 
 
 def test_a_calling_ae_not_allowed_gets_an_associate_rj_and_nothing_more(key_file, tmp_path):

@@ -14,7 +14,7 @@ import ssl
 import struct
 import threading
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 from pydicom import uid as _uid
 
@@ -25,10 +25,10 @@ log = logging.getLogger("pseudicom.serve")
 # %% auto #0
 __all__ = ['log', 'A_ASSOCIATE_RQ', 'A_ASSOCIATE_AC', 'A_ASSOCIATE_RJ', 'P_DATA_TF', 'A_RELEASE_RQ', 'A_RELEASE_RP', 'A_ABORT',
            'APPLICATION_CONTEXT', 'VERIFICATION', 'ARTIM', 'NETWORK_TIMEOUT', 'MAX_PDU', 'MAX_ASSOCIATE_RQ',
-           'RELEASE_RP', 'C_STORE_RQ', 'C_ECHO_RQ', 'NO_DATASET', 'UpperLayerError', 'AssociationRequest',
+           'RELEASE_RP', 'C_STORE_RQ', 'C_ECHO_RQ', 'NO_DATASET', 'DUL_POLL', 'UpperLayerError', 'AssociationRequest',
            'parse_associate_rq', 'negotiate', 'associate_ac', 'associate_rj', 'abort_pdu', 'parse_command',
            'command_set', 'response', 'p_data', 'transfer_syntaxes', 'tls_context', 'part10_bytes', 'Association',
-           'Receiver']
+           'Receiver', 'quick_poll', 'pynetdicom_server']
 
 # %% ../../nbs/40c_receiver.ipynb #ff3386ea
 A_ASSOCIATE_RQ, A_ASSOCIATE_AC, A_ASSOCIATE_RJ, P_DATA_TF, A_RELEASE_RQ, A_RELEASE_RP, A_ABORT = range(1, 8)   # PDU types (PS3.8 9.3.1)
@@ -459,3 +459,46 @@ class Receiver:
                 pass
         for association in open_:
             association.thread.join(timeout=60)
+
+# %% ../../nbs/40c_receiver.ipynb #fef598bf
+DUL_POLL = 0.0002   # seconds pynetdicom's DUL reactor sleeps between polls of an open association (its default: 0.001)
+
+def quick_poll(assoc) -> None:
+    "Make an association's DUL reactor poll every `DUL_POLL` s (a private pynetdicom setting: left alone if it is gone)."
+    dul = getattr(assoc, "dul", None)
+    if dul is not None and hasattr(dul, "_run_loop_delay"):
+        dul._run_loop_delay = DUL_POLL
+
+def pynetdicom_server(host: str, port: int, store: Callable[..., int], allowed: Callable[[str, str], bool] = lambda calling_ae, address: True,
+                      ended: Callable[[Any], None] = lambda association: None, abstract_syntaxes: list[str] = (),
+                      transfer_syntaxes: list[str] = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1"), ssl_context: ssl.SSLContext | None = None,
+                      ae_title: str = "PSEUDICOM"):   # pynetdicom's running server; `.shutdown()` stops it
+    "`Receiver` with pynetdicom's upper layer instead (the same arguments and calls): kept to compare the two, in tests and the benchmark."
+    from pynetdicom import AE, evt
+    logging.getLogger("pynetdicom").setLevel(logging.WARNING)   # its INFO lines quote received UIDs: no PHI in logs
+    ae = AE(ae_title)
+    ae.maximum_pdu_size = 0   # as large as the sender likes: fewer, bigger PDUs
+    for abstract in [*abstract_syntaxes, VERIFICATION]:
+        ae.add_supported_context(abstract, list(transfer_syntaxes))
+
+    def on_request(event) -> None:
+        quick_poll(event.assoc)
+        calling = event.assoc.requestor.primitive.calling_ae_title   # (requestor.ae_title is set only once accepted)
+        calling, address = (calling.decode("ascii", "replace") if isinstance(calling, bytes) else calling).strip(), event.assoc.requestor.address
+        if not allowed(calling, address):
+            log.warning("rejected an association from %s at %s: not on the allow list", calling, address)
+            event.assoc.acse.send_reject(0x01, 0x01, 0x03)   # rejected (permanent), by the service user: calling AE title not recognised
+            event.assoc.kill()   # as pynetdicom does after its own rejections: the A-ASSOCIATE-RJ goes out before the socket closes
+
+    def on_store(event) -> int:
+        rq = event.request
+        try:
+            return store(str(rq.AffectedSOPClassUID), str(rq.AffectedSOPInstanceUID), str(event.context.transfer_syntax),
+                         rq.DataSet.getvalue(), event.assoc)
+        except Exception as e:   # our side cannot keep it (disk full, ...): not acknowledged, the sender keeps it and retries
+            log.error("could not keep a received instance: %s: %s", type(e).__name__, getattr(e, "strerror", None) or "see the journal")
+            return 0xA700
+
+    return ae.start_server((host, port), block=False, ssl_context=ssl_context,
+                           evt_handlers=[(evt.EVT_REQUESTED, on_request), (evt.EVT_C_STORE, on_store),
+                                         (evt.EVT_CONN_CLOSE, lambda event: ended(event.assoc))])

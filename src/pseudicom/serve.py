@@ -33,15 +33,15 @@ from .errors import PseudicomError
 from .io import atomic_write_bytes, lock_output
 from .keys import Key
 from .pipeline import FileResult, RunResult, process_file
-from .receiver import Receiver, part10_bytes, transfer_syntaxes
+from .receiver import Receiver, part10_bytes, pynetdicom_server, transfer_syntaxes
 from .recipe import Recipe, kept_identifiers, load_recipe
 from .record import RunRecord
 
 log = logging.getLogger("pseudicom.serve")
 
 # %% auto #0
-__all__ = ['log', 'SUCCESS', 'OUT_OF_RESOURCES', 'CANNOT_UNDERSTAND', 'SETTLE_BACKLOG', 'DUL_POLL', 'Peer', 'parse_peer',
-           'Gateway', 'run_result', 'write_report', 'report_quietly', 'quick_poll', 'start_server']
+__all__ = ['log', 'SUCCESS', 'OUT_OF_RESOURCES', 'CANNOT_UNDERSTAND', 'SETTLE_BACKLOG', 'Peer', 'parse_peer', 'Gateway',
+           'run_result', 'write_report', 'report_quietly', 'start_server']
 
 # %% ../../nbs/40_serve.ipynb #5f9e5222
 _AE = re.compile(r"[ -\[\]-~]{1,16}")   # 1-16 printable ASCII characters, no backslash (PS3.5 AE)
@@ -626,50 +626,6 @@ Gateway.write_report = write_report
 def _allowed(allow: list[Peer], ae_title: str, address: str) -> bool:
     return not allow or any(p.ae_title == ae_title and (not p.host or p.host == address) for p in allow)
 
-# %% ../../nbs/40_serve.ipynb #432721f9
-DUL_POLL = 0.0002   # seconds pynetdicom's DUL reactor sleeps between polls of an open association (its default: 0.001)
-
-def quick_poll(assoc) -> None:
-    "Make an association's DUL reactor poll every `DUL_POLL` s (a private pynetdicom setting: left alone if it is gone)."
-    dul = getattr(assoc, "dul", None)
-    if dul is not None and hasattr(dul, "_run_loop_delay"):
-        dul._run_loop_delay = DUL_POLL
-
-# %% ../../nbs/40_serve.ipynb #4b296546
-def _pynetdicom_server(gateway: Gateway, ae_title: str, host: str, port: int, allow: list[Peer], ssl_context: ssl.SSLContext | None):
-    "The Storage SCP of pynetdicom (`start_server(..., receiver=\"pynetdicom\")`): kept to compare the two, in tests and the benchmark."
-    from pynetdicom import AE, AllStoragePresentationContexts, evt
-    from pynetdicom.sop_class import Verification
-    logging.getLogger("pynetdicom").setLevel(logging.WARNING)   # its INFO lines quote received UIDs: no PHI in logs
-    ae = AE(ae_title)
-    ae.maximum_pdu_size = 0   # as large as the sender likes: fewer, bigger PDUs
-    syntaxes = transfer_syntaxes()
-    for cx in AllStoragePresentationContexts:
-        ae.add_supported_context(cx.abstract_syntax, syntaxes)
-    ae.add_supported_context(Verification)
-
-    def on_request(event) -> None:
-        quick_poll(event.assoc)
-        calling = event.assoc.requestor.primitive.calling_ae_title   # (requestor.ae_title is set only once accepted)
-        calling, address = (calling.decode("ascii", "replace") if isinstance(calling, bytes) else calling).strip(), event.assoc.requestor.address
-        if not _allowed(allow, calling, address):
-            log.warning("rejected an association from %s at %s: not on the allow list", calling, address)
-            event.assoc.acse.send_reject(0x01, 0x01, 0x03)   # rejected (permanent), by the service user: calling AE title not recognised
-            event.assoc.kill()   # as pynetdicom does after its own rejections: the A-ASSOCIATE-RJ goes out before the socket closes
-
-    def on_store(event) -> int:
-        try:
-            rq = event.request
-            return gateway.store(part10_bytes(str(rq.AffectedSOPClassUID), str(rq.AffectedSOPInstanceUID), str(event.context.transfer_syntax),
-                                              rq.DataSet.getvalue()), event.assoc)   # (no sender AE in it: the same instance from two senders is one)
-        except Exception as e:   # our side cannot keep it (disk full, ...): not acknowledged, the sender keeps it and retries
-            log.error("could not keep a received instance: %s: %s", type(e).__name__, getattr(e, "strerror", None) or "see the journal")
-            return OUT_OF_RESOURCES
-
-    return ae.start_server((host, port), block=False, ssl_context=ssl_context,
-                           evt_handlers=[(evt.EVT_REQUESTED, on_request), (evt.EVT_C_STORE, on_store),
-                                         (evt.EVT_CONN_CLOSE, lambda event: gateway.association_ended(event.assoc))])
-
 # %% ../../nbs/40_serve.ipynb #869903a4
 def start_server(
     gateway: Gateway,               # where received instances go
@@ -688,11 +644,10 @@ def start_server(
     allow = list(allow or [])
     gateway.recover()
     gateway.source = f"C-STORE to {ae_title}@{host}:{port}"
-    if receiver == "pynetdicom":
-        return _pynetdicom_server(gateway, ae_title, host, port, allow, ssl_context)
 
     def store(sop_class: str, sop_instance: str, transfer_syntax: str, dataset: bytes, association: Any) -> int:
         return gateway.store(part10_bytes(sop_class, sop_instance, transfer_syntax, dataset), association)   # (no sender AE in it: the same instance from two senders is one)
 
-    return Receiver(host, port, store, lambda calling, address: _allowed(allow, calling, address), gateway.association_ended,
-                    [cx.abstract_syntax for cx in AllStoragePresentationContexts], transfer_syntaxes(), ssl_context)
+    args = (host, port, store, lambda calling, address: _allowed(allow, calling, address), gateway.association_ended,
+            [cx.abstract_syntax for cx in AllStoragePresentationContexts], transfer_syntaxes(), ssl_context)
+    return pynetdicom_server(*args, ae_title=ae_title) if receiver == "pynetdicom" else Receiver(*args)
