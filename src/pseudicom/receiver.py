@@ -127,7 +127,8 @@ def _ui(uid: str) -> bytes:
 
 def associate_ac(rq: AssociationRequest, results: list[tuple[int, int, str]], max_pdu: int = MAX_PDU) -> bytes:
     "The A-ASSOCIATE-AC PDU answering `rq` (PS3.8 9.3.3): the AE titles echoed, one item per proposed context, our limits."
-    head = struct.pack(">H2x16s16s32x", 1, rq.called_ae.encode("ascii").ljust(16), rq.calling_ae.encode("ascii").ljust(16))
+    called, calling = (ae.encode("ascii", "replace").ljust(16) for ae in (rq.called_ae, rq.calling_ae))   # (not tested by the peer)
+    head = struct.pack(">H2x16s16s32x", 1, called, calling)
     contexts = [_item(0x21, struct.pack(">BxBx", cid, result) + _item(0x40, _ui(ts))) for cid, result, ts in results]
     user = _item(0x50, _item(0x51, struct.pack(">I", max_pdu)) + _item(0x52, _ui(IMPLEMENTATION_CLASS_UID))
                  + _item(0x55, IMPLEMENTATION_VERSION_NAME[:16].encode("ascii")))
