@@ -14,7 +14,7 @@ LAYERS = [
     {"deid", "pixels", "pixel_codecs", "detect", "deface", "deface_geometry", "deface_template", "synth", "synth_pixels",
      "synth_head"},
     {"inventory", "pipeline", "verify", "_verify_needles", "_verify_search", "_verify_report", "record", "nbcheck"},
-    {"serve", "forward", "pull", "demo"},
+    {"serve", "receiver", "forward", "pull", "demo"},
     {"widgets", "cli", "__init__"},
 ]
 FLOOR = {name: i for i, names in enumerate(LAYERS) for name in names}

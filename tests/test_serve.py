@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from io import BytesIO
 from pathlib import Path
 
+import blake3
 import pydicom
 import pydicom.uid as U
 import pytest
@@ -279,7 +280,9 @@ def test_a_calling_ae_not_allowed_is_rejected(key_file, tmp_path):
     assert "rejected an association from STRANGER" in (tmp_path / "serve.log").read_text()
 
 
-def test_kill_9_mid_transfer_loses_nothing_acknowledged_and_duplicates_nothing(key_file, tmp_path):
+@pytest.mark.parametrize("answer", ["spooled", "written"])
+def test_kill_9_mid_transfer_loses_nothing_acknowledged_and_duplicates_nothing(key_file, tmp_path, answer):
+    "Killed mid-transfer: every acknowledged instance is in DST or intact in the spool (with --answer written: in DST), and in DST once restarted."
     _need_dcmtk()
     series = synthesize_ct_series(tmp_path / "ct", 120, rows=128, columns=128)
     batch = tmp_path / "batch"
@@ -287,7 +290,7 @@ def test_kill_9_mid_transfer_loses_nothing_acknowledged_and_duplicates_nothing(k
     want = dcm_files(batch)
     assert len(want) == 120
     dst, port = tmp_path / "out", free_port()
-    with running(serve_cmd(dst, key_file, port), port, tmp_path / "serve.log") as proc:
+    with running(serve_cmd(dst, key_file, port, "--answer", answer), port, tmp_path / "serve.log") as proc:
         sender = subprocess.Popen([str(DCMTK / "storescu"), "-v", "-aet", "SENDER", "-aec", "PSEUDICOM", "127.0.0.1", str(port),
                                    *map(str, series)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         try:
@@ -315,10 +318,17 @@ def test_kill_9_mid_transfer_loses_nothing_acknowledged_and_duplicates_nothing(k
         uid = str(pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID)
         by_input[str(p)] = uid
     after_kill = dcm_files(dst)
-    assert len(after_kill) >= len(acked)
+    journalled = {r["digest"] for r in journal(dst)}
+    intact = [p for p in (dst.parent / f"{dst.name}.spool").glob("*.dcm")   # answered once spooled, not settled yet
+              if p.stem not in journalled and blake3.blake3(p.read_bytes()).hexdigest()[:32] == p.stem]
+    assert len(after_kill) + len(intact) >= len(acked)
+    if answer == "written":
+        assert len(after_kill) >= len(acked)
     assert all(want[rel] == data for rel, data in after_kill.items())
-    # restart, send everything again: every instance once, with deid's bytes; nothing written twice
-    with running(serve_cmd(dst, key_file, port), port, tmp_path / "serve2.log"):
+    # restart: before anything is sent again, every acknowledged instance is in DST (the spooled ones settled at the start);
+    # then send everything again: every instance once, with deid's bytes; nothing written twice
+    with running(serve_cmd(dst, key_file, port, "--answer", answer), port, tmp_path / "serve2.log"):
+        assert len(dcm_files(dst)) >= len(acked)
         again = storescu(series, port)
         assert again.returncode == 0, again.stderr[-2000:]
     assert dcm_files(dst) == want

@@ -193,7 +193,9 @@ examples:
 
 Each received instance is spooled (DST.spool/), de-identified with the engine of `pseudicom deid`
 (same bytes for the same file, recipe and key), written to DST (or kept with its reason in
-DST.quarantine/), journalled (DST.serve.jsonl), and only then acknowledged; then forwarded.
+DST.quarantine/), journalled (DST.serve.jsonl; fsynced with --sync power), acknowledged only then,
+and forwarded. With --answer spooled it is acknowledged once safe in the spool and de-identified
+while the next one arrives (faster; a restart finishes what a stop left in the spool).
 Stop with Ctrl-C or SIGTERM; the same command again resumes: nothing acknowledged is lost,
 nothing is written or forwarded twice.
 The audit trail of `deid`, beside DST: DST.serve-audit.jsonl (what was changed), DST.report.json
@@ -221,7 +223,6 @@ def _add_network_commands(sub) -> None:
     _add_serve_command(sub)
     _add_pull_command(sub)
 
-
 # %% ../../nbs/30_cli.ipynb #f8b32795
 def _add_serve_command(sub) -> None:
     "The `serve` subcommand."
@@ -241,6 +242,9 @@ def _add_serve_command(sub) -> None:
     s.add_argument("--sync", choices=["power", "process"], default="power", help="before answering, fsync the output and the "
                    "journal so an acknowledged instance survives a power cut (power, default), or only hand them to the OS: it "
                    "survives a crash or kill -9 of pseudicom, not a power cut (process; faster on slow disks)")
+    s.add_argument("--answer", choices=["written", "spooled"], default="written", help="acknowledge an instance only once "
+                   "it is written or quarantined and journalled (written, default), or once it is safe in DST.spool/, de-identifying "
+                   "it while the next one arrives (spooled; faster; a restart finishes what a stop left there)")
     s.add_argument("--tls-cert", help="our certificate (PEM): listen with TLS")
     s.add_argument("--tls-key", help="the certificate's private key (PEM)")
     s.add_argument("--tls-ca", help="CA certificates (PEM): callers must present a certificate from them")
@@ -256,7 +260,6 @@ def _add_serve_command(sub) -> None:
     s.add_argument("--timeout", type=float, default=600.0, metavar="SECONDS", help="per-instance time limit; an instance that "
                    "takes longer fails and is kept in DST.quarantine/ (default 600, 0 = none)")
     s.add_argument("--quiet", action="store_true", help="log warnings only (default: one line per instance: status and de-identified UID)")
-
 
 # %% ../../nbs/30_cli.ipynb #fa0c0710
 def _add_pull_command(sub) -> None:
@@ -318,7 +321,8 @@ def _masked_uids(argv: list[str]) -> list[str]:
 def _cmd_pull(args) -> int:
     import logging
     from pseudicom.pull import pull
-    from pseudicom.serve import parse_peer, tls_context
+    from pseudicom.receiver import tls_context
+    from pseudicom.serve import parse_peer
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     studies = list(args.study) + (Path(args.studies_file).read_text().split() if args.studies_file else [])
     if not studies:
@@ -347,12 +351,13 @@ def _cmd_serve(args) -> int:
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     recipe, make = _gateway_of(args)
     from pseudicom.forward import Forwarder
-    from pseudicom.serve import parse_peer, start_server, tls_context
+    from pseudicom.receiver import tls_context
+    from pseudicom.serve import parse_peer, start_server
     allow = [parse_peer(a, need_port=False) for a in args.allow or []]
     forward = parse_peer(args.forward) if args.forward else None
     ctx = tls_context(args.tls_cert, args.tls_key, args.tls_ca) if args.tls_cert else None
     gateway = make(quarantine_status=args.quarantine_status, keep_spool=args.keep_spool, sync=args.sync, series_quiet=args.series_quiet,
-                   hold_series=args.hold_series)
+                   hold_series=args.hold_series, answer=args.answer)
     server = None
     try:
         if args.forward_tls and not (forward and args.tls_cert):

@@ -14,7 +14,8 @@ import pydicom
 from pydicom import uid as _uid
 
 from .errors import PseudicomError
-from .serve import OUT_OF_RESOURCES, Gateway, Peer, part10_bytes, quick_poll, report_quietly, start_server, transfer_syntaxes
+from .receiver import part10_bytes, quick_poll, transfer_syntaxes
+from .serve import OUT_OF_RESOURCES, Gateway, Peer, report_quietly, start_server
 
 log = logging.getLogger("pseudicom.serve")
 

@@ -12,10 +12,10 @@ import itertools
 import json
 import logging
 import os
+import queue
 import re
 import shutil
 import ssl
-import struct
 import threading
 import time
 from collections import Counter
@@ -27,7 +27,6 @@ from typing import Any
 
 import blake3
 import pydicom
-from pydicom import uid as _uid
 
 from .deid import Deidentifier
 from .errors import PseudicomError
@@ -35,15 +34,15 @@ from .io import atomic_write_bytes, lock_output
 from .keys import Key
 from .pipeline import FileResult, RunResult, process_file
 from .pipeline.dictionary import run_dictionary
+from .receiver import Receiver, part10_bytes, pynetdicom_server, transfer_syntaxes
 from .recipe import Recipe, kept_identifiers, load_recipe
 from .record import RunRecord
 
 log = logging.getLogger("pseudicom.serve")
 
 # %% auto #0
-__all__ = ['log', 'SUCCESS', 'OUT_OF_RESOURCES', 'CANNOT_UNDERSTAND', 'DUL_POLL', 'Peer', 'parse_peer', 'Gateway', 'run_result',
-           'write_report', 'report_quietly', 'transfer_syntaxes', 'tls_context', 'quick_poll', 'part10_bytes',
-           'start_server']
+__all__ = ['log', 'SUCCESS', 'OUT_OF_RESOURCES', 'CANNOT_UNDERSTAND', 'SETTLE_BACKLOG', 'Peer', 'parse_peer', 'Gateway',
+           'run_result', 'write_report', 'report_quietly', 'start_server']
 
 # %% ../../nbs/40_serve.ipynb #5f9e5222
 _AE = re.compile(r"[ -\[\]-~]{1,16}")   # 1-16 printable ASCII characters, no backslash (PS3.5 AE)
@@ -86,11 +85,15 @@ def _beside(dst: Path, suffix: str) -> Path:
     "A path next to (not inside) the output folder, as `pseudicom deid` puts its report and journal."
     return dst.parent / f"{dst.name}{suffix}"
 
-def _spool_write(path: Path, data: bytes, durable: bool) -> None:
+def _spool_write(path: Path, data: bytes, durable: bool, reuse: Path | None = None) -> None:
     """Write received bytes to the spool: no temporary file and rename, no second hash (the file's name is the BLAKE3 hash
-    of its content, so one cut short by a crash is known by it and dropped by `recover`)."""
-    with open(path, "wb") as fh:
+    of its content, so one cut short by a crash is known by it and dropped by `recover`). `reuse`: a settled spool file
+    to overwrite rather than a new one (see `_recycle`)."""
+    if reuse is not None:
+        os.replace(reuse, path)
+    with open(path, "r+b" if reuse is not None else "wb") as fh:
         fh.write(data)
+        fh.truncate()   # (the rest of a longer instance the file held)
         if durable:
             fh.flush()
             os.fsync(fh.fileno())
@@ -123,8 +126,12 @@ class _ServeJournal:
         self.records = self.records[1:]
 
     def append(self, record: dict) -> None:
-        "One line, written through to the OS (and to the disk, fsync, when durable) before the sender is answered."
-        self._fh.write((json.dumps(record, sort_keys=True) + "\n").encode())
+        "One line, written through to the OS (and to the disk, fsync, when durable)."
+        self.extend([record])
+
+    def extend(self, records: list[dict]) -> None:
+        "Several lines in one write (and one fsync, when durable)."
+        self._fh.write(b"".join((json.dumps(r, sort_keys=True) + "\n").encode() for r in records))
         self._fh.flush()
         if self.durable:
             os.fsync(self._fh.fileno())
@@ -133,7 +140,7 @@ class _ServeJournal:
         self._fh.close()
 
 # %% ../../nbs/40_serve.ipynb #57ad1e57
-def _check_options(recipe: Recipe, quarantine_status: str, key: Key | None, sync: str) -> None:
+def _check_options(recipe: Recipe, quarantine_status: str, key: Key | None, sync: str, answer: str = "written") -> None:
     "Refuse options the gateway cannot keep its promises with (layout, answers, key, durability)."
     if recipe.output.layout == "mirror":
         raise PseudicomError("layout 'mirror' copies input file names, which received instances do not have: use hierarchy or flat.")
@@ -143,6 +150,8 @@ def _check_options(recipe: Recipe, quarantine_status: str, key: Key | None, sync
         raise PseudicomError("the gateway needs a key (--key-file): a restart must give the same outputs.")
     if sync not in ("power", "process"):
         raise PseudicomError(f"sync must be 'power' or 'process', not '{sync}'.")
+    if answer not in ("spooled", "written"):
+        raise PseudicomError(f"answer must be 'spooled' or 'written', not '{answer}'.")
 
 # %% ../../nbs/40_serve.ipynb #1851db15
 def _open_folders(gw: Gateway) -> None:
@@ -176,9 +185,10 @@ class Gateway:
                  sync: str = "power",                 # "power": fsync before answering (survives a power cut); "process": survives a crash or kill -9 only
                  series_quiet: float = 10.0,          # held series: seconds without news of a series (its senders gone) before it is processed
                  timeout: float | None = 600.0,       # per-instance time limit in seconds, as `deid --timeout` (None: none)
-                 hold_series: bool = False):          # hold every series until complete and scrub it with the identifiers of all its instances
+                 hold_series: bool = False,           # hold every series until complete and scrub it with the identifiers of all its instances
+                 answer: str = "written"):            # "written": answer once written or quarantined; "spooled": once safe in the spool
         self.recipe = load_recipe(recipe)
-        _check_options(self.recipe, quarantine_status, key, sync)
+        _check_options(self.recipe, quarantine_status, key, sync, answer)
         self.key, self.quarantine_status, self.keep_spool, self.forwarder, self.timeout = key, quarantine_status, keep_spool, None, timeout
         self.durable, self.series_quiet, self.hold_series = sync == "power", float(series_quiet), bool(hold_series)
         self.holding = bool(self.recipe.deface.enabled) or self.hold_series
@@ -189,6 +199,8 @@ class Gateway:
         self.done: dict[str, dict] = {}       # digest of the received bytes -> its journal record
         self.outputs: dict[str, str] = {}     # output path -> digest of the instance that wrote it
         self.held: dict[str, dict] = {}       # series key -> {"digests", "last" (monotonic time), "open" (associations sending it)}
+        self.pending: set[str] = set()        # digests answered once spooled, not journalled yet
+        self.recycled: list[Path] = []        # settled spool files kept to be overwritten (`_recycle`)
         self.counts = dict.fromkeys(("received", "written", "excluded", "quarantined", "failed", "held", "duplicate", "forwarded",
                                      "forward_refused"), 0)
         self.deid = Deidentifier(self.recipe, key)
@@ -198,23 +210,33 @@ class Gateway:
         self._out_lock = lock_output(self.dst)   # one writer per output folder: no `deid` run or second server into it
         _open_folders(self)
         self._holder = _Holder(self) if self.holding else None
+        self._settler = _Settler(self) if answer == "spooled" and quarantine_status == "success" else None   # (a failure answer waits for the verdict)
 
     def store(self,
               data: bytes,              # one received instance as a Part 10 file (file meta + dataset)
               association: Any = None,  # who sent it (a series is held until all its senders are gone)
-             ) -> int:                  # the C-STORE status to answer, once the instance is safely done (or safely held)
-        "Take one received instance: spool, de-identify, write or quarantine, journal; or hold it with its series."
+             ) -> int:                  # the C-STORE status to answer, once the instance is safely spooled, done or held
+        "Take one received instance: spool it, then settle it (de-identify, write or quarantine, journal) here or on the settling thread; or hold it with its series."
         digest = blake3.blake3(data).hexdigest()[:32]
         with self._lock:
             self.counts["received"] += 1
             rec = self.done.get(digest)
-            if rec is not None:   # sent again (a retry after a lost answer, a restart): nothing new is written
+            if rec is not None or digest in self.pending:   # sent again (a retry after a lost answer, a restart): nothing new is written
                 self.counts["duplicate"] += 1
-                return _answer(self, rec)
+                return SUCCESS if rec is None else _answer(self, rec)
             series = _series_to_hold(self, data)
-            spooled = self.spool / f"{digest}.dcm"   # not fsynced unless held: until answered, the sender keeps the instance
-            _spool_write(spooled, data, durable=self.durable and series is not None)
-            rec = _settle(self, digest, spooled) if series is None else _hold(self, digest, series, association)
+            early = self._settler is not None and series is None
+            spooled = self.spool / f"{digest}.dcm"   # fsynced if answered before it is settled; else the sender keeps it till then
+            _spool_write(spooled, data, self.durable and (series is not None or early), self.recycled.pop() if self.recycled else None)
+            if early:
+                if self.durable:
+                    _fsync(self.spool)   # (its folder entry too)
+                self.pending.add(digest)
+            else:
+                rec = _settle(self, digest, spooled) if series is None else _hold(self, digest, series, association)
+        if early:
+            self._settler.put(digest)   # (outside the lock: it waits while the settling thread is far behind)
+            return SUCCESS
         return _answer(self, rec)
 
     def association_ended(self, association: Any) -> None:
@@ -249,7 +271,7 @@ def _index_journal(gw: Gateway) -> None:
     gw.held = {k: s for k, s in gw.held.items() if s["digests"]}
 
 def _recover(gw: Gateway) -> int:
-    "Finish instances received but not journalled before a crash (they were never acknowledged); return how many."
+    "Finish instances received but not journalled before a crash (not acknowledged, or acknowledged once spooled); return how many."
     n = 0
     for spooled in sorted(gw.spool.glob("*.dcm")):
         with gw._lock:
@@ -271,7 +293,9 @@ def _recover(gw: Gateway) -> int:
     return n
 
 def _close(gw: Gateway) -> None:
-    "Stop forwarding and holding (held series and what is left to forward are done at the next start), write the report, close."
+    "Settle what was answered once spooled; stop forwarding and holding (held series and what is left to forward are done at the next start); write the report, close."
+    if gw._settler is not None:
+        gw._settler.stop()
     if gw._holder is not None:
         gw._holder.stop()
     if gw.forwarder is not None:
@@ -282,6 +306,8 @@ def _close(gw: Gateway) -> None:
         raise PseudicomError(f"the report or run record beside {gw.dst} could not be written ({e.strerror}); every instance "
                              "acknowledged is in the output and the journal. Free space there and start the gateway again.") from None
     finally:
+        for free in gw.recycled:
+            free.unlink(missing_ok=True)   # (they hold received values)
         gw.journal.close()
         gw._audit.close()
         gw._out_lock.release()
@@ -290,9 +316,17 @@ def _close(gw: Gateway) -> None:
 # %% ../../nbs/40_serve.ipynb #5e84d0f8
 def _settle(gw: Gateway, digest: str, spooled: Path, series: tuple | None = None, r: FileResult | None = None) -> dict:
     """De-identify one spooled instance with `process_file` (unless `r` is its result already), put the output (or the
-    quarantined original) in place, journal it. `series`: its series' face-step plan, as a batch run passes it."""
+    quarantined original) in place, durably if so asked, and journal it. `series`: its series' face-step plan, as a batch run passes it."""
     if r is None:
         r = _deidentify(gw, spooled, series)
+    placed = _place(gw, digest, spooled, r, durable=gw.durable)
+    _commit(gw, [placed])
+    return placed[1]
+
+def _place(gw: Gateway, digest: str, spooled: Path, r: FileResult, durable: bool) -> tuple[Path, dict, list[Path]]:
+    """Put a de-identified instance's output (or its quarantined original) in place, fsynced if `durable`; return its spool
+    file, its journal record and the files and folders to fsync before that record is journalled (if not `durable`)."""
+    unsynced: list[Path] = []
     if r.status == "written":
         first = gw.outputs.get(r.output)
         if first is not None and first != digest:   # another received object gave the same de-identified instance
@@ -301,32 +335,59 @@ def _settle(gw: Gateway, digest: str, spooled: Path, series: tuple | None = None
                                               "SOPInstanceUID; only that one was written.")
         else:
             target = gw.dst / r.output
-            if gw.durable:
+            if durable:
                 _fsync(Path(r.staged))
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(r.staged, target)
-            if gw.durable:
+            if durable:
                 _fsync(target.parent)
+            unsynced += [target, target.parent]
             gw.outputs[r.output] = digest
             _record_audit(gw, r)
     if r.status in ("quarantined", "failed"):   # the original is kept with its reason, beside the output
-        atomic_write_bytes(gw.quarantine / spooled.name, spooled.read_bytes(), durable=gw.durable)
+        atomic_write_bytes(gw.quarantine / spooled.name, spooled.read_bytes(), durable=durable)
         atomic_write_bytes(gw.quarantine / f"{digest}.json", (json.dumps({"status": r.status, "reason": r.reason}, indent=1) + "\n").encode(),
-                           durable=gw.durable)
-        if gw.durable:
+                           durable=durable)
+        if durable:
             _fsync(gw.quarantine)
+        unsynced += [gw.quarantine / spooled.name, gw.quarantine / f"{digest}.json", gw.quarantine]
     rec = {"digest": digest, "status": r.status, "output": r.output, "blake3": r.digest, "instance": r.instance,
            **({"reason": r.reason} if r.status != "written" else {})}   # (reasons name no value: as in a batch report)
-    gw.journal.append(rec)
     gw.done[digest] = rec
     gw.counts[r.status] += 1
-    if not gw.keep_spool:
-        spooled.unlink(missing_ok=True)
     log.info("%s %s", r.status, r.instance or f"(received {digest[:12]})")   # de-identified UID only, never a received value
-    if r.status == "written" and gw.forwarder is not None:
-        gw.forwarder.put(digest, gw.dst / r.output)
-    return rec
+    return spooled, rec, [] if durable else unsynced
 
+def _commit(gw: Gateway, placed: list[tuple[Path, dict, list[Path]]]) -> None:
+    """Journal placed instances (one write, one fsync), after fsyncing what they left unsynced when the gateway is durable;
+    only then drop their spool files (until then a crash leaves them to `recover`) and forward their outputs."""
+    if gw.durable:
+        for path in dict.fromkeys(p for _, _, unsynced in placed for p in unsynced):
+            _fsync(path)
+    with gw._lock:
+        gw.journal.extend([rec for _, rec, _ in placed])
+        for spooled, rec, _ in placed:
+            gw.pending.discard(rec["digest"])
+            if not gw.keep_spool:
+                _recycle(gw, spooled)
+            if rec["status"] == "written" and gw.forwarder is not None:
+                gw.forwarder.put(rec["digest"], gw.dst / rec["output"])
+
+def _recycle(gw: Gateway, spooled: Path) -> None:
+    """A settled spool file: kept (four at most, in the staging folder) for `store` to overwrite with a new instance, else
+    removed. A new file and a removed one per instance make ext4 allocate inodes among thousands just deleted, which it
+    skips one by one (a tenth of the gateway's time at 300 instances/s); these are removed at `close` or the next start."""
+    if len(gw.recycled) >= 4:
+        spooled.unlink(missing_ok=True)
+        return
+    free = gw.staging / f".free{next(gw._n)}"
+    try:
+        os.replace(spooled, free)
+        gw.recycled.append(free)
+    except FileNotFoundError:
+        pass
+
+# %% ../../nbs/40_serve.ipynb #5806e409
 def _deidentify(gw: Gateway, spooled: Path, series: tuple | None = None, deid: Deidentifier | None = None) -> FileResult:
     "The engine of `pseudicom deid` on one spooled file, into the staging folder (thread-safe: it places nothing), within the time limit."
     index, start = next(gw._n), time.monotonic()
@@ -352,6 +413,48 @@ def _answer(gw: Gateway, rec: dict) -> int:
     if rec["status"] in ("quarantined", "failed") and gw.quarantine_status == "failure":
         return CANNOT_UNDERSTAND
     return SUCCESS
+
+# %% ../../nbs/40_serve.ipynb #c58c7b52
+SETTLE_BACKLOG = 64   # instances answered once spooled that may wait for the settling thread before `store` waits too
+
+class _Settler(threading.Thread):
+    "Settles the instances answered once spooled, in the order received, and journals each batch once its files are durable."
+    def __init__(self, gw: Gateway):
+        super().__init__(name="pseudicom-settler", daemon=True)
+        self.gw, self.queue = gw, queue.Queue(maxsize=SETTLE_BACKLOG)
+        self.start()
+
+    def put(self, digest: str) -> None:
+        self.queue.put(digest)
+
+    def run(self) -> None:
+        while True:
+            batch = [self.queue.get()]   # what waits now, in one batch: the more behind, the fewer fsyncs per instance
+            while batch[-1] is not None and len(batch) < SETTLE_BACKLOG:
+                try:
+                    batch.append(self.queue.get_nowait())
+                except queue.Empty:
+                    break
+            placed = []
+            for digest in [d for d in batch if d is not None]:
+                spooled = self.gw.spool / f"{digest}.dcm"
+                try:
+                    r = _deidentify(self.gw, spooled)   # (outside the lock: other senders are answered meanwhile)
+                    with self.gw._lock:
+                        placed.append(_place(self.gw, digest, spooled, r, durable=False))
+                except Exception as e:   # disk full, ...: it stays in the spool, answered, and is settled at the next start
+                    log.error("could not settle a spooled instance (received %s): %s; it is settled at the next start", digest[:12], type(e).__name__)
+            try:
+                _commit(self.gw, placed)
+            except Exception as e:
+                log.error("could not journal %d settled instances: %s; they are settled again at the next start", len(placed), type(e).__name__)
+            if batch[-1] is None:
+                return
+
+    def stop(self) -> None:
+        "Settle everything answered so far, then end."
+        self.queue.put(None)
+        self.join()
 
 # %% ../../nbs/40_serve.ipynb #c8af4037
 class _OverTime(BaseException):
@@ -546,71 +649,10 @@ def report_quietly(gw: Gateway) -> None:
 Gateway.write_report = write_report
 
 # %% ../../nbs/40_serve.ipynb #2770ab68
-def transfer_syntaxes() -> list[str]:
-    "The transfer syntaxes the gateway accepts: the uncompressed ones and every compressed one an installed decoder reads."
-    from pydicom.pixels import get_decoder
-    out = []
-    for ts in _uid.AllTransferSyntaxes:
-        try:
-            if not ts.is_compressed or get_decoder(ts).is_available:
-                out.append(str(ts))
-        except NotImplementedError:   # MPEG, HEVC, ...: pixels pseudicom cannot look at, so it cannot vouch for them
-            pass
-    return out
-
-def tls_context(
-    cert: str | os.PathLike,             # our certificate (PEM)
-    key: str | os.PathLike,              # its private key (PEM)
-    ca: str | os.PathLike | None = None, # CA certificates peers must present theirs from (mutual TLS); None: any client
-    server: bool = True,                 # for listening (True) or for connecting (forward, pull)
-) -> ssl.SSLContext:
-    "A TLS context for DICOM over TLS (PS3.15 Annex B): TLS 1.2 or later."
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH if server else ssl.Purpose.SERVER_AUTH, cafile=str(ca) if ca else None)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.load_cert_chain(str(cert), str(key))
-    if server and ca:
-        ctx.verify_mode = ssl.CERT_REQUIRED
-    if not server:
-        ctx.check_hostname = False   # DICOM peers are named by AE title and address, rarely by a host name in their certificate
-    return ctx
-
 def _allowed(allow: list[Peer], ae_title: str, address: str) -> bool:
     return not allow or any(p.ae_title == ae_title and (not p.host or p.host == address) for p in allow)
 
-# %% ../../nbs/40_serve.ipynb #432721f9
-def _meta_element(elem: int, vr: bytes, value: bytes) -> bytes:
-    "One explicit-VR little-endian element of group 0002 (values padded to even length as PS3.5 asks)."
-    if len(value) % 2:
-        value += b"\0" if vr == b"UI" else b" "
-    if vr == b"OB":
-        return struct.pack("<HH2s2xI", 2, elem, vr, len(value)) + value
-    return struct.pack("<HH2sH", 2, elem, vr, len(value)) + value
-
-DUL_POLL = 0.0002   # seconds pynetdicom's DUL reactor sleeps between polls of an open association (its default: 0.001)
-
-def quick_poll(assoc) -> None:
-    "Make an association's DUL reactor poll every `DUL_POLL` s (a private pynetdicom setting: left alone if it is gone)."
-    dul = getattr(assoc, "dul", None)
-    if dul is not None and hasattr(dul, "_run_loop_delay"):
-        dul._run_loop_delay = DUL_POLL
-
-def part10_bytes(
-    sop_class: str,        # (0002,0002) from the C-STORE's Affected SOP Class UID
-    sop_instance: str,     # (0002,0003) from its Affected SOP Instance UID
-    transfer_syntax: str,  # (0002,0010) the presentation context's transfer syntax
-    dataset: bytes,        # the dataset as received, encoded in that transfer syntax
-    source_ae: str = "",   # (0002,0016) the sender's AE title
-) -> bytes:                # a DICOM file: preamble, DICM, file meta information, dataset
-    "The received instance as a Part 10 file, without decoding anything (what pynetdicom's `encoded_dataset` gives, with less work)."
-    from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION
-    body = b"".join([_meta_element(0x0001, b"OB", b"\0\1"), _meta_element(0x0002, b"UI", sop_class.encode()),
-                     _meta_element(0x0003, b"UI", sop_instance.encode()), _meta_element(0x0010, b"UI", transfer_syntax.encode()),
-                     _meta_element(0x0012, b"UI", str(PYNETDICOM_IMPLEMENTATION_UID).encode()),
-                     _meta_element(0x0013, b"SH", PYNETDICOM_IMPLEMENTATION_VERSION.encode()),
-                     *([_meta_element(0x0016, b"AE", source_ae.encode())] if source_ae else [])])
-    return b"\0" * 128 + b"DICM" + _meta_element(0x0000, b"UL", struct.pack("<I", len(body))) + body + dataset
-
-# %% ../../nbs/40_serve.ipynb #4b296546
+# %% ../../nbs/40_serve.ipynb #869903a4
 def start_server(
     gateway: Gateway,               # where received instances go
     ae_title: str = "PSEUDICOM",    # our AE title (callers must address it)
@@ -618,39 +660,20 @@ def start_server(
     port: int = 11112,              # TCP port
     allow: list[Peer] | None = None,  # calling AE titles (and hosts) allowed to associate; None or []: any
     ssl_context: ssl.SSLContext | None = None,  # TLS (see `tls_context`)
-):                                  # the running pynetdicom server; `.shutdown()` stops it
+    receiver: str | None = None,    # "python" (`pseudicom.receiver`) or "pynetdicom"; None: $PSEUDICOM_RECEIVER, else "python"
+):                                  # the running server; `.shutdown()` stops it
     "Listen for C-ECHO and C-STORE of every storage SOP class; each instance goes through `gateway.store`."
-    from pynetdicom import AE, AllStoragePresentationContexts, evt
-    from pynetdicom.sop_class import Verification
-    logging.getLogger("pynetdicom").setLevel(logging.WARNING)   # its INFO lines quote received UIDs: no PHI in logs
+    from pynetdicom import AllStoragePresentationContexts
+    receiver = receiver or os.environ.get("PSEUDICOM_RECEIVER") or "python"
+    if receiver not in ("python", "pynetdicom"):
+        raise PseudicomError(f"receiver must be 'python' or 'pynetdicom', not '{receiver}' (PSEUDICOM_RECEIVER).")
     allow = list(allow or [])
-    ae = AE(ae_title)
-    ae.maximum_pdu_size = 0   # as large as the sender likes: fewer, bigger PDUs
-    syntaxes = transfer_syntaxes()
-    for cx in AllStoragePresentationContexts:
-        ae.add_supported_context(cx.abstract_syntax, syntaxes)
-    ae.add_supported_context(Verification)
-
-    def on_request(event) -> None:
-        quick_poll(event.assoc)
-        calling = event.assoc.requestor.primitive.calling_ae_title   # (requestor.ae_title is set only once accepted)
-        calling, address = (calling.decode("ascii", "replace") if isinstance(calling, bytes) else calling).strip(), event.assoc.requestor.address
-        if not _allowed(allow, calling, address):
-            log.warning("rejected an association from %s at %s: not on the allow list", calling, address)
-            event.assoc.acse.send_reject(0x01, 0x01, 0x03)   # rejected (permanent), by the service user: calling AE title not recognised
-            event.assoc.kill()   # as pynetdicom does after its own rejections: the A-ASSOCIATE-RJ goes out before the socket closes
-
-    def on_store(event) -> int:
-        try:
-            rq = event.request
-            return gateway.store(part10_bytes(str(rq.AffectedSOPClassUID), str(rq.AffectedSOPInstanceUID), str(event.context.transfer_syntax),
-                                              rq.DataSet.getvalue()), event.assoc)   # (no sender AE in it: the same instance from two senders is one)
-        except Exception as e:   # our side cannot keep it (disk full, ...): not acknowledged, the sender keeps it and retries
-            log.error("could not keep a received instance: %s: %s", type(e).__name__, getattr(e, "strerror", None) or "see the journal")
-            return OUT_OF_RESOURCES
-
     gateway.recover()
     gateway.source = f"C-STORE to {ae_title}@{host}:{port}"
-    return ae.start_server((host, port), block=False, ssl_context=ssl_context,
-                           evt_handlers=[(evt.EVT_REQUESTED, on_request), (evt.EVT_C_STORE, on_store),
-                                         (evt.EVT_CONN_CLOSE, lambda event: gateway.association_ended(event.assoc))])
+
+    def store(sop_class: str, sop_instance: str, transfer_syntax: str, dataset: bytes, association: Any) -> int:
+        return gateway.store(part10_bytes(sop_class, sop_instance, transfer_syntax, dataset), association)   # (no sender AE in it: the same instance from two senders is one)
+
+    args = (host, port, store, lambda calling, address: _allowed(allow, calling, address), gateway.association_ended,
+            [cx.abstract_syntax for cx in AllStoragePresentationContexts], transfer_syntaxes(), ssl_context)
+    return pynetdicom_server(*args, ae_title=ae_title) if receiver == "pynetdicom" else Receiver(*args)

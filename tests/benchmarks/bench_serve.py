@@ -3,17 +3,21 @@
     python tests/benchmarks/bench_serve.py [--n 2000] [--rows 512] [--work DIR]
 
 Sends N synthetic CT slices (`synthesize_ct_series`) with dcmtk's storescu, one association, to
-  0. a pynetdicom Storage SCP that answers success and keeps nothing: what the Python DICOM stack itself costs,
-  1. dcmtk's storescp writing each file (no de-identification, no fsync): the floor,
-  2. `pseudicom serve --sync process` (de-identified, journalled, written through to the OS before answering),
-  3. `pseudicom serve --sync power` (the default: output and journal fsynced before answering),
-and prints instances/s and MB/s for each, and each serve rate as a fraction of the floor. The target is
-at least half the floor. Numbers only: nothing is asserted. Servers listen on 127.0.0.1 and are stopped here.
+  - dcmtk's storescp writing each file (no de-identification, no fsync): the floor,
+  - `pseudicom serve --sync process` (de-identified, journalled, written through to the OS; no fsync),
+  - `pseudicom serve --sync power` (the default: output and journal fsynced before answering),
+  - both again with `--answer spooled` (each instance answered once safe in the spool, fsynced with --sync power,
+    and de-identified while the next one arrives; outputs and journal fsynced before the spool file is dropped),
+  - a pynetdicom Storage SCP and a `pseudicom.receiver` one that answer success and keep nothing: what each
+    upper layer costs on its own,
+and prints, for each, the seconds until storescu had every answer and until the gateway's journal had every
+instance (with `--answer spooled`, the last ones are written a moment after they are answered),
+the rate from the second, in instances/s and MB/s, and as a fraction of the floor. The target is at least
+half the floor, received and written. Numbers only: nothing is asserted. Servers listen on 127.0.0.1 and
+are stopped here.
 
 A last row, `Gateway.store without the network`, is the gateway's own part: the same bytes handed to
-`Gateway.store` (sync process) one after the other on a thread, as pynetdicom's handler thread does, with
-no socket. Its time per instance plus that of the pynetdicom row is about what `serve` takes: where the
-time goes, ours or the DICOM stack's.
+`Gateway.store` (sync process, answer written) one after the other on a thread, with no socket.
 
 dcmtk leaves Nagle's algorithm on unless TCP_NODELAY=1 is in its environment; with it on, every C-STORE
 waits for a delayed ACK (about 40 ms) and storescp manages some 20 instances/s. Both dcmtk tools run with
@@ -52,8 +56,16 @@ def wait_port(port: int, seconds: float = 30) -> None:
     raise SystemExit(f"nothing listens on 127.0.0.1:{port}")
 
 
-def timed_send(server: list[str], port: int, called: str, files: list[str], log: Path) -> float:
-    "Start `server`, send `files` with storescu (one association), return the seconds storescu took; stop the server."
+def settled(journal: Path) -> int:
+    "How many instances a gateway's journal says are done (written, excluded, quarantined or failed)."
+    if not journal.exists():
+        return 0
+    return sum(1 for line in journal.read_bytes().splitlines()[1:] if b'"status"' in line and b'"held"' not in line)
+
+
+def timed_send(server: list[str], port: int, called: str, files: list[str], log: Path, journal: Path | None = None) -> tuple[float, float]:
+    """Start `server`, send `files` with storescu (one association); return the seconds until storescu had every answer and
+    until the gateway's journal has every instance (`journal`; else the same); stop the server."""
     with open(log, "wb") as fh:
         proc = subprocess.Popen(server, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True, env=ENV)
         try:
@@ -61,10 +73,12 @@ def timed_send(server: list[str], port: int, called: str, files: list[str], log:
             t = time.perf_counter()
             r = subprocess.run([str(DCMTK / "storescu"), "-aet", "BENCH", "-aec", called, "127.0.0.1", str(port), *files],
                                capture_output=True, text=True, timeout=3600, env=ENV)
-            seconds = time.perf_counter() - t
+            answered = time.perf_counter() - t
             if r.returncode != 0:
                 raise SystemExit(f"storescu failed: {r.stderr[-1000:]}")
-            return seconds
+            while journal is not None and settled(journal) < len(files):   # answered once spooled: written a little later
+                time.sleep(0.002)
+            return answered, time.perf_counter() - t
         finally:
             proc.send_signal(signal.SIGTERM)
             try:
@@ -78,7 +92,8 @@ def in_process(files: list[str], key_file: Path, dst: Path) -> float:
     "Seconds `Gateway.store` (sync process) takes for the files' bytes, on a thread as under pynetdicom, without a socket."
     import threading
     from pseudicom.keys import Key
-    from pseudicom.serve import Gateway, part10_bytes
+    from pseudicom.receiver import part10_bytes
+    from pseudicom.serve import Gateway
     datas = []
     for p in files:   # what pynetdicom hands over: the dataset as received, with file meta made from the C-STORE
         data = Path(p).read_bytes()
@@ -87,7 +102,7 @@ def in_process(files: list[str], key_file: Path, dst: Path) -> float:
                                   data[144 + int.from_bytes(data[140:144], "little"):]))
     for p in dst.parent.glob(dst.name + "*"):
         shutil.rmtree(p) if p.is_dir() else p.unlink()
-    gw, took = Gateway("pseudonymize", dst, Key.from_file(key_file), sync="process"), []
+    gw, took = Gateway("pseudonymize", dst, Key.from_file(key_file), sync="process", answer="written"), []
     def go():
         t = time.perf_counter()
         for d in datas:
@@ -126,33 +141,51 @@ def main() -> None:
     bare = ("import sys; from pynetdicom import AE, AllStoragePresentationContexts, evt; ae = AE('BARE'); ae.maximum_pdu_size = 0\n"
             "for cx in AllStoragePresentationContexts: ae.add_supported_context(cx.abstract_syntax)\n"
             "ae.start_server(('127.0.0.1', int(sys.argv[1])), evt_handlers=[(evt.EVT_C_STORE, lambda e: 0)])")
+    ours = ("import sys, threading; from pynetdicom import AllStoragePresentationContexts; from pseudicom.receiver import Receiver, "
+            "transfer_syntaxes\nReceiver('127.0.0.1', int(sys.argv[1]), lambda *a: 0, abstract_syntaxes=[cx.abstract_syntax for cx in "
+            "AllStoragePresentationContexts], transfer_syntaxes=transfer_syntaxes()); threading.Event().wait()")
+
+    def serve(*extra: str):
+        return lambda out, port: [sys.executable, "-m", "pseudicom.cli", "serve", str(out), "--recipe", "pseudonymize", "--key-file",
+                                  str(key_file), "--port", str(port), "--quiet", *extra]
+
+    for p in [*work.glob("out*"), *work.glob("run-*")]:   # what an earlier benchmark left (deleted now, not between rows)
+        shutil.rmtree(p) if p.is_dir() else p.unlink()
     rows = []
-    for label, make in [
+    for i, (label, make) in enumerate([
         ("pynetdicom SCP that keeps nothing", lambda out, port: [sys.executable, "-c", bare, str(port)]),
+        ("pseudicom.receiver that keeps nothing", lambda out, port: [sys.executable, "-c", ours, str(port)]),
         ("storescp (dcmtk, the floor)", lambda out, port: [str(DCMTK / "storescp"), "-aet", "FLOOR", "-od", str(out), str(port)]),
-        ("pseudicom serve --sync process", lambda out, port: [sys.executable, "-m", "pseudicom.cli", "serve", str(out), "--recipe",
-                                                              "pseudonymize", "--key-file", str(key_file), "--port", str(port),
-                                                              "--quiet", "--sync", "process"]),
-        ("pseudicom serve --sync power", lambda out, port: [sys.executable, "-m", "pseudicom.cli", "serve", str(out), "--recipe",
-                                                            "pseudonymize", "--key-file", str(key_file), "--port", str(port),
-                                                            "--quiet", "--sync", "power"]),
-    ]:
-        out = work / "out"
-        for p in work.glob("out*"):
-            shutil.rmtree(p) if p.is_dir() else p.unlink()
-        out.mkdir(parents=True) if label.startswith("storescp") else None
+        ("pseudicom serve --sync process", serve("--sync", "process")),
+        ("pseudicom serve --sync power", serve("--sync", "power")),
+        ("pseudicom serve --sync process --answer spooled", serve("--sync", "process", "--answer", "spooled")),
+        ("pseudicom serve --sync power --answer spooled", serve("--sync", "power", "--answer", "spooled")),
+    ]):
+        # Each row writes into a folder of its own, and starts once what the rows before wrote is on disk (`sync`, not
+        # timed): no row pays for another's writeback, and none allocates files among thousands just deleted (ext4 skips
+        # recently deleted inodes when it allocates new ones, which costs a gateway that follows a deletion dearly).
+        out = work / f"run-{i}" / "out"
+        out.mkdir(parents=True) if label.startswith("storescp") else out.parent.mkdir(parents=True)
+        os.sync()
         port = free_port()
-        called = {"storescp": "FLOOR", "pynetdicom": "BARE"}.get(label.split()[0], "PSEUDICOM")
-        seconds = timed_send(make(out, port), port, called, files, work / f"{label.split()[0]}.log")
+        called = {"storescp": "FLOOR", "pynetdicom": "BARE", "pseudicom.receiver": "BARE"}.get(label.split()[0], "PSEUDICOM")
+        journal = out.parent / "out.serve.jsonl" if label.startswith("pseudicom serve") else None
+        answered, seconds = timed_send(make(out, port), port, called, files, work / f"{label.split()[0]}.log", journal)
         written = sum(1 for p in out.rglob("*") if p.is_file())
-        rows.append((label, seconds, written))
-    rows.append(("Gateway.store without the network", in_process(files, key_file, work / "out-inproc"), args.n))
-    rows = rows[1:] + rows[:1]   # the floor first
-    floor = args.n / rows[0][1]
+        rows.append((label, answered, seconds, written))
+    (work / "run-inproc").mkdir()
+    os.sync()
+    took = in_process(files, key_file, work / "run-inproc" / "out")
+    rows.append(("Gateway.store without the network", took, took, args.n))
+    for p in work.glob("run-*"):
+        shutil.rmtree(p)
+    rows = rows[2:3] + rows[3:] + rows[:2]   # the floor first, the receivers that keep nothing last
+    floor = args.n / rows[0][2]
     print(f"{args.n} CT slices of {args.rows}x{args.rows} ({mb:.0f} MB), storescu, one association, 127.0.0.1:")
-    for label, seconds, written in rows:
+    print(f"  {'':40s} {'answered':>9s} {'written':>9s}  (seconds until storescu had every answer / the journal every instance)")
+    for label, answered, seconds, written in rows:
         rate = args.n / seconds
-        print(f"  {label:32s} {seconds:7.2f} s  {rate:7.1f} instances/s  {mb / seconds:7.1f} MB/s  {written} files  "
+        print(f"  {label:40s} {answered:7.2f} s {seconds:7.2f} s  {rate:7.1f} instances/s  {mb / seconds:7.1f} MB/s  {written} files  "
               f"{rate / floor:5.2f} x floor")
 
 
