@@ -93,6 +93,29 @@ def _die_with_parent() -> None:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)   # held by the parent while it forked us (`_held_signals`)
     _ostune.end_with_parent()
 
+def _wait_safely(inflight: dict) -> set:
+    """The next finished futures of `inflight`. A stop signal's handler raises its exception wherever the main thread is,
+    and one raised inside `threading`'s lock code leaves the lock broken ('release unlocked lock', seen under CI load).
+    So the main thread waits in short steps with the stop signals only noted, and raises a noted one between steps,
+    with the handler the command had (Ctrl-C, SIGTERM and SIGHUP still end a run within a second)."""
+    if threading.current_thread() is not threading.main_thread():   # (signals go to the main thread only)
+        return wait(list(inflight), return_when=FIRST_COMPLETED)[0]
+    noted: list[int] = []
+    def note(signum, frame) -> None:
+        noted.append(signum)
+    mine = [s for s in _STOP_SIGNALS if signal.getsignal(s) is not None]   # (None: a handler set outside Python, left alone)
+    while True:
+        saved = {s: signal.signal(s, note) for s in mine}
+        try:
+            finished, _ = wait(list(inflight), timeout=0.1, return_when=FIRST_COMPLETED)
+        finally:
+            for s, handler in saved.items():
+                signal.signal(s, handler)
+        if noted:
+            signal.raise_signal(noted[0])   # handled now, by the command's own handler, outside the pool's locks
+        if finished:
+            return finished
+
 def _stop_workers(executor: ProcessPoolExecutor) -> None:
     "Kill the pool's worker processes now: waiting for their chunks would keep an interrupted run alive."
     # Python before 3.14 has no public way to do this; we use the pool's own process table and result pipe.
@@ -185,7 +208,7 @@ def execute(tasks: Iterable, recipe: Recipe, key: Key, staging: str, dst: str, w
                 next_submit += 1
             if next_yield == next_submit and not more:
                 break
-            finished, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
+            finished = _wait_safely(inflight)
             for fut in finished:
                 c, chunk = inflight.pop(fut)
                 done_chunks[c] = _chunk_results(fut, chunk)
