@@ -27,8 +27,8 @@ __all__ = ['log', 'A_ASSOCIATE_RQ', 'A_ASSOCIATE_AC', 'A_ASSOCIATE_RJ', 'P_DATA_
            'APPLICATION_CONTEXT', 'VERIFICATION', 'ARTIM', 'NETWORK_TIMEOUT', 'MAX_PDU', 'MAX_ASSOCIATE_RQ',
            'RELEASE_RP', 'C_STORE_RQ', 'C_ECHO_RQ', 'NO_DATASET', 'DUL_POLL', 'UpperLayerError', 'AssociationRequest',
            'parse_associate_rq', 'negotiate', 'associate_ac', 'associate_rj', 'abort_pdu', 'parse_command',
-           'command_set', 'response', 'p_data', 'transfer_syntaxes', 'tls_context', 'part10_bytes', 'Association',
-           'Receiver', 'quick_poll', 'pynetdicom_server']
+           'command_set', 'response', 'p_data', 'transfer_syntaxes', 'tls_context', 'part10_head', 'part10_bytes',
+           'Association', 'Receiver', 'quick_poll', 'pynetdicom_server']
 
 # %% ../../nbs/40c_receiver.ipynb #ff3386ea
 A_ASSOCIATE_RQ, A_ASSOCIATE_AC, A_ASSOCIATE_RJ, P_DATA_TF, A_RELEASE_RQ, A_RELEASE_RP, A_ABORT = range(1, 8)   # PDU types (PS3.8 9.3.1)
@@ -229,6 +229,21 @@ def _meta_element(elem: int, vr: bytes, value: bytes) -> bytes:
         return struct.pack("<HH2s2xI", 2, elem, vr, len(value)) + value
     return struct.pack("<HH2sH", 2, elem, vr, len(value)) + value
 
+def part10_head(
+    sop_class: str,        # (0002,0002) from the C-STORE's Affected SOP Class UID
+    sop_instance: str,     # (0002,0003) from its Affected SOP Instance UID
+    transfer_syntax: str,  # (0002,0010) the presentation context's transfer syntax
+    source_ae: str = "",   # (0002,0016) the sender's AE title
+) -> bytes:                # preamble, DICM and file meta information: what goes before the dataset
+    "The start of a received instance's Part 10 file, known from its C-STORE request before any of its dataset has arrived."
+    from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION
+    body = b"".join([_meta_element(0x0001, b"OB", b"\0\1"), _meta_element(0x0002, b"UI", sop_class.encode()),
+                     _meta_element(0x0003, b"UI", sop_instance.encode()), _meta_element(0x0010, b"UI", transfer_syntax.encode()),
+                     _meta_element(0x0012, b"UI", str(PYNETDICOM_IMPLEMENTATION_UID).encode()),
+                     _meta_element(0x0013, b"SH", PYNETDICOM_IMPLEMENTATION_VERSION.encode()),
+                     *([_meta_element(0x0016, b"AE", source_ae.encode())] if source_ae else [])])
+    return b"\0" * 128 + b"DICM" + _meta_element(0x0000, b"UL", struct.pack("<I", len(body))) + body
+
 def part10_bytes(
     sop_class: str,        # (0002,0002) from the C-STORE's Affected SOP Class UID
     sop_instance: str,     # (0002,0003) from its Affected SOP Instance UID
@@ -237,13 +252,7 @@ def part10_bytes(
     source_ae: str = "",   # (0002,0016) the sender's AE title
 ) -> bytes:                # a DICOM file: preamble, DICM, file meta information, dataset
     "The received instance as a Part 10 file, without decoding anything (what pynetdicom's `encoded_dataset` gives, with less work)."
-    from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION
-    body = b"".join([_meta_element(0x0001, b"OB", b"\0\1"), _meta_element(0x0002, b"UI", sop_class.encode()),
-                     _meta_element(0x0003, b"UI", sop_instance.encode()), _meta_element(0x0010, b"UI", transfer_syntax.encode()),
-                     _meta_element(0x0012, b"UI", str(PYNETDICOM_IMPLEMENTATION_UID).encode()),
-                     _meta_element(0x0013, b"SH", PYNETDICOM_IMPLEMENTATION_VERSION.encode()),
-                     *([_meta_element(0x0016, b"AE", source_ae.encode())] if source_ae else [])])
-    return b"\0" * 128 + b"DICM" + _meta_element(0x0000, b"UL", struct.pack("<I", len(body))) + body + dataset
+    return part10_head(sop_class, sop_instance, transfer_syntax, source_ae) + bytes(dataset)
 
 # %% ../../nbs/40c_receiver.ipynb #3bc27dcb
 class Association:
@@ -255,11 +264,24 @@ class Association:
         self.thread: threading.Thread | None = None
         self._send_lock = threading.Lock()
         self._file = None   # the socket's buffered reader
+        self._buffer = bytearray()   # the dataset being received (after its file meta, when the receiver asks for Part 10), reused
         self._reset()
 
     def _reset(self) -> None:
         "Forget the message being received (done, or dropped with its association): nothing of it was handed on."
-        self._context, self._command_parts, self._command, self._dataset_parts = None, [], None, []
+        self._context, self._command_parts, self._command, self._filled = None, [], None, None   # _filled: bytes of _buffer in use
+
+    def _read_into(self, n: int) -> None:
+        "Read `n` bytes of a dataset fragment from the socket straight into the buffer, after what it holds: no copy of the fragment."
+        end = self._filled + n
+        if len(self._buffer) < end:
+            self._buffer.extend(bytes(max(end - len(self._buffer), len(self._buffer))))   # (at least doubled: few reallocations)
+        with memoryview(self._buffer) as view:
+            while self._filled < end:
+                got = self._file.readinto(view[self._filled:end])
+                if not got:
+                    raise ConnectionError("the peer closed the connection")
+                self._filled += got
 
     def _read(self, n: int) -> bytes:
         data = self._file.read(n)
@@ -316,7 +338,7 @@ def _serve(self: Association) -> None:
                 length, context, control = struct.unpack(">IBB", self._read(6))
                 if length < 2 or length + 4 > n:
                     raise UpperLayerError("a PDV item longer than its PDU", 6)
-                self._pdv(context, control, self._read(length - 2))
+                self._pdv(context, control, length - 2)
                 n -= 4 + length
         elif pdu_type == A_RELEASE_RQ:
             self._read(n)
@@ -329,8 +351,9 @@ def _serve(self: Association) -> None:
         else:
             raise UpperLayerError(f"an unexpected PDU (type {pdu_type:#04x})", 2 if 0 < pdu_type < 8 else 1)
 
-def _pdv(self: Association, context: int, control: int, fragment: bytes) -> None:
-    "One fragment of a message: bit 0 of `control` says command (1) or dataset (0), bit 1 the last fragment (PS3.8 E.2)."
+def _pdv(self: Association, context: int, control: int, n: int) -> None:
+    """One fragment of a message, `n` bytes still on the socket: bit 0 of `control` says command (1) or dataset (0), bit 1
+    the last fragment (PS3.8 E.2). A dataset's fragments are read into the association's buffer one after the other."""
     if context not in self.accepted:
         raise UpperLayerError(f"data on presentation context {context}, which was not accepted", 6)
     if self._context not in (None, context):
@@ -339,7 +362,7 @@ def _pdv(self: Association, context: int, control: int, fragment: bytes) -> None
     if control & 1:
         if self._command is not None:
             raise UpperLayerError("a command fragment after the command's last", 5)
-        self._command_parts.append(fragment)
+        self._command_parts.append(self._read(n))
         if control & 2:
             self._command = parse_command(b"".join(self._command_parts))
             if _us(self._command.get(0x0800, b"")) == NO_DATASET:
@@ -347,12 +370,18 @@ def _pdv(self: Association, context: int, control: int, fragment: bytes) -> None
     else:
         if self._command is None:
             raise UpperLayerError("a dataset fragment before its command", 5)
-        self._dataset_parts.append(fragment)
+        if self._filled is None:   # its first fragment: the file meta goes first, if asked for (known from the command)
+            head = part10_head(_text(self._command.get(0x0002, b"")), _text(self._command.get(0x1000, b"")),
+                               self.accepted[context][1]) if self.receiver.part10 else b""
+            self._buffer[:len(head)] = head   # (grows an empty or shorter buffer)
+            self._filled = len(head)
+        self._read_into(n)
         if control & 2:
-            self._answer(b"".join(self._dataset_parts))
+            with memoryview(self._buffer) as view, view[:self._filled] as data, data.toreadonly() as instance:
+                self._answer(instance)
 
 # %% ../../nbs/40c_receiver.ipynb #ccd4688f
-def _answer(self: Association, dataset: bytes | None) -> None:
+def _answer(self: Association, dataset: memoryview | None) -> None:
     "A whole request received: C-ECHO answered at once; a C-STORE's dataset handed to the receiver's `store`, its status sent back."
     context, command = self._context, self._command
     self._reset()
@@ -398,16 +427,19 @@ Association._serve, Association._pdv, Association._answer, Association.run = _se
 
 # %% ../../nbs/40c_receiver.ipynb #cdae8c4d
 class Receiver:
-    "A Storage SCP on (host, port), one thread per association; each C-STORE's dataset goes to `store`. `shutdown()` stops it."
+    """A Storage SCP on (host, port), one thread per association; each C-STORE's dataset goes to `store`. `shutdown()` stops it.
+    `store` is given the dataset (or, with `part10`, the instance as a Part 10 file) as a read-only view of the association's
+    buffer, valid during the call only: the buffer takes the next instance. `bytes(view)` keeps a copy."""
     def __init__(self,
                  host: str, port: int,
-                 store: Callable[..., int],   # (SOP class, SOP instance, transfer syntax, dataset bytes, association) -> status
+                 store: Callable[..., int],   # (SOP class, SOP instance, transfer syntax, dataset view, association) -> status
                  allowed: Callable[[str, str], bool] = lambda calling_ae, address: True,   # may this caller associate?
                  ended: Callable[[Association], None] = lambda association: None,         # an association is over
                  abstract_syntaxes: list[str] = (),   # the SOP classes taken (Verification is always)
                  transfer_syntaxes: list[str] = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1"),
-                 ssl_context: ssl.SSLContext | None = None):
-        self._store, self.allowed, self._on_end, self.ssl_context = store, allowed, ended, ssl_context
+                 ssl_context: ssl.SSLContext | None = None,
+                 part10: bool = False):       # hand on a Part 10 file (file meta as `part10_head`, then the dataset), not the dataset alone
+        self._store, self.allowed, self._on_end, self.ssl_context, self.part10 = store, allowed, ended, ssl_context, part10
         self.abstract_syntaxes, self.transfer_syntaxes = {*abstract_syntaxes, VERIFICATION}, list(transfer_syntaxes)
         self.associations: set[Association] = set()
         self._lock = threading.Lock()
@@ -429,7 +461,7 @@ class Receiver:
                 self.associations.add(association)
             association.thread.start()
 
-    def store(self, sop_class: str, sop_instance: str, transfer_syntax: str, dataset: bytes, association: Association) -> int:
+    def store(self, sop_class: str, sop_instance: str, transfer_syntax: str, dataset: memoryview, association: Association) -> int:
         "Hand a received instance on; if that fails, answer 0xA700 (out of resources): the sender keeps it and may retry."
         try:
             return self._store(sop_class, sop_instance, transfer_syntax, dataset, association)
@@ -473,7 +505,7 @@ def quick_poll(assoc) -> None:
 def pynetdicom_server(host: str, port: int, store: Callable[..., int], allowed: Callable[[str, str], bool] = lambda calling_ae, address: True,
                       ended: Callable[[Any], None] = lambda association: None, abstract_syntaxes: list[str] = (),
                       transfer_syntaxes: list[str] = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1"), ssl_context: ssl.SSLContext | None = None,
-                      ae_title: str = "PSEUDICOM"):   # pynetdicom's running server; `.shutdown()` stops it
+                      part10: bool = False, ae_title: str = "PSEUDICOM"):   # pynetdicom's running server; `.shutdown()` stops it
     "`Receiver` with pynetdicom's upper layer instead (the same arguments and calls): kept to compare the two, in tests and the benchmark."
     from pynetdicom import AE, evt
     logging.getLogger("pynetdicom").setLevel(logging.WARNING)   # its INFO lines quote received UIDs: no PHI in logs
@@ -494,8 +526,9 @@ def pynetdicom_server(host: str, port: int, store: Callable[..., int], allowed: 
     def on_store(event) -> int:
         rq = event.request
         try:
-            return store(str(rq.AffectedSOPClassUID), str(rq.AffectedSOPInstanceUID), str(event.context.transfer_syntax),
-                         rq.DataSet.getvalue(), event.assoc)
+            sop_class, instance, ts = str(rq.AffectedSOPClassUID), str(rq.AffectedSOPInstanceUID), str(event.context.transfer_syntax)
+            data = rq.DataSet.getvalue()
+            return store(sop_class, instance, ts, memoryview(part10_bytes(sop_class, instance, ts, data) if part10 else data), event.assoc)
         except Exception as e:   # our side cannot keep it (disk full, ...): not acknowledged, the sender keeps it and retries
             log.error("could not keep a received instance: %s: %s", type(e).__name__, getattr(e, "strerror", None) or "see the journal")
             return 0xA700

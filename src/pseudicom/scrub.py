@@ -13,8 +13,8 @@ import re
 from . import spellings as _spellings
 
 # %% auto #0
-__all__ = ['is_cjk', 'date_spellings', 'identifying_strings', 'ordered_strings', 'identifier_pattern', 'scrub_text',
-           'IdentifierSearch', 'RunDictionary']
+__all__ = ['is_cjk', 'date_spellings', 'identifying_set', 'identifying_strings', 'ordered_strings', 'identifier_pattern',
+           'scrub_text', 'IdentifierSearch', 'RunDictionary']
 
 # %% ../../nbs/04b_scrub.ipynb #0ed10a00
 _MIN_TOKEN = 3   # letters or digits a Latin-script string needs to be looked for on its own
@@ -52,25 +52,31 @@ def _worth_looking_for(s: str) -> bool:
     "Is `s` specific enough to look for: any CJK string, or a string with at least `_MIN_TOKEN` letters or digits."
     return is_cjk(s) or sum(c.isalnum() for c in s) >= _MIN_TOKEN
 
+@functools.lru_cache(maxsize=8192)
+def _value_strings(vr: str, v: str) -> frozenset[str]:
+    """The strings one identifying value (stripped, not empty) gives. Cached: the files of a series repeat their names and
+    dates, and a date-time that differs from slice to slice (AcquisitionDateTime) repeats its date's 78 spellings."""
+    if vr == "DT":
+        return _value_strings("DA", v[:8]) | ({v} if _worth_looking_for(v) else set())
+    out = date_spellings(v) if vr == "DA" else _name_strings(v) if vr == "PN" else [v]
+    return frozenset(s for s in out if s and _worth_looking_for(s))
+
+def identifying_set(
+    values: list[tuple[str, str]],  # (VR, value) pairs of identifying elements
+) -> set[str]:                      # strings to look for, in no order
+    "The strings of `identifying_strings`, as a set (for callers that unite or compare them)."
+    out: set[str] = set()
+    for vr, v in values:
+        v = str(v).strip()
+        if v:
+            out |= _value_strings(vr, v)
+    return out
+
 def identifying_strings(
     values: list[tuple[str, str]],  # (VR, value) pairs of identifying elements
 ) -> list[str]:                     # strings to look for, longest first
     "Strings to scrub or search for: whole values, person-name components and name orders, date spellings."
-    out: set[str] = set()
-    for vr, v in values:
-        v = str(v).strip()
-        if not v:
-            continue
-        if vr == "DA":
-            out.update(date_spellings(v))
-        elif vr == "DT":
-            out.update(date_spellings(v[:8]))
-            out.add(v)
-        elif vr == "PN":
-            out.update(_name_strings(v))
-        else:
-            out.add(v)
-    return ordered_strings(s for s in out if s and _worth_looking_for(s))
+    return ordered_strings(identifying_set(values))
 
 def ordered_strings(strings) -> list[str]:
     "Identifying strings in scrub order: longest first, then alphabetical (a longer name wins over its parts)."

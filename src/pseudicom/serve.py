@@ -34,7 +34,7 @@ from .io import atomic_write_bytes, lock_output
 from .keys import Key
 from .pipeline import FileResult, RunResult, process_file
 from .pipeline.dictionary import run_dictionary
-from .receiver import Receiver, part10_bytes, pynetdicom_server, transfer_syntaxes
+from .receiver import Receiver, pynetdicom_server, transfer_syntaxes
 from .recipe import Recipe, kept_identifiers, load_recipe
 from .record import RunRecord
 
@@ -213,7 +213,7 @@ class Gateway:
         self._settler = _Settler(self) if answer == "spooled" and quarantine_status == "success" else None   # (a failure answer waits for the verdict)
 
     def store(self,
-              data: bytes,              # one received instance as a Part 10 file (file meta + dataset)
+              data: bytes | memoryview, # one received instance as a Part 10 file (file meta + dataset); not kept after the call
               association: Any = None,  # who sent it (a series is held until all its senders are gone)
              ) -> int:                  # the C-STORE status to answer, once the instance is safely spooled, done or held
         "Take one received instance: spool it, then settle it (de-identify, write or quarantine, journal) here or on the settling thread; or hold it with its series."
@@ -671,9 +671,9 @@ def start_server(
     gateway.recover()
     gateway.source = f"C-STORE to {ae_title}@{host}:{port}"
 
-    def store(sop_class: str, sop_instance: str, transfer_syntax: str, dataset: bytes, association: Any) -> int:
-        return gateway.store(part10_bytes(sop_class, sop_instance, transfer_syntax, dataset), association)   # (no sender AE in it: the same instance from two senders is one)
+    def store(sop_class: str, sop_instance: str, transfer_syntax: str, instance: memoryview, association: Any) -> int:
+        return gateway.store(instance, association)   # a Part 10 file, in the receiver's buffer (no sender AE in it: the same instance from two senders is one)
 
     args = (host, port, store, lambda calling, address: _allowed(allow, calling, address), gateway.association_ended,
-            [cx.abstract_syntax for cx in AllStoragePresentationContexts], transfer_syntaxes(), ssl_context)
+            [cx.abstract_syntax for cx in AllStoragePresentationContexts], transfer_syntaxes(), ssl_context, True)
     return pynetdicom_server(*args, ae_title=ae_title) if receiver == "pynetdicom" else Receiver(*args)

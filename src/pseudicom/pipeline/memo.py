@@ -19,6 +19,7 @@ import pydicom
 from .. import _ostune
 from .._dcmbytes import HH, PIXEL_DATA, UNDEFINED, element_header, fragments_end
 from ..deid import Context, Deidentifier, identifying_strings
+from ..scrub import identifying_set
 from ..io import FileLayout, write_parts
 from ..rawheader import STRING_VRS, Decline, RawDataset, assemble, element_at, element_chunks, meta_bytes, meta_values, parse_meta
 from .layout import PathValues, output_path
@@ -103,7 +104,7 @@ class _SeriesMemo:
         tpl = _Template(original, snapshot[0], snapshot[1], identifiers, snapshot[2], dict(chunks), audit, dict(outcome.crosswalk),
                         {k: ds.get(k) for k in ("PatientID", "StudyInstanceUID", "SeriesInstanceUID")},
                         None if layout.pixel_encapsulated else layout.pixel_length, form, snapshot[3], list(outcome.audit),
-                        {t: set(identifying_strings(vs)) for t, vs in snapshot[0].items()},
+                        {t: identifying_set(vs) for t, vs in snapshot[0].items()},
                         meta=(meta_values(ds.file_meta), [r for r in outcome.audit if _top_tag(r.path) is None]))
         self.templates = [tpl] + [t for t in self.templates if t.raw.get(0x0020000E) != original.get(0x0020000E)][:7]
 
@@ -248,7 +249,7 @@ def _cleaned_difference(tpl: _Template, diff: dict, deid: Deidentifier):
         cached = tpl.others[key] = (set().union(*(ss for t, ss in tpl.strings.items() if t not in diff)),
                                     "\0".join([tx for t, tx in tpl.texts.items() if t not in diff]), set(tpl.identifiers))
     others, text, before = cached
-    current = others | set(identifying_strings(new_values))   # = identifying_strings of all values, as a set
+    current = others | identifying_set(new_values)   # = identifying_strings of all values, as a set
     changed = current ^ before
     # anywhere: the safety net cleans a text holding one as a token, and empties a damaged value holding one anywhere
     if changed:
