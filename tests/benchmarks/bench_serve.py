@@ -1,9 +1,11 @@
 """Issue-21 benchmark: instances/s that `pseudicom serve` receives and writes, next to dcmtk's storescp (the floor).
 
-    python tests/benchmarks/bench_serve.py [--n 2000] [--rows 512] [--work DIR]
+    python tests/benchmarks/bench_serve.py [--n 2000] [--rows 512] [--work DIR] [--repeat K] [--only TEXT ...]
 
 Sends N synthetic CT slices (`synthesize_ct_series`) with dcmtk's storescu, one association, to
   - dcmtk's storescp writing each file (no de-identification, no fsync): the floor,
+  - Debian's Orthanc with its default SyncStorageArea (each instance fsynced before it is acknowledged): what a PACS
+    that promises what `--sync power` promises manages on the same disk,
   - `pseudicom serve --sync process` (de-identified, journalled, written through to the OS; no fsync),
   - `pseudicom serve --sync power` (the default: output and journal fsynced before answering),
   - both again with `--answer spooled` (each instance answered once safe in the spool, fsynced with --sync power,
@@ -15,6 +17,10 @@ instance (with `--answer spooled`, the last ones are written a moment after they
 the rate from the second, in instances/s and MB/s, and as a fraction of the floor. The target is at least
 half the floor, received and written. Numbers only: nothing is asserted. Servers listen on 127.0.0.1 and
 are stopped here.
+
+This machine's speed changes from minute to minute (the floor itself moves by a third between runs), so
+`--repeat K` runs K rounds of every row and prints medians; a row's fraction of the floor is taken against
+the floor of its own round, and the spread over the rounds is printed beside it.
 
 A last row, `Gateway.store without the network`, is the gateway's own part: the same bytes handed to
 `Gateway.store` (sync process, answer written) one after the other on a thread, with no socket.
@@ -30,12 +36,14 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 DCMTK = Path("/usr/bin")
+ORTHANC = Path("/usr/sbin/Orthanc")
 ENV = {**os.environ, "TCP_NODELAY": "1"}   # dcmtk: disable Nagle's algorithm (see above)
 
 
@@ -122,6 +130,7 @@ def main() -> None:
     ap.add_argument("--work", default="/tmp/pseudicom-bench-serve")
     ap.add_argument("--only", action="append", default=[], metavar="TEXT",
                     help="run only the rows whose label contains TEXT (repeatable); the floor always runs")
+    ap.add_argument("--repeat", type=int, default=1, help="rounds of every row; medians are printed, each row against its round's floor")
     args = ap.parse_args()
     if not (DCMTK / "storescu").exists():
         raise SystemExit("dcmtk is needed: apt-get install dcmtk")
@@ -151,50 +160,66 @@ def main() -> None:
         return lambda out, port: [sys.executable, "-m", "pseudicom.cli", "serve", str(out), "--recipe", "pseudonymize", "--key-file",
                                   str(key_file), "--port", str(port), "--quiet", *extra]
 
+    def orthanc(out: Path, port: int) -> list[str]:
+        "Debian's Orthanc with a throw-away configuration: its own storage and index, SyncStorageArea (fsync) as it defaults."
+        config = {"Name": "bench", "StorageDirectory": str(out / "storage"), "IndexDirectory": str(out / "index"), "DicomAet": "ORTHANC",
+                  "DicomPort": port, "HttpPort": free_port(), "RemoteAccessAllowed": False, "Plugins": [], "SyncStorageArea": True}
+        (out / "orthanc.json").write_text(__import__("json").dumps(config))
+        return [str(ORTHANC), str(out / "orthanc.json")]
+
     for p in [*work.glob("out*"), *work.glob("run-*")]:   # what an earlier benchmark left (deleted now, not between rows)
         shutil.rmtree(p) if p.is_dir() else p.unlink()
-    rows = []
-    for i, (label, make) in enumerate([
+    table = [
         ("pynetdicom SCP that keeps nothing", lambda out, port: [sys.executable, "-c", bare, str(port)]),
         ("pseudicom.receiver that keeps nothing", lambda out, port: [sys.executable, "-c", ours, str(port)]),
         ("storescp (dcmtk, the floor)", lambda out, port: [str(DCMTK / "storescp"), "-aet", "FLOOR", "-od", str(out), str(port)]),
+        ("Orthanc (a PACS: fsync per instance)", orthanc),
         ("pseudicom serve --sync process", serve("--sync", "process")),
         ("pseudicom serve --sync power", serve("--sync", "power")),
         ("pseudicom serve --sync process --answer spooled", serve("--sync", "process", "--answer", "spooled")),
         ("pseudicom serve --sync power --answer spooled", serve("--sync", "power", "--answer", "spooled")),
-    ]):
-        if args.only and not label.startswith("storescp") and not any(t in label for t in args.only):
-            continue
-        # Each row writes into a folder of its own, and starts once what the rows before wrote is on disk (`sync`, not
-        # timed): no row pays for another's writeback, and none allocates files among thousands just deleted (ext4 skips
-        # recently deleted inodes when it allocates new ones, which costs a gateway that follows a deletion dearly).
-        out = work / f"run-{i}" / "out"
-        out.mkdir(parents=True) if label.startswith("storescp") else out.parent.mkdir(parents=True)
-        os.sync()
-        port = free_port()
-        called = {"storescp": "FLOOR", "pynetdicom": "BARE", "pseudicom.receiver": "BARE"}.get(label.split()[0], "PSEUDICOM")
-        journal = out.parent / "out.serve.jsonl" if label.startswith("pseudicom serve") else None
-        answered, seconds = timed_send(make(out, port), port, called, files, work / f"{label.split()[0]}.log", journal)
-        written = sum(1 for p in out.rglob("*") if p.is_file())
-        rows.append((label, answered, seconds, written))
-    if not args.only or any(t in "Gateway.store without the network" for t in args.only):
-        (work / "run-inproc").mkdir()
-        os.sync()
-        took = in_process(files, key_file, work / "run-inproc" / "out")
-        rows.append(("Gateway.store without the network", took, took, args.n))
-    for p in work.glob("run-*"):
-        shutil.rmtree(p)
-    bare = [r for r in rows if "keeps nothing" in r[0]]
-    rows = [r for r in rows if r[0].startswith("storescp")] + [r for r in rows if "keeps nothing" not in r[0] and
-                                                                 not r[0].startswith("storescp")] + bare   # the floor first, the receivers that keep nothing last
-    floor = args.n / rows[0][2]
-    print(f"{args.n} CT slices of {args.rows}x{args.rows} ({mb:.0f} MB), storescu, one association, 127.0.0.1:")
-    print(f"  {'':40s} {'answered':>9s} {'written':>9s}  (seconds until storescu had every answer / the journal every instance)")
-    for label, answered, seconds, written in rows:
+    ]
+    table = [(label, make) for label, make in table if not args.only or label.startswith("storescp") or any(t in label for t in args.only)]
+    if not ORTHANC.exists():
+        table = [(label, make) for label, make in table if not label.startswith("Orthanc")]
+        print(f"({ORTHANC} is missing: no Orthanc row; apt-get install orthanc)")
+    inproc = not args.only or any(t in "Gateway.store without the network" for t in args.only)
+    runs: dict[str, list[tuple[float, float, int]]] = {}
+    floors = []
+    for round_ in range(args.repeat):   # rounds of every row, so that each row meets the machine's good and bad moments alike
+        for i, (label, make) in enumerate(table):
+            # Each row writes into a folder of its own, and starts once what the rows before wrote is on disk (`sync`, not
+            # timed): no row pays for another's writeback, and none allocates files among thousands just deleted (ext4 skips
+            # recently deleted inodes when it allocates new ones, which costs a gateway that follows a deletion dearly).
+            out = work / f"run-{round_}-{i}" / "out"
+            out.mkdir(parents=True) if label.startswith(("storescp", "Orthanc")) else out.parent.mkdir(parents=True)
+            os.sync()
+            port = free_port()
+            called = {"storescp": "FLOOR", "pynetdicom": "BARE", "pseudicom.receiver": "BARE", "Orthanc": "ORTHANC"}.get(label.split()[0], "PSEUDICOM")
+            journal = out.parent / "out.serve.jsonl" if label.startswith("pseudicom serve") else None
+            answered, seconds = timed_send(make(out, port), port, called, files, work / f"{label.split()[0]}.log", journal)
+            written = sum(1 for p in (out / "storage" if label.startswith("Orthanc") else out).rglob("*") if p.is_file())
+            runs.setdefault(label, []).append((answered, seconds, written))
+            if label.startswith("storescp"):
+                floors.append(seconds)
+        if inproc:
+            (work / f"run-{round_}-inproc").mkdir()
+            os.sync()
+            took = in_process(files, key_file, work / f"run-{round_}-inproc" / "out")
+            runs.setdefault("Gateway.store without the network", []).append((took, took, args.n))
+        for p in work.glob(f"run-{round_}-*"):
+            shutil.rmtree(p)
+    order = sorted(runs, key=lambda label: (not label.startswith("storescp"), "keeps nothing" in label))   # the floor first, the bare receivers last
+    print(f"{args.n} CT slices of {args.rows}x{args.rows} ({mb:.0f} MB), storescu, one association, 127.0.0.1; "
+          f"median of {args.repeat} round(s):")
+    print(f"  {'':48s} {'answered':>9s} {'written':>9s}  (seconds until storescu had every answer / the journal every instance)")
+    for label in order:
+        answered, seconds = (statistics.median(r[k] for r in runs[label]) for k in (0, 1))
+        ratios = [floor / r[1] for floor, r in zip(floors, runs[label])]   # against the floor of the same round
         rate = args.n / seconds
-        print(f"  {label:40s} {answered:7.2f} s {seconds:7.2f} s  {rate:7.1f} instances/s  {mb / seconds:7.1f} MB/s  {written} files  "
-              f"{rate / floor:5.2f} x floor")
-
+        spread = f" (rounds {min(ratios):.2f} to {max(ratios):.2f})" if len(ratios) > 1 else ""
+        print(f"  {label:48s} {answered:7.2f} s {seconds:7.2f} s  {rate:7.1f} instances/s  {mb / seconds:7.1f} MB/s  "
+              f"{runs[label][-1][2]} files  {statistics.median(ratios):5.2f} x floor{spread}")
 
 if __name__ == "__main__":
     main()
