@@ -649,3 +649,34 @@ def test_hold_series_scrubs_each_instance_with_the_whole_series_and_gives_deid_b
             assert {r["status"] for r in journal(dst) if r.get("status") == "held"} == {"held"}
         else:
             assert any(b"Quaglietti" in v for v in got.values())   # one instance at a time: the other slice's name stays
+
+
+def test_instances_the_memo_takes_from_memory_give_the_bytes_of_deid(inputs, key_file, tmp_path):
+    """Without --keep-spool, the slices of a series after its first are de-identified from the received bytes in memory
+    (never spooled): the outputs are still `deid`'s, byte for byte, over the synthetic set and real files. Each instance is
+    handed over in a buffer that is overwritten right after the call, as the receiver reuses its buffer."""
+    from pseudicom.serve import Gateway
+    src = tmp_path / "in"
+    shutil.copytree(inputs[0], src)
+    synthesize_ct_series(src / "ct", 12, rows=32, columns=32)   # a series of 12: 11 for the memo
+    batch = tmp_path / "batch"
+    assert main(["deid", str(src), str(batch), "--recipe", "pseudonymize", "--key-file", str(key_file), "--quiet"]) == 0
+    outputs = {}
+    for keep_spool in (False, True):
+        dst = tmp_path / f"gw-{keep_spool}" / "out"
+        gw = Gateway("pseudonymize", dst, Key.from_file(key_file), sync="process", keep_spool=keep_spool)
+        buffer = bytearray()
+        try:
+            for p in sorted(src.rglob("*.dcm")):
+                buffer[:] = p.read_bytes()
+                with memoryview(buffer) as view:
+                    gw.store(view)
+                buffer[:] = b"\xff" * len(buffer)   # what the gateway kept of it, if anything, is garbage now
+        finally:
+            gw.close()
+        outputs[keep_spool] = (dcm_files(dst), gw.from_memory, sorted(p.name for p in (dst.parent / "out.spool").glob("*.dcm")))
+    (from_memory, n, spooled), (from_files, none, kept) = outputs[False], outputs[True]
+    want = dcm_files(batch)
+    assert from_memory == want and from_files == want
+    assert none == 0 and n >= 11, n             # every slice of the series after its first, at least, came from memory
+    assert not spooled and len(kept) == len(list(src.rglob("*.dcm")))   # nothing left in the spool unless asked

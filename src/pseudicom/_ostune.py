@@ -17,9 +17,44 @@ from pathlib import Path
 from .errors import DicomReadError
 
 # %% auto #0
-__all__ = ['read_at', 'read_at_open', 'open_unbuffered', 'open_size', 'temporary_file', 'SeekableReader', 'FileWindow',
-           'stat_or_none', 'file_digest', 'open_binary', 'make_folder', 'move', 'remove_file', 'remove_tree', 'kind_of',
-           'names_in', 'read_bytes', 'free_bytes', 'remove_empty_folders', 'spread', 'end_with_parent']
+__all__ = ['MemoryFile', 'read_at', 'read_at_open', 'open_unbuffered', 'open_size', 'temporary_file', 'SeekableReader',
+           'FileWindow', 'stat_or_none', 'file_digest', 'open_binary', 'make_folder', 'move', 'remove_file',
+           'remove_tree', 'kind_of', 'names_in', 'read_bytes', 'free_bytes', 'remove_empty_folders', 'spread',
+           'end_with_parent']
+
+# %% ../../nbs/01b_ostune.ipynb #5baceede
+class MemoryFile:
+    "A file's bytes in memory, read like a file opened with `open_unbuffered` (the bytes must not change while it is used)."
+    def __init__(self, data, name: str = "<memory>"):
+        self.view, self.name, self._pos = memoryview(data).cast("B"), name, 0
+
+    def read(self, n: int = -1) -> bytes:
+        end = len(self.view) if n is None or n < 0 else min(len(self.view), self._pos + n)
+        out = bytes(self.view[self._pos:end])
+        self._pos = max(self._pos, end)
+        return out
+
+    def readinto(self, b) -> int:
+        n = max(0, min(len(b), len(self.view) - self._pos))
+        b[:n] = self.view[self._pos:self._pos + n]
+        self._pos += n
+        return n
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        self._pos = max(0, pos + (0, self._pos, len(self.view))[whence])
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
 
 # %% ../../nbs/01b_ostune.ipynb #ac7f6361
 def read_at(
@@ -32,7 +67,9 @@ def read_at(
         return os.pread(f.fileno(), n, offset)
 
 def read_at_open(f, offset: int, n: int) -> bytes:
-    "`n` bytes from `offset` of an open file `f`, leaving its position alone."
+    "`n` bytes from `offset` of an open file `f` (or a `MemoryFile`), leaving its position alone."
+    if isinstance(f, MemoryFile):
+        return bytes(f.view[offset:offset + n])
     return os.pread(f.fileno(), n, offset)
 
 def open_unbuffered(path: str | os.PathLike):
@@ -40,7 +77,9 @@ def open_unbuffered(path: str | os.PathLike):
     return open(path, "rb", buffering=0)
 
 def open_size(f) -> int:
-    "The size in bytes of an open file."
+    "The size in bytes of an open file (or a `MemoryFile`)."
+    if isinstance(f, MemoryFile):
+        return len(f.view)
     return os.fstat(f.fileno()).st_size
 
 def temporary_file():

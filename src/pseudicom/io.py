@@ -24,6 +24,7 @@ import blake3
 import pydicom
 from pydicom.dataset import Dataset, FileDataset
 
+from . import _ostune
 from ._dcmbytes import FLOAT_PIXEL_DATA, PIXEL_DATA, SEQ_DELIMITER, UNDEFINED, L, element_header, walk
 from .errors import DicomReadError, QuarantineError, UnsafeOutputError, tag_str
 
@@ -524,7 +525,13 @@ def write_parts(
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         for part in parts:
-            if isinstance(part, tuple):
+            if isinstance(part, tuple) and isinstance(part[0], _ostune.MemoryFile):   # in memory already: no copy to read into
+                source, start, end = part
+                if end > len(source.view):
+                    raise DicomReadError(f"{source.name}: ended early.")
+                digest.update(source.view[start:end])
+                _write_all(fd, source.view[start:end])
+            elif isinstance(part, tuple):
                 source, start, end = part
                 src = source if hasattr(source, "readinto") else open(source, "rb")
                 try:

@@ -28,6 +28,7 @@ from typing import Any
 import blake3
 import pydicom
 
+from . import _ostune
 from .deid import Deidentifier
 from .errors import PseudicomError
 from .io import atomic_write_bytes, lock_output
@@ -201,6 +202,7 @@ class Gateway:
         self.held: dict[str, dict] = {}       # series key -> {"digests", "last" (monotonic time), "open" (associations sending it)}
         self.pending: set[str] = set()        # digests answered once spooled, not journalled yet
         self.recycled: list[Path] = []        # settled spool files kept to be overwritten (`_recycle`)
+        self.from_memory = 0                  # instances the series memo took from memory, never spooled
         self.counts = dict.fromkeys(("received", "written", "excluded", "quarantined", "failed", "held", "duplicate", "forwarded",
                                      "forward_refused"), 0)
         self.deid = Deidentifier(self.recipe, key)
@@ -227,13 +229,18 @@ class Gateway:
             series = _series_to_hold(self, data)
             early = self._settler is not None and series is None
             spooled = self.spool / f"{digest}.dcm"   # fsynced if answered before it is settled; else the sender keeps it till then
+            # answered once settled: the series memo may take it from memory, and then it is never spooled
+            r = _deidentify(self, spooled, data=data) if series is None and not early and not self.keep_spool else None
+            if r is not None and r.status == "written":
+                self.from_memory += 1
+                return _answer(self, _settle(self, digest, spooled, r=r))
             _spool_write(spooled, data, self.durable and (series is not None or early), self.recycled.pop() if self.recycled else None)
             if early:
                 if self.durable:
                     _fsync(self.spool)   # (its folder entry too)
                 self.pending.add(digest)
             else:
-                rec = _settle(self, digest, spooled) if series is None else _hold(self, digest, series, association)
+                rec = _settle(self, digest, spooled, r=r) if series is None else _hold(self, digest, series, association)
         if early:
             self._settler.put(digest)   # (outside the lock: it waits while the settling thread is far behind)
             return SUCCESS
@@ -311,7 +318,7 @@ def _close(gw: Gateway) -> None:
         gw.journal.close()
         gw._audit.close()
         gw._out_lock.release()
-    log.info("gateway closed: %s", ", ".join(f"{v} {k}" for k, v in gw.counts.items()))
+    log.info("gateway closed: %s; %d taken from memory", ", ".join(f"{v} {k}" for k, v in gw.counts.items()), gw.from_memory)
 
 # %% ../../nbs/40_serve.ipynb #5e84d0f8
 def _settle(gw: Gateway, digest: str, spooled: Path, series: tuple | None = None, r: FileResult | None = None) -> dict:
@@ -388,21 +395,28 @@ def _recycle(gw: Gateway, spooled: Path) -> None:
         pass
 
 # %% ../../nbs/40_serve.ipynb #5806e409
-def _deidentify(gw: Gateway, spooled: Path, series: tuple | None = None, deid: Deidentifier | None = None) -> FileResult:
-    "The engine of `pseudicom deid` on one spooled file, into the staging folder (thread-safe: it places nothing), within the time limit."
-    index, start = next(gw._n), time.monotonic()
+def _deidentify(gw: Gateway, spooled: Path, series: tuple | None = None, deid: Deidentifier | None = None,
+                data: bytes | memoryview | None = None) -> FileResult | None:
+    """The engine of `pseudicom deid` on one spooled file, into the staging folder (thread-safe: it places nothing), within the
+    time limit. With `data` (the file's bytes, not spooled yet), only the series memo is tried, from memory: None if it
+    declines, and the file is then spooled and given to the whole engine. The memo takes the slices of a series after its
+    first, which are then neither written to the spool nor read back."""
+    index, start, stopped = next(gw._n), time.monotonic(), object()
+    source = str(spooled) if data is None else _ostune.MemoryFile(data, str(spooled))
     def engine():
-        return process_file(index, str(spooled), spooled.name, str(gw.staging), deid or gw.deid, fast=True, timeout=None, series=series)
+        return process_file(index, source, spooled.name, str(gw.staging), deid or gw.deid, fast=True, timeout=None, series=series)
     if not gw.timeout:
         return engine()
-    r = None
+    r = stopped
     try:
         with _watchdog().limit(gw.timeout):
             r = engine()
     except _OverTime:
         pass   # (a staged file it left is removed with the staging folder at the next start)
-    if r is None or time.monotonic() - start > gw.timeout:   # stopped, or done too late: the same verdict every time, as `deid` gives
-        if r is not None and r.staged:
+    if r is None and time.monotonic() - start <= gw.timeout:
+        return None
+    if r is stopped or time.monotonic() - start > gw.timeout:   # stopped, or done too late: the same verdict every time, as `deid` gives
+        if isinstance(r, FileResult) and r.staged:
             Path(r.staged).unlink(missing_ok=True)
         return FileResult(index, spooled.name, "failed", reason=f"{spooled.name}: took longer than the per-file time limit of "
                           f"{gw.timeout:g} s and was stopped; the file may be damaged or hostile. Inspect it, or raise the limit (--timeout).")

@@ -108,12 +108,13 @@ class _SeriesMemo:
                         meta=(meta_values(ds.file_meta), [r for r in outcome.audit if _top_tag(r.path) is None]))
         self.templates = [tpl] + [t for t in self.templates if t.raw.get(0x0020000E) != original.get(0x0020000E)][:7]
 
-    def try_file(self, path: str, source: str, staging: str, index: int, deid: Deidentifier, result: FileResult) -> FileResult | None:
-        "The result of a file processed by difference from its series' template, or None (process it in full)."
+    def try_file(self, path: str | _ostune.MemoryFile, source: str, staging: str, index: int, deid: Deidentifier,
+                 result: FileResult) -> FileResult | None:
+        "The result of a file (or of its bytes in memory) processed by difference from its series' template, or None (process it in full)."
         if not self.templates:
             return None
         try:
-            with _ostune.open_unbuffered(path) as f:   # one read of the head, one of the pixel data
+            with (path if isinstance(path, _ostune.MemoryFile) else _ostune.open_unbuffered(path)) as f:   # one read of the head, one of the pixel data
                 size = _ostune.open_size(f)
                 head = f.read(1 << 16)
                 if size < 144 or head[128:132] != b"DICM":

@@ -69,7 +69,7 @@ def _decline_kind(e: Decline) -> str:
 # %% ../../../nbs/08h_pipeline_worker.ipynb #a16bec1a
 def process_file(
     index: int,              # input index
-    path: str,               # absolute input path
+    path: str | _ostune.MemoryFile,  # absolute input path; or the file's bytes in memory, which only the series memo reads
     source: str,             # path relative to the source folder
     staging: str,            # staging folder for the output
     deidentifier: Deidentifier | None = None,  # default: the worker's
@@ -78,17 +78,22 @@ def process_file(
     series: tuple | None = None,   # (series note, all input paths of its head CT/MR series) when it is to be defaced
     raw_headers: bool = True,      # try the raw header path (`rawheader`, no pydicom objects) first
     series_memo: bool = True,      # on the raw path, process the slices of a series by difference (`pipeline.memo`)
-) -> FileResult:             # what happened
+) -> FileResult | None:      # what happened; None for bytes in memory that the series memo did not take (give the file's path)
     "De-identify one file into the staging folder; never raises for bad input."
     deid = deidentifier or Worker.deidentifier
     with warnings.catch_warnings(record=True) as caught:   # pydicom's warnings go to the file's report, never to the terminal
         warnings.simplefilter("always")
         result = _process_file(index, path, source, staging, deid, fast, timeout, series, raw_headers, series_memo)
+    if result is None:
+        return None
     for w in caught:
         note = f"warning: {w.message}"
         if note not in result.notes:
             result.notes.append(note)
     return result
+
+class _NeedsFile(Exception):
+    "Bytes in memory that the series memo did not take: the rest of the engine reads files."
 
 class _PixelDecodeError(Exception):
     "Pixel data that no installed decoder reads (raised from the decoder's error)."
@@ -103,7 +108,7 @@ def _named(source: str, message: str) -> str:
 
 # %% ../../../nbs/08h_pipeline_worker.ipynb #4fef7d9b
 def _process_file(index: int, path: str, source: str, staging: str, deid: Deidentifier, fast: bool, timeout: float | None,
-                  series: tuple | None, raw_headers: bool = True, series_memo: bool = True) -> FileResult:
+                  series: tuple | None, raw_headers: bool = True, series_memo: bool = True) -> FileResult | None:
     result = FileResult(index, source, "failed")
     where = ""
     try:
@@ -117,6 +122,8 @@ def _process_file(index: int, path: str, source: str, staging: str, deid: Deiden
                     result = FileResult(index, source, "failed", declined=_decline_kind(e))
                 where = ""
             return _process(index, path, source, staging, deid, fast, result, series)
+    except _NeedsFile:
+        return None
     except FileTimeout:
         _unstage(staging, index)
         result.status, result.reason = "failed", (f"{source}: took longer than the per-file time limit of {timeout:g} s and was "
@@ -217,6 +224,8 @@ def _process(index: int, path: str, source: str, staging: str, deid: Deidentifie
         hit = memo.try_file(path, source, staging, index, deid, result)
         if hit is not None:
             return hit
+    if isinstance(path, _ostune.MemoryFile):
+        raise _NeedsFile()
     ds, layout, original, form = _read(path, source, raw, memo is not None)
     result.size = layout.size
     stream = _decide(ds, layout, source, deid, fast, raw, result)
