@@ -388,8 +388,10 @@ def test_bench_serve_runs(tmp_path):
 
 
 @contextmanager
-def orthanc(folder: Path, modalities: dict):
-    "A throw-away Orthanc (Debian's `orthanc`): own storage, free DICOM and HTTP ports, only the given peers (on 127.0.0.1) let in."
+def orthanc(folder: Path, modalities: dict, tls: dict | None = None):
+    """A throw-away Orthanc (Debian's `orthanc`): own storage, free DICOM and HTTP ports, only the given peers (on 127.0.0.1) let
+    in. `tls` (certificates from `_certificates`): DICOM over TLS only, with the server certificate, peers' certificates required
+    from the CA."""
     exe = Path("/usr/sbin/Orthanc")
     if not exe.exists():
         pytest.fail(f"{exe} is missing: install orthanc (apt-get install orthanc; .ci/run does it)")
@@ -401,6 +403,9 @@ def orthanc(folder: Path, modalities: dict):
               # Orthanc 1.10 cannot bind to 127.0.0.1 only: nothing is allowed but the listed peers at 127.0.0.1
               **{f"DicomAlwaysAllow{s}": False for s in ("Echo", "Store", "Find", "FindWorklist", "Get", "Move")},
               "DicomModalities": {name: {"AET": name.upper(), "Host": "127.0.0.1", "Port": 1, **rights} for name, rights in modalities.items()}}
+    if tls:
+        config.update({"DicomTlsEnabled": True, "DicomTlsCertificate": str(tls["server.pem"]), "DicomTlsPrivateKey": str(tls["server.key"]),
+                       "DicomTlsTrustedCertificates": str(tls["ca.pem"]), "DicomTlsRemoteCertificateRequired": True})
     (folder / "orthanc.json").write_text(json.dumps(config))
     with running([str(exe), str(folder / "orthanc.json")], dicom, folder / "orthanc.log") as proc:
         _wait_port(http, proc)
@@ -680,3 +685,33 @@ def test_instances_the_memo_takes_from_memory_give_the_bytes_of_deid(inputs, key
     assert from_memory == want and from_files == want
     assert none == 0 and n >= 11, n             # every slice of the series after its first, at least, came from memory
     assert not spooled and len(kept) == len(list(src.rglob("*.dcm")))   # nothing left in the spool unless asked
+
+
+def test_pull_over_tls_by_c_get_and_by_c_move_from_orthanc(key_file, tmp_path):
+    """Orthanc speaking DICOM over TLS only (its certificate from our CA, ours required): `pull` with --tls-* by C-GET, and by
+    C-MOVE, for which Orthanc connects back to the move destination over TLS too, gives the bytes of a folder run; a plain
+    pull gets nothing."""
+    import urllib.request
+    certs = _certificates(tmp_path / "certs")
+    src = tmp_path / "in"
+    synthesize_ct_series(src / "ct", 3, rows=32, columns=32)
+    assert main(["deid", str(src), str(tmp_path / "batch"), "--recipe", "pseudonymize", "--key-file", str(key_file), "--quiet"]) == 0
+    want, move_port = dcm_files(tmp_path / "batch"), free_port()
+    tls = ["--tls-cert", str(certs["client.pem"]), "--tls-key", str(certs["client.key"]), "--tls-ca", str(certs["ca.pem"])]
+    def pull(dst, *extra):
+        return subprocess.run([sys.executable, "-m", "pseudicom.cli", "pull", str(dst), "--from", f"ORTHANC@127.0.0.1:{port}",
+                               "--recipe", "pseudonymize", "--key-file", str(key_file), "--study", study, *extra],
+                              capture_output=True, text=True, timeout=300)
+    pacs = {"pseudicom": {"AllowFind": True, "AllowMove": True, "AllowGet": True, "Port": move_port, "UseDicomTls": True}}
+    with orthanc(tmp_path / "pacs", pacs, tls=certs) as (port, url):
+        for p in sorted(src.rglob("*.dcm")):   # stored over its REST API (the DICOM port takes TLS only)
+            urllib.request.urlopen(urllib.request.Request(f"{url}/instances", data=p.read_bytes(), method="POST"), timeout=60).read()
+        (study,) = [s["MainDicomTags"]["StudyInstanceUID"] for s in rest(f"{url}/studies?expand")]
+        plain = pull(tmp_path / "plain" / "out")
+        assert plain.returncode != 0 and not dcm_files(tmp_path / "plain" / "out")
+        by_get = pull(tmp_path / "get" / "out", *tls)
+        assert by_get.returncode == 0, by_get.stdout + by_get.stderr[-3000:]
+        by_move = pull(tmp_path / "move" / "out", *tls, "--move", str(move_port))
+        assert by_move.returncode == 0, by_move.stdout + by_move.stderr[-3000:]
+    assert dcm_files(tmp_path / "get" / "out") == want and dcm_files(tmp_path / "move" / "out") == want
+    assert json.loads((tmp_path / "move" / "out.report.json").read_text())["gateway"]["source"].startswith("C-MOVE from ORTHANC@")

@@ -105,14 +105,16 @@ def pull(
     ssl_context: ssl.SSLContext | None = None,  # TLS to the PACS (`tls_context(..., server=False)`)
     move_port: int | None = None,  # C-MOVE instead of C-GET: listen on this port as the move destination `ae_title`
     move_host: str = "127.0.0.1",  # the address to listen on for C-MOVE (the PACS must know it, with the port, for `ae_title`)
+    move_ssl_context: ssl.SSLContext | None = None,  # with `ssl_context` and C-MOVE: TLS for the move destination (`tls_context(...)`, server side)
 ) -> list[dict]:                   # per study: found, instances the PACS announced, sent, and failed to send
     "Retrieve whole studies from a PACS (C-FIND, then C-GET or C-MOVE) and put each instance through `gateway`."
     from pynetdicom import evt
     from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelGet as GET
     from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelMove as MOVE
     logging.getLogger("pynetdicom").setLevel(logging.WARNING)
-    if move_port and ssl_context is not None:
-        raise PseudicomError("pull by C-MOVE over TLS is not supported yet: use C-GET (no --move) with TLS.")
+    if move_port and (ssl_context is None) != (move_ssl_context is None):   # the PACS's C-STOREs come back as it was asked
+        raise PseudicomError("pull by C-MOVE over TLS needs TLS both ways: to the PACS (ssl_context) and for the move "
+                             "destination it connects back to (move_ssl_context).")
 
     def on_store(event) -> int:
         rq = event.request
@@ -124,7 +126,7 @@ def pull(
             return OUT_OF_RESOURCES
 
     found = _find_studies(peer, studies, ae_title, ssl_context)
-    server = start_server(gateway, ae_title, move_host, move_port, allow=[Peer(peer.ae_title)]) if move_port else None
+    server = start_server(gateway, ae_title, move_host, move_port, allow=[Peer(peer.ae_title)], ssl_context=move_ssl_context) if move_port else None
     gateway.source, out = f"{'C-MOVE' if move_port else 'C-GET'} from {peer}", []
     try:
         for n, (uid, ident) in enumerate(zip(studies, found), 1):
