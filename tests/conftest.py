@@ -1,4 +1,7 @@
-"Shared fixtures: one synthetic study set per test session, never modified by tests."
+"Shared fixtures: one synthetic study set per test session, never modified by tests; where the corpus of real files is."
+
+import os
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +15,30 @@ def synth_set(tmp_path_factory):
     root = tmp_path_factory.mktemp("synth")
     truth = synthesize(root / "dicom", seed=0, small=True, truth_path=root / "truth.json")
     return root / "dicom", truth
+
+
+def realdata_root() -> Path:
+    """The corpus of real files that public packages ship, built by `python tools/realdata.py` (.ci/run does):
+    $PSEUDICOM_REALDATA, else ~/.cache/pseudicom/realdata. Fails the test (never skips it) when it is not there."""
+    root = Path(os.environ.get("PSEUDICOM_REALDATA") or Path.home() / ".cache" / "pseudicom" / "realdata")
+    if not (root / "manifest.json").is_file():
+        pytest.fail(f"the corpus of real files is missing at {root}: run `python tools/realdata.py` (.ci/run does) "
+                    "or set PSEUDICOM_REALDATA to where it is")
+    return root
+
+
+def real_file(rel: str) -> Path:
+    "One file of the real corpus, by its path in it; fails the test when the corpus or the file is missing."
+    path = realdata_root() / rel
+    if not path.is_file():
+        pytest.fail(f"{path} is missing from the corpus of real files: run `python tools/realdata.py` again")
+    return path
+
+
+@pytest.fixture(scope="session")
+def realdata() -> Path:
+    "The corpus of real files (`realdata_root`)."
+    return realdata_root()
 
 
 @pytest.fixture(scope="session")

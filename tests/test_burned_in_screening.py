@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 import shutil
 from pathlib import Path
@@ -214,20 +213,16 @@ def test_real_ct_and_mr_from_pydicom_are_not_flagged_under_detect(tmp_path, name
     assert np.array_equal(before.pixel_array, after.pixel_array), name
 
 
-REALDATA = Path(os.environ.get("PSEUDICOM_REALDATA", "/root/.cache/pseudicom/realdata"))
-
-
-def test_no_real_ct_or_mr_image_is_screened_as_text():
+def test_no_real_ct_or_mr_image_is_screened_as_text(realdata):
     """Every CT and MR image of the real corpus: the screen finds no line of letters (a detector that redacts anatomy is a
     defect). Captures are left out: octave-dicom's CT-MONO2-16-ankle.dcm is a Secondary Capture of a 3D render whose
     corners really carry text (a date, a site name), which the capture detector finds and redacts."""
     from pseudicom.pixels import pixel_kind
-    manifest = REALDATA / "manifest.json"
-    assert manifest.exists(), f"no real-world corpus at {REALDATA}: run `python tools/realdata.py` (or set PSEUDICOM_REALDATA)"
+    manifest = realdata / "manifest.json"
     seen, flagged = 0, []
     for item in json.loads(manifest.read_text())["files"]:
         try:
-            ds = pydicom.dcmread(REALDATA / item["path"])
+            ds = pydicom.dcmread(realdata / item["path"])
             if str(ds.get("Modality", "")) not in ("CT", "MR") or "PixelData" not in ds or pixel_kind(ds) == "capture":
                 continue
             ds.pixel_array

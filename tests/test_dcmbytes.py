@@ -4,7 +4,6 @@ The two walkers are checked against each other and against pydicom on every real
 the modules that use the byte module are checked to carry no struct formats or byte constants of their own."""
 from __future__ import annotations
 
-import os
 import re
 import warnings
 from pathlib import Path
@@ -19,15 +18,6 @@ from pseudicom.errors import DicomReadError
 from pseudicom.rawheader import Decline, RawDataset, RawElement, read_raw
 
 SRC = Path(pseudicom.__file__).parent
-
-
-@pytest.fixture(scope="module")
-def realdata() -> Path:
-    root = Path(os.environ.get("PSEUDICOM_REALDATA") or Path.home() / ".cache" / "pseudicom" / "realdata")
-    if not (root / "manifest.json").is_file():
-        pytest.fail(f"the real-file corpus is missing at {root}: run `python tools/realdata.py` "
-                    "(.ci/run does) or set PSEUDICOM_REALDATA")
-    return root
 
 
 def _files(root: Path) -> list[Path]:

@@ -7,7 +7,6 @@ voxels must keep their stored values. Non-head series must be left byte for byte
 from __future__ import annotations
 
 import copy
-import os
 import time
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import pydicom
 import pytest
 from scipy import ndimage
 
+from conftest import realdata_root
 from pseudicom.deface import (DEFACE_METHOD_CODE, deface_datasets, geometry_from_datasets, is_head_series)
 from pseudicom.errors import DicomValueError
 from pseudicom.synth_head import COARSE_OBLIQUE, head_series
@@ -179,14 +179,11 @@ def test_compressed_series_stay_compressed(tmp_path: Path, syntax: str) -> None:
 
 
 # ---- real scans (issue 18) -------------------------------------------------------------------------------
-REALDATA = Path(os.environ.get("PSEUDICOM_REALDATA", "/root/.cache/pseudicom/realdata"))
-
-
 def _real(rel: str) -> Path:
-    path = REALDATA / rel
+    "A file or folder of the real corpus (`conftest.realdata_root`); fails the test when it is missing."
+    path = realdata_root() / rel
     if not path.exists():
-        pytest.fail(f"{path} is missing: build the corpus of real files with `python tools/realdata.py` "
-                    "(or point PSEUDICOM_REALDATA at it).")
+        pytest.fail(f"{path} is missing from the corpus of real files: run `python tools/realdata.py` again")
     return path
 
 

@@ -7,13 +7,12 @@ input: no `*` in a CS, UI, AE or AS value or in a code's value, scheme or meanin
 every audit record says what happened to the element it names; a file without PatientID and
 PatientName gets its dates moved under `pseudonymize`.
 
-The real files come from `python tools/realdata.py` (PSEUDICOM_REALDATA, default
-/root/.cache/pseudicom/realdata); pydicom's rtplan.dcm is always there.
+The real files come from `python tools/realdata.py` (the `realdata` fixture of conftest.py); pydicom's
+rtplan.dcm is always there.
 """
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -24,7 +23,6 @@ from pydicom.tag import Tag
 
 from pseudicom.cli import main
 
-REALDATA = Path(os.environ.get("PSEUDICOM_REALDATA", "/root/.cache/pseudicom/realdata"))
 CORRUPTED_BEFORE = [   # each had coded values scrubbed, with the basic recipe
     "pydicom/waveform_ecg.dcm",                        # Modality ECG, CodingSchemeDesignator SCPECG
     "pydicom/reportsi.dcm",                            # ValueType CONTAINER and PNAME, RelationshipType HAS OBS CONTEXT
@@ -39,13 +37,6 @@ CORRUPTED_BEFORE = [   # each had coded values scrubbed, with the basic recipe
 CODED_VRS = ("CS", "UI", "AE", "AS")
 CODE_KEYWORDS = ("CodeValue", "LongCodeValue", "CodingSchemeDesignator", "CodingSchemeVersion", "SpecificCharacterSet",
                  "CodeMeaning")   # meanings: only a whole name, phrase or ID is scrubbed there (none in these files)
-
-
-@pytest.fixture(scope="module")
-def realdata() -> Path:
-    if not (REALDATA / "manifest.json").exists():
-        pytest.fail(f"no real DICOM files at {REALDATA}: run `python tools/realdata.py` (or set PSEUDICOM_REALDATA)")
-    return REALDATA
 
 
 def _deid(src_file: Path, tmp: Path, recipe: str, *extra: str) -> tuple[Path, list[dict]]:

@@ -3,7 +3,6 @@ instances, DICOMDIRs (and a new one with --dicomdir), one instance twice (duplic
 sharing a UID (conflict), zero padding after the data set, over-long PixelData, undecodable pixels under
 --burned-in detect, mirror names, pydicom warnings under --quiet. Synthetic cases first, then real files."""
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -244,14 +243,6 @@ def test_pydicom_warnings_go_to_the_report_not_the_terminal(tmp_path, capfd):
 
 
 # -- real files (the corpus that `python tools/realdata.py` gathers) --------------------------------------------
-
-@pytest.fixture(scope="module")
-def realdata() -> Path:
-    root = Path(os.environ.get("PSEUDICOM_REALDATA", "/root/.cache/pseudicom/realdata"))
-    if not (root / "manifest.json").is_file():
-        pytest.fail(f"the real-file corpus is missing at {root}: run `python tools/realdata.py` (or set PSEUDICOM_REALDATA).")
-    return root
-
 
 def _copy(realdata: Path, dst: Path, names: list[str]) -> Path:
     for name in names:

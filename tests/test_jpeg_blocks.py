@@ -11,7 +11,6 @@ one pixel of chroma interpolation; tesseract reads the name in the input and not
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +37,6 @@ except ImportError:   # pragma: no cover
     jpeglib = None
 
 TOKEN = "KOWALSKI"
-REALDATA = Path(os.environ.get("PSEUDICOM_REALDATA", "/root/.cache/pseudicom/realdata"))
 
 # name -> (Pillow subsampling or "L", frames, columns, rows, photometric interpretation, offset table)
 CASES = {
@@ -209,13 +207,6 @@ def test_only_some_frames(tmp_path: Path) -> None:
     new = _jpeg_frames(ds)
     assert [o == n for o, n in zip(orig, new)] == [k not in (2, 5) for k in range(8)]
     assert report.method == "blocks" and report.frames_touched == 2 and not report.covered
-
-
-@pytest.fixture(scope="module")
-def realdata() -> Path:
-    if not (REALDATA / "manifest.json").is_file():
-        pytest.fail(f"no real-file corpus at {REALDATA}: run `python tools/realdata.py` (or set PSEUDICOM_REALDATA)")
-    return REALDATA
 
 
 def test_real_ultrasound_cine(realdata: Path, tmp_path: Path) -> None:

@@ -9,7 +9,6 @@ pixels inside are filled.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +17,7 @@ import pytest
 from pydicom.data import get_testdata_file
 
 import pseudicom.pipeline.worker as worker
+from conftest import realdata_root
 from pseudicom.deid import Deidentifier
 from pseudicom.io import read_header
 from pseudicom.keys import Key
@@ -45,10 +45,8 @@ def _recipe(detect: bool = False):
 
 def _real_native() -> list[str]:
     "The real set's native (uncompressed) little-endian images: multi-frame first."
-    root = Path(os.environ.get("PSEUDICOM_REALDATA") or Path.home() / ".cache" / "pseudicom" / "realdata")
+    root = realdata_root()
     manifest = root / "manifest.json"
-    if not manifest.is_file():
-        pytest.fail(f"the real-world test set is missing at {root}: run `python tools/realdata.py`")
     out = []
     for entry in json.loads(manifest.read_text())["files"]:
         path = root / entry["path"]

@@ -51,19 +51,6 @@ ALLOWED_NEW_DCIODVFY: dict[str, str] = {
 }
 
 
-def _root() -> Path:
-    root = Path(os.environ.get("PSEUDICOM_REALDATA") or Path.home() / ".cache" / "pseudicom" / "realdata")
-    if not (root / "manifest.json").is_file():
-        pytest.fail(f"the real-world test set is missing at {root}: run `python tools/realdata.py` "
-                    "(.ci/run does) or set PSEUDICOM_REALDATA")
-    return root
-
-
-@pytest.fixture(scope="session")
-def realdata() -> Path:
-    return _root()
-
-
 def _run(name: str, recipe, src: Path, tmp: Path, key=None):
     dst = tmp / name
     result = run(recipe, src, dst, key=key, workers=2, progress=False, report=tmp / f"{name}.report.json",

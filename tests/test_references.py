@@ -8,7 +8,6 @@ the series/study UIDs that reference sequences carry) must point to the remapped
 at the same place.
 """
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -31,7 +30,6 @@ ROOT = "1.2.826.0.1.3680043.8.498.77"   # fixed UIDs: the set is the same on eve
 STUDY, CT_SERIES, FRAME = f"{ROOT}.1", f"{ROOT}.2", f"{ROOT}.3"
 CT_UIDS = [f"{ROOT}.2.{i}" for i in (1, 2, 3)]
 KEY = Key(b"pseudicom-references-test-key-32")
-REALDATA = Path(os.environ.get("PSEUDICOM_REALDATA", "/root/.cache/pseudicom/realdata"))
 
 
 def _ref(uid, sop_class=CT, **extra):
@@ -381,14 +379,6 @@ def test_sequence_changes_add_no_dciodvfy_errors(reference_set, tmp_path):
     # sequences: drop this exception once scrubbing leaves code strings alone.
     new = {e for e in new if "Character invalid for this VR = '*'" not in e and "invalid data values" not in e}
     assert not new, new
-
-
-@pytest.fixture(scope="module")
-def realdata():
-    if not (REALDATA / "manifest.json").exists():
-        pytest.fail(f"the real-file corpus is missing at {REALDATA}: run `python tools/realdata.py` "
-                    "(or set PSEUDICOM_REALDATA to where it is)")
-    return REALDATA
 
 
 @pytest.mark.parametrize("recipe", ["basic", "pseudonymize"])

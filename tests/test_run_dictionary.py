@@ -11,13 +11,13 @@ every file. Real files: the heudiconv physician and OFFIS's name in other files'
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 
+from conftest import realdata_root
 from pseudicom.keys import Key
 from pseudicom.pipeline import run
 from pseudicom.synth import synthesize_ct_series
@@ -25,7 +25,6 @@ from pseudicom.verify import verify
 
 KEY = Key(b"r" * 32)
 A_NAME, A_ID, B_NAME = "Mustermann^Maximilian", "PID-0001", "Sample^Erika"
-REALDATA = Path(os.environ.get("PSEUDICOM_REALDATA", "/root/.cache/pseudicom/realdata"))
 
 
 def _ct(path: Path, name: str, pid: str, uid: str, **values) -> Path:
@@ -167,9 +166,10 @@ def test_series_memo_same_bytes(tmp_path):
 
 
 def _realfile(*parts: str) -> Path:
-    path = REALDATA.joinpath(*parts)
-    if not REALDATA.exists():
-        pytest.fail(f"{REALDATA} is missing: run `python tools/realdata.py` to gather the real files")
+    "A file or folder of the real corpus (`conftest.realdata_root`); fails the test when it is missing."
+    path = realdata_root().joinpath(*parts)
+    if not path.exists():
+        pytest.fail(f"{path} is missing from the corpus of real files: run `python tools/realdata.py` again")
     return path
 
 
@@ -199,8 +199,9 @@ def test_real_heudiconv_physician_scrubbed(tmp_path):
 def test_real_offis_scrubbed(tmp_path):
     "OFFIS (the institution of pydicom-data's mlut_18/vlut_04) in the kept study descriptions of OFFIS's SR reports."
     _realfile()
-    files = sorted(REALDATA.rglob("*mlut_18*")) + sorted(REALDATA.rglob("*vlut_04*"))
-    reports = [p for p in sorted((REALDATA / "dicomscope").rglob("*")) + sorted((REALDATA / "pydicom").rglob("*"))
+    root = realdata_root()
+    files = sorted(root.rglob("*mlut_18*")) + sorted(root.rglob("*vlut_04*"))
+    reports = [p for p in sorted((root / "dicomscope").rglob("*")) + sorted((root / "pydicom").rglob("*"))
                if p.is_file() and "offis" in p.read_bytes()[:1 << 16].decode("latin-1").lower()
                and b"1.2.840.10008.5.1.4.1.1.88" in p.read_bytes()[:1 << 16]]
     assert files and reports, (files, reports)

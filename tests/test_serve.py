@@ -22,13 +22,13 @@ import pydicom
 import pydicom.uid as U
 import pytest
 
+from conftest import real_file
 from pseudicom.cli import main
 from pseudicom.keys import Key
 from pseudicom.synth import synthesize_ct_series
 from pseudicom.verify import verify
 
 DCMTK = Path("/usr/bin")   # Debian's dcmtk (a pip package also installs a python `storescu` earlier on PATH)
-REALDATA = Path(os.environ.get("PSEUDICOM_REALDATA", "/root/.cache/pseudicom/realdata"))
 # What storescu (dcmtk 3.6.7) does to the real files on the way, measured over the corpus (285 files with a SOP instance and
 # a transfer syntax, sent one by one into a bit-preserving storescp, dataset bytes compared): 163 arrive byte for byte, 7 are
 # not sent (no presentation context for them), and 115 arrive changed, all in encoding: 67 had undefined-length sequences
@@ -150,17 +150,13 @@ def key_file(tmp_path_factory):
 @pytest.fixture(scope="module")
 def inputs(synth_set, tmp_path_factory):
     "The synthetic set and a handful of real files, in one folder: (folder, real files sent as they are, real files re-encoded)."
-    if not (REALDATA / "manifest.json").exists():
-        pytest.fail(f"the real-file corpus is missing at {REALDATA}: run `python tools/realdata.py` (or set PSEUDICOM_REALDATA)")
     root = tmp_path_factory.mktemp("inputs") / "in"
     shutil.copytree(synth_set[0], root / "synthetic")
     names = {}
     for rel in REAL_AS_SENT + REAL_REENCODED:
-        if not (REALDATA / rel).is_file():
-            pytest.fail(f"{REALDATA / rel} is missing: run `python tools/realdata.py`")
         name = rel.replace("/", "__")
         (root / "real").mkdir(exist_ok=True)
-        shutil.copyfile(REALDATA / rel, root / "real" / name)
+        shutil.copyfile(real_file(rel), root / "real" / name)
         names[rel] = f"real/{name}"
     return root, [names[r] for r in REAL_AS_SENT], [names[r] for r in REAL_REENCODED]
 

@@ -5,7 +5,6 @@ pass pseudicom's own output, find planted leaks in any encoding, element, file n
 check UIDs, hierarchy, marker and accounting, and never print a value.
 """
 import json
-import os
 import re
 import shutil
 import time
@@ -519,17 +518,6 @@ def test_ocr_reads_rle_and_jpeg_ultrasound(synth_set, tmp_path, name):
     frames = int(pydicom.dcmread(src / rel, stop_before_pixels=True).NumberOfFrames)
     got = {(f.where, f.category) for f in report.findings if f.check == "ocr"}
     assert {(f"pixels (OCR) frame {k}", "name") for k in range(frames)} <= got, got
-
-
-REALDATA = Path(os.environ.get("PSEUDICOM_REALDATA", "/root/.cache/pseudicom/realdata"))
-
-
-@pytest.fixture(scope="module")
-def realdata():
-    "The corpus of real files that public packages ship (built by tools/realdata.py)."
-    if not (REALDATA / "manifest.json").is_file():
-        pytest.fail(f"no real-file corpus at {REALDATA}: run `python tools/realdata.py` (or set PSEUDICOM_REALDATA)")
-    return REALDATA
 
 
 def test_real_files_are_read_whole_or_listed_as_unreadable(realdata, tmp_path):

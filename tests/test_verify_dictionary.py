@@ -7,7 +7,6 @@ dictionary never reaches the report. On real files, the rules that keep false al
 on the files that raised them.
 """
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -114,21 +113,12 @@ def test_short_and_generic_values_are_not_in_the_dictionary(tmp_path):
     assert {(f.file, f.category, f.where.split(" ")[0]) for f in found.findings} == {("b.dcm", "name", "ImageComments")}
 
 
-REALDATA = Path(os.environ.get("PSEUDICOM_REALDATA", "/root/.cache/pseudicom/realdata"))
 # real files whose values raised false alarms before the dictionary's rules (see the notebook 09_verify)
 REAL = ["pydicom/test-SR.dcm",                         # OFFIS: the institution, and the publisher of a coding scheme
         "pydicom/reportsi.dcm",                        # OFFIS DCMTK Coding Scheme, Kuratorium OFFIS e.V.
         "pydicom/SC_rgb_small_odd_jpeg.dcm",           # 'compression ratio 0.084906' in removed text, 0.084906 kept
         "pydicom/examples_ybr_color.dcm",              # '50.80.103.002' in a private XML, kept as TransducerData
         "deid-data/ultrasounds/GREYSCALE_CINE/GREYSCALE_CINE.dcm"]  # 8-bit cine: pixel values spell '20000101'
-
-
-@pytest.fixture(scope="module")
-def realdata():
-    "The corpus of real files that public packages ship (built by tools/realdata.py)."
-    if not (REALDATA / "manifest.json").exists():
-        pytest.fail(f"no real-file corpus at {REALDATA}: run `python tools/realdata.py` (or set PSEUDICOM_REALDATA)")
-    return REALDATA
 
 
 def test_real_files_raise_no_false_alarm_and_a_planted_name_is_found(realdata, tmp_path):
