@@ -219,32 +219,7 @@ class Gateway:
               association: Any = None,  # who sent it (a series is held until all its senders are gone)
              ) -> int:                  # the C-STORE status to answer, once the instance is safely spooled, done or held
         "Take one received instance: spool it, then settle it (de-identify, write or quarantine, journal) here or on the settling thread; or hold it with its series."
-        digest = blake3.blake3(data, max_threads=blake3.blake3.AUTO).hexdigest()[:32]   # (the sender waits, idle: its core hashes too)
-        with self._lock:
-            self.counts["received"] += 1
-            rec = self.done.get(digest)
-            if rec is not None or digest in self.pending:   # sent again (a retry after a lost answer, a restart): nothing new is written
-                self.counts["duplicate"] += 1
-                return SUCCESS if rec is None else _answer(self, rec)
-            series = _series_to_hold(self, data)
-            early = self._settler is not None and series is None
-            spooled = self.spool / f"{digest}.dcm"   # fsynced if answered before it is settled; else the sender keeps it till then
-            # answered once settled: the series memo may take it from memory, and then it is never spooled
-            r = _deidentify(self, spooled, data=data) if series is None and not early and not self.keep_spool else None
-            if r is not None and r.status == "written":
-                self.from_memory += 1
-                return _answer(self, _settle(self, digest, spooled, r=r))
-            _spool_write(spooled, data, self.durable and (series is not None or early), self.recycled.pop() if self.recycled else None)
-            if early:
-                if self.durable:
-                    _fsync(self.spool)   # (its folder entry too)
-                self.pending.add(digest)
-            else:
-                rec = _settle(self, digest, spooled, r=r) if series is None else _hold(self, digest, series, association)
-        if early:
-            self._settler.put(digest)   # (outside the lock: it waits while the settling thread is far behind)
-            return SUCCESS
-        return _answer(self, rec)
+        return _store(self, data, association)
 
     def association_ended(self, association: Any) -> None:
         "A sender is gone: its series may be complete once quiet; the report says what it brought."
@@ -259,6 +234,36 @@ class Gateway:
     def close(self) -> None:
         "Stop forwarding and holding (held series and what is left to forward are done at the next start), write the report, close."
         _close(self)
+
+# %% ../../nbs/40_serve.ipynb #dad99899
+def _store(gw: Gateway, data: bytes | memoryview, association: Any) -> int:
+    "`Gateway.store`: a received instance answered at once if it came before, else taken from memory, spooled and settled, or held."
+    digest = blake3.blake3(data, max_threads=blake3.blake3.AUTO).hexdigest()[:32]   # (the sender waits, idle: its core hashes too)
+    with gw._lock:
+        gw.counts["received"] += 1
+        rec = gw.done.get(digest)
+        if rec is not None or digest in gw.pending:   # sent again (a retry after a lost answer, a restart): nothing new is written
+            gw.counts["duplicate"] += 1
+            return SUCCESS if rec is None else _answer(gw, rec)
+        series = _series_to_hold(gw, data)
+        early = gw._settler is not None and series is None
+        spooled = gw.spool / f"{digest}.dcm"   # fsynced if answered before it is settled; else the sender keeps it till then
+        # answered once settled: the series memo may take it from memory, and then it is never spooled
+        r = _deidentify(gw, spooled, data=data) if series is None and not early and not gw.keep_spool else None
+        if r is not None and r.status == "written":
+            gw.from_memory += 1
+            return _answer(gw, _settle(gw, digest, spooled, r=r))
+        _spool_write(spooled, data, gw.durable and (series is not None or early), gw.recycled.pop() if gw.recycled else None)
+        if early:
+            if gw.durable:
+                _fsync(gw.spool)   # (its folder entry too)
+            gw.pending.add(digest)
+        else:
+            rec = _settle(gw, digest, spooled, r=r) if series is None else _hold(gw, digest, series, association)
+    if early:
+        gw._settler.put(digest)   # (outside the lock: it waits while the settling thread is far behind)
+        return SUCCESS
+    return _answer(gw, rec)
 
 # %% ../../nbs/40_serve.ipynb #a109314b
 def _index_journal(gw: Gateway) -> None:
