@@ -711,3 +711,41 @@ def test_pull_over_tls_by_c_get_and_by_c_move_from_orthanc(key_file, tmp_path):
         assert by_move.returncode == 0, by_move.stdout + by_move.stderr[-3000:]
     assert dcm_files(tmp_path / "get" / "out") == want and dcm_files(tmp_path / "move" / "out") == want
     assert json.loads((tmp_path / "move" / "out.report.json").read_text())["gateway"]["source"].startswith("C-MOVE from ORTHANC@")
+
+
+def test_pull_by_accession_number_and_patient_id_from_orthanc(synth_set, key_file, tmp_path):
+    """`pull --accession` and `--patient-id` fetch exactly the studies the PACS holds under them (one study of PID-0001 by
+    its accession number, both studies of PID-0002 by patient ID): the bytes `deid` gives those files. A key with no
+    study is said (by its place, not its value) and fails the run; no value reaches the output, the log or the record."""
+    _need_dcmtk()
+    src = synth_set[0]
+    files = sorted(p for p in src.rglob("*") if p.is_file())
+    assert main(["deid", str(src), str(tmp_path / "batch"), "--recipe", "pseudonymize", "--key-file", str(key_file), "--quiet"]) == 0
+    report = json.loads((tmp_path / "batch.report.json").read_text())
+    keys = {}
+    for p in files:
+        ds = pydicom.dcmread(p, stop_before_pixels=True)
+        keys[p.relative_to(src).as_posix()] = (str(ds.get("AccessionNumber", "")), str(ds.get("PatientID", "")))
+    chosen = {s for s, (acc, pid) in keys.items() if acc == "ACC-24-000101" or pid == "PID-0002"}
+    want = {f["output"]: (tmp_path / "batch" / f["output"]).read_bytes() for f in report["files"]
+            if f["status"] == "written" and f["source"] in chosen}
+    assert 0 < len(chosen) < len(files) and len(want) >= 4, (len(chosen), len(want))
+    dst = tmp_path / "gw" / "out"
+    pacs = {"sender": {"AllowStore": True}, "pseudicom": {"AllowFind": True, "AllowGet": True}}
+    with orthanc(tmp_path / "pacs", pacs) as (port, url):
+        assert storescu(files, port, called="ORTHANC").returncode == 0
+        r = subprocess.run([sys.executable, "-m", "pseudicom.cli", "pull", str(dst), "--from", f"ORTHANC@127.0.0.1:{port}",
+                            "--recipe", "pseudonymize", "--key-file", str(key_file), "--accession", "ACC-24-000101",
+                            "--accession", "ACC-NONE-999", "--patient-id", "PID-0002"], capture_output=True, text=True, timeout=300)
+        refused = subprocess.run([sys.executable, "-m", "pseudicom.cli", "pull", str(tmp_path / "star"), "--from",
+                                  f"ORTHANC@127.0.0.1:{port}", "--recipe", "pseudonymize", "--key-file", str(key_file),
+                                  "--patient-id", "PID-*"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1, r.stdout + r.stderr[-3000:]   # the accession number without a study fails the run
+    assert "accession number 1: 1 study found" in r.stdout and "accession number 2: no study found" in r.stdout
+    assert "patient ID 1: 2 studies found" in r.stdout
+    assert dcm_files(dst) == want
+    assert refused.returncode == 2 and "without wildcards" in refused.stderr and not (tmp_path / "star").exists()
+    record = json.loads((tmp_path / "gw" / "out.record.json").read_text())
+    assert record["command"]["argv"].count("<AccessionNumber>") == 2 and "<PatientID>" in record["command"]["argv"]
+    trail = r.stdout + r.stderr + "".join((tmp_path / "gw" / f"out{s}").read_text() for s in (".report.json", ".record.json", ".record.html"))
+    assert not [v for v in ("ACC-24-000101", "ACC-NONE-999", "PID-0002") if v in trail], [ln for ln in trail.splitlines() if "ACC-" in ln or "PID-0002" in ln][:5]

@@ -279,6 +279,10 @@ def _add_pull_command(sub) -> None:
     p.add_argument("--from", dest="source", required=True, metavar="AE@HOST:PORT", help="the PACS to retrieve from")
     p.add_argument("--study", action="append", default=[], metavar="UID", help="StudyInstanceUID to retrieve; repeat for more")
     p.add_argument("--studies-file", help="a file with one StudyInstanceUID per line")
+    p.add_argument("--accession", action="append", default=[], metavar="NUMBER",
+                   help="retrieve the studies with this AccessionNumber (matched exactly; repeat for more)")
+    p.add_argument("--patient-id", action="append", default=[], metavar="ID",
+                   help="retrieve every study of the patient with this PatientID (matched exactly; repeat for more)")
     _gateway_args(p)
     p.add_argument("--timeout", type=float, default=600.0, metavar="SECONDS", help="per-instance time limit (default 600, 0 = none)")
     p.add_argument("--tls-cert", help="our certificate (PEM), to connect with TLS (with --move, the PACS connects back with TLS too)")
@@ -309,15 +313,28 @@ def _gateway_of(args):
         return gateway
     return recipe, make
 
+_MASKED = {"--study": "<StudyInstanceUID>", "--accession": "<AccessionNumber>", "--patient-id": "<PatientID>"}
+
 def _masked_uids(argv: list[str]) -> list[str]:
-    "`argv` with the original StudyInstanceUIDs given to --study replaced (they identify a patient's study in the PACS)."
+    "`argv` with the StudyInstanceUIDs, accession numbers and patient IDs given to `pull` replaced (they identify a patient in the PACS)."
     out = list(argv)
     for i, a in enumerate(out):
-        if a == "--study" and i + 1 < len(out):
-            out[i + 1] = "<StudyInstanceUID>"
-        elif a.startswith("--study="):
-            out[i] = "--study=<StudyInstanceUID>"
+        if a in _MASKED and i + 1 < len(out):
+            out[i + 1] = _MASKED[a]
+        elif a.split("=")[0] in _MASKED and "=" in a:
+            out[i] = f"{a.split('=')[0]}={_MASKED[a.split('=')[0]]}"
     return out
+
+def _studies_by_key(args, peer, studies: list[str], ssl_context) -> int:
+    "Add to `studies` those the PACS holds under --accession and --patient-id (exact matches); say how many each found (no value); return how many found none."
+    from pseudicom.pull import studies_of
+    found = studies_of(peer, args.accession, args.patient_id, args.ae_title, ssl_context)
+    kinds = [f"accession number {n}" for n in range(1, len(args.accession) + 1)] + \
+            [f"patient ID {n}" for n in range(1, len(args.patient_id) + 1)]
+    for kind, uids in zip(kinds, found):
+        print(f"{kind}: {len(uids)} {'study' if len(uids) == 1 else 'studies'} found" if uids else f"{kind}: no study found")
+    studies[:] = list(dict.fromkeys(studies + [u for uids in found for u in uids]))
+    return sum(not uids for uids in found)
 
 def _cmd_pull(args) -> int:
     import logging
@@ -326,14 +343,15 @@ def _cmd_pull(args) -> int:
     from pseudicom.serve import parse_peer
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     studies = list(args.study) + (Path(args.studies_file).read_text().split() if args.studies_file else [])
-    if not studies:
-        raise PseudicomError("give at least one --study UID (or --studies-file).")
+    if not studies and not args.accession and not args.patient_id:
+        raise PseudicomError("give at least one --study UID (or --studies-file, --accession, --patient-id).")
     peer = parse_peer(args.source)
-    recipe, make = _gateway_of(args)
+    recipe, make = _gateway_of(args)   # (checks the options first)
+    tls = args.tls_cert is not None
+    unmatched = _studies_by_key(args, peer, studies, tls_context(args.tls_cert, args.tls_key, args.tls_ca, server=False) if tls else None)
     gateway = make()
     try:
         gateway.recover()
-        tls = args.tls_cert is not None
         done = pull(gateway, peer, studies, args.ae_title, tls_context(args.tls_cert, args.tls_key, args.tls_ca, server=False) if tls else None,
                     move_port=args.move, move_host=args.move_host,   # C-MOVE over TLS: the PACS connects back with TLS, its certificate checked too
                     move_ssl_context=tls_context(args.tls_cert, args.tls_key, args.tls_ca) if tls and args.move else None)
@@ -344,7 +362,7 @@ def _cmd_pull(args) -> int:
                                          if d["found"] else "not found"))
     print("pulled into " + str(args.dst) + ": " + ", ".join(f"{v} {k}" for k, v in gateway.counts.items() if "forward" not in k))
     print(f"report: {_beside_dst(args.dst, '.report.json')}\nrecord: {_beside_dst(args.dst, '.record.html')}")
-    ok = all(d["found"] and not d["failed"] and d["sent"] >= d["announced"] for d in done) and not gateway.counts["failed"]
+    ok = all(d["found"] and not d["failed"] and d["sent"] >= d["announced"] for d in done) and not gateway.counts["failed"] and not unmatched
     return EXIT_OK if ok else EXIT_FAILURES
 
 # %% ../../nbs/30_cli.ipynb #171a6a5a

@@ -20,12 +20,13 @@ from .serve import OUT_OF_RESOURCES, Gateway, Peer, report_quietly, start_server
 log = logging.getLogger("pseudicom.serve")
 
 # %% auto #0
-__all__ = ['log', 'pull']
+__all__ = ['log', 'studies_of', 'pull']
 
 # %% ../../nbs/40a_pull.ipynb #8d397836
 def _associate(peer: Peer, ae_title: str, contexts: list, roles: list, handlers: list, ssl_context):
     "An association with `peer` offering `contexts` [(abstract syntax, [transfer syntaxes])]; raise if refused."
     from pynetdicom import AE
+    logging.getLogger("pynetdicom").setLevel(logging.WARNING)   # its INFO lines quote the datasets of queries: no PHI in logs
     ae = AE(ae_title)
     ae.maximum_pdu_size = 0
     for sop, tss in contexts:
@@ -95,6 +96,42 @@ def _pulled(n: int, ident, final) -> dict:
             "sent": count("NumberOfCompletedSuboperations") + count("NumberOfWarningSuboperations"),
             "failed": count("NumberOfFailedSuboperations")}
 
+
+# %% ../../nbs/40a_pull.ipynb #5a3c9660
+def _exact(kind: str, value: str) -> str:
+    "A matching key for C-FIND that matches itself only (PS3.4 C.2.2.2: `*`, `?` are wildcards, a backslash separates values)."
+    value = value.strip()
+    if not value or any(c in value for c in "*?\\"):
+        raise PseudicomError(f"a {kind} to pull by must be given whole, without wildcards (*, ?) or backslashes; one given is not.")
+    return value
+
+def studies_of(
+    peer: Peer,                          # the PACS: AE@host:port
+    accessions: list[str] = (),          # AccessionNumbers, each matched exactly
+    patient_ids: list[str] = (),         # PatientIDs, each matched exactly (every study of that patient)
+    ae_title: str = "PSEUDICOM",         # our (calling) AE title
+    ssl_context: ssl.SSLContext | None = None,  # TLS to the PACS
+) -> list[list[str]]:                    # per key, in the order given (accessions, then patient IDs): the StudyInstanceUIDs found
+    "The studies a PACS holds under each accession number and patient ID (C-FIND, study root, study level)."
+    from pydicom.dataset import Dataset
+    from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind as FIND
+    keys = [("AccessionNumber", _exact("accession number", a)) for a in accessions] + \
+           [("PatientID", _exact("patient ID", p)) for p in patient_ids]
+    if not keys:
+        return []
+    assoc, out = _associate(peer, ae_title, [(FIND, [_uid.ExplicitVRLittleEndian, _uid.ImplicitVRLittleEndian])], [], [], ssl_context), []
+    try:
+        for keyword, value in keys:
+            ask = Dataset()
+            ask.QueryRetrieveLevel = "STUDY"
+            setattr(ask, keyword, value)
+            ask.StudyInstanceUID = ""
+            found = [str(ident.StudyInstanceUID) for status, ident in assoc.send_c_find(ask, FIND)
+                     if status and status.Status in (0xFF00, 0xFF01) and ident is not None and ident.get("StudyInstanceUID")]
+            out.append(list(dict.fromkeys(found)))
+    finally:
+        assoc.release()
+    return out
 
 # %% ../../nbs/40a_pull.ipynb #ddcbba3f
 def pull(
