@@ -18,6 +18,7 @@ import pytest
 from pydicom.data import get_testdata_file
 
 from conftest import realdata_root
+from pseudicom.deid import Deidentifier
 from pseudicom.keys import Key
 from pseudicom.pipeline import run
 from pseudicom.synth import synthesize_ct_series
@@ -246,3 +247,51 @@ def test_three_paths_same_bytes(batch, tmp_path):
         assert {f.path for f in result.files} == {path}
         outs[path] = _outputs(tmp_path / path)
     assert outs["raw"] == outs["stream"] == outs["full"]
+
+
+def _by_difference_against_whole(paths: list[Path]) -> tuple[int, list[str]]:
+    "(files read by difference, files whose values by difference are not those of the whole parse)."
+    from collections import Counter
+    from pseudicom.pipeline.dictionary import _Difference, _header
+    deid = Deidentifier("pseudonymize", KEY)
+    scan, hits, wrong = _Difference(deid), 0, []
+    for p in map(str, paths):
+        header = _header(p)
+        whole = None if header is None else Counter(deid.identifying_values(header))
+        found = scan.values(p)
+        if found is None:
+            if header is not None:
+                scan.remember(header)
+            continue
+        hits += 1
+        if Counter(found) != whole:
+            wrong.append(p)
+    return hits, wrong
+
+
+def test_first_pass_by_difference_gives_the_values_of_the_whole_parse(synth_set, tmp_path):
+    """Each file read by difference from the one before gives exactly the identifying values of its whole parse, over the
+    real corpus (in path order: series after series, and every kind of file next to another), the synthetic set and a
+    CT series whose slices differ in names, dates, a sequence and a private element; and the run's dictionary is the one
+    the whole parse gives."""
+    from pseudicom.pipeline.dictionary import _headers, run_dictionary
+    series = synthesize_ct_series(tmp_path / "ct", 6, rows=16, columns=16)
+    for k, p in enumerate(series):   # slices that differ in what identifies, not only in position
+        ds = pydicom.dcmread(p)
+        ds.OperatorsName = f"Operator^{'ABCDEF'[k]}nne"
+        ds.ContentDate = f"2024031{k}"
+        if k % 2:
+            ds.add_new(0x00091010, "LO", f"private note {k}")
+            ds.private_block(0x0009, "PSEUDICOM TEST", create=True)
+        if k == 3:
+            ds.SpecificCharacterSet = "ISO_IR 100"
+            ds.InstitutionName = "Klinikum Süd"
+        ds.save_as(p)
+    real = sorted(p for p in realdata_root().rglob("*") if p.is_file() and p.name != "manifest.json")
+    groups = {"real": real, "synthetic": sorted(p for p in synth_set[0].rglob("*") if p.is_file()), "series": series}
+    for name, paths in groups.items():
+        hits, wrong = _by_difference_against_whole(paths)
+        assert not wrong, (name, wrong[:5])
+        assert hits >= {"real": 100, "synthetic": 3, "series": 4}[name], (name, hits)   # the difference path really ran
+        deid = Deidentifier("pseudonymize", KEY)
+        assert run_dictionary(paths, deid) == deid.dictionary_of(_headers(map(str, paths))), name

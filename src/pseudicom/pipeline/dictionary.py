@@ -9,35 +9,136 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
+import os
+
+from .._dcmbytes import HH, PIXEL_DATA, UNDEFINED, element_header
 from ..deid import Deidentifier
 from ..errors import PseudicomError
+from ..identifying import run_strings
 from ..io import read_header
 from ..keys import Key
-from ..rawheader import Decline, read_raw
+from ..rawheader import Decline, element_at, parse_meta, read_raw
 
 # %% auto #0
 __all__ = ['run_dictionary', 'dictionary_digest']
+
+# %% ../../../nbs/08l_pipeline_dictionary.ipynb #b67c2f38
+_CHARSET = 0x00080005
+
+class _Difference:
+    "Identifying values of a file by difference from the last file parsed whole (see above); None where it does not apply."
+    def __init__(self, deid: Deidentifier):
+        self.deid, self.ts, self.known = deid, None, {}   # known: tag -> (its bytes, its identifying values)
+        self.breaks, self.runs = set(), {}   # tags seen to differ; runs of the known elements between them (one comparison each)
+
+    def _runs(self) -> None:
+        "Join consecutive known elements that never differed into runs: (their bytes, their values) under the first one's tag."
+        self.runs, cur = {}, []
+        for tag in [*self.known, None]:
+            if cur and (tag is None or tag in self.breaks or tag > PIXEL_DATA > cur[-1]):
+                if len(cur) > 1:
+                    self.runs[cur[0]] = (b"".join(self.known[t][0] for t in cur), [v for t in cur for v in self.known[t][1]], tuple(cur))
+                cur = []
+            if tag is not None and tag not in self.breaks:
+                cur.append(tag)
+
+    def remember(self, header) -> None:
+        "A header parsed whole by `read_raw` becomes the one to compare with (one read by pydicom changes nothing)."
+        meta = getattr(header, "file_meta", None)
+        if not hasattr(header, "_e") or meta is None:
+            return
+        self.ts = str(meta.get("TransferSyntaxUID") or "")
+        self.codec = header._e[_CHARSET].codec if _CHARSET in header._e else "latin_1"   # (`_parse` gives every element the dataset's)
+        self.known = {t: (bytes(e.buf[e.start:e.end]), self.deid.identifying_values([e])) for t, e in header._e.items()}
+        self._runs()
+
+    def values(self, path: str) -> list | None:
+        "The identifying values of the file at `path` by difference, or None (read it whole)."
+        if not self.known:
+            return None
+        try:
+            with open(path, "rb", buffering=0) as f:
+                size, head = os.fstat(f.fileno()).st_size, f.read(1 << 16)
+            if size < 144 or head[128:132] != b"DICM":
+                return None
+            meta, pos, ts = parse_meta(head)
+            if str(ts) != self.ts or ts in ("1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"):
+                return None   # another form, big endian or deflated
+            return self._walk(head, pos, size, ts == "1.2.840.10008.1.2")
+        except Exception:   # (Decline, a damaged header, ...): the whole parse says what it is
+            return None
+
+    def _walk(self, buf: bytes, pos: int, size: int, implicit: bool) -> list | None:
+        "The values of the top-level elements in `buf` (the file's start) from `pos`; None where that is not all the header."
+        out, seen = [], set()
+        while pos < size:
+            if pos + 8 > len(buf):
+                return None   # the header runs past the first read: whole
+            group, el = HH.unpack_from(buf, pos)
+            tag = group << 16 | el
+            run = self.runs.get(tag)
+            if run is not None and buf.startswith(run[0], pos):   # many elements as remembered, at once
+                out += run[1]
+                pos += len(run[0])
+                seen.update(run[2])
+                continue
+            known = self.known.get(tag)
+            if known is not None and buf.startswith(known[0], pos):
+                out += known[1]
+                pos += len(known[0])
+            elif tag == PIXEL_DATA:
+                header = element_header(buf, pos, len(buf), implicit)
+                if header is None or header[2] == UNDEFINED or header[3] + header[2] != size:
+                    return None   # encapsulated, or elements after it
+                pos = size
+            elif tag == _CHARSET or tag in seen:
+                return None
+            else:
+                elem = element_at(buf, pos, self.codec, implicit)   # a plain element (Decline: a sequence, a private one in implicit VR)
+                out += self.deid.identifying_values([elem])
+                pos = elem.end
+                if tag not in self.breaks:   # it differs from file to file: compare around it from now on
+                    self.breaks.add(tag)
+                    self._runs()
+            seen.add(tag)
+        return out if (_CHARSET in self.known) == (_CHARSET in seen) else None   # a character set dropped: read it whole
 
 # %% ../../../nbs/08l_pipeline_dictionary.ipynb #470ca3a5
 def _headers(paths: Iterable[str]) -> Iterator:
     "The header of each file of `paths` that can be read (raw where it can, else pydicom)."
     for path in paths:
-        try:
-            yield read_raw(path)[0]
-            continue
-        except Decline:
-            pass
-        try:
-            yield read_header(path)[0]
-        except PseudicomError:
-            continue   # unreadable: it fails when processed, and writes nothing
+        header = _header(path)
+        if header is not None:
+            yield header
+
+def _header(path: str):
+    "The header of the file at `path` (raw where it can, else pydicom), or None when it cannot be read."
+    try:
+        return read_raw(path)[0]
+    except Decline:
+        pass
+    try:
+        return read_header(path)[0]
+    except PseudicomError:
+        return None   # unreadable: it fails when processed, and writes nothing
 
 def run_dictionary(
     paths: Iterable[str],       # every input of the run
     deid: Deidentifier,         # the run's de-identifier (its recipe says what identifies)
 ) -> tuple[str, ...]:           # the run's dictionary, sorted (`pseudicom.identifying.run_strings`)
     "The first pass of a run: the identifying strings of every input that are specific enough to scrub from every file."
-    return deid.dictionary_of(_headers(str(p) for p in paths))
+    values: set[tuple[str, str]] = set()
+    scan = _Difference(deid)
+    for path in map(str, paths):
+        found = scan.values(path)   # the slices of a series: by difference from the slice before
+        if found is None:
+            header = _header(path)
+            if header is None:
+                continue
+            found = deid.identifying_values(header)
+            scan.remember(header)
+        values.update(found)
+    return run_strings(values)
 
 def dictionary_digest(
     strings: tuple[str, ...],   # the run's dictionary
