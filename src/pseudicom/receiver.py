@@ -1,4 +1,4 @@
-"""The Storage SCP of `pseudicom serve` in plain Python: the DICOM upper layer (PS3.8) over a socket, C-ECHO and C-STORE (PS3.7), each received dataset handed on as bytes.
+"""The Storage SCP of `pseudicom serve` in plain Python: the DICOM upper layer (PS3.8) over a socket, C-ECHO and C-STORE (PS3.7), each received dataset handed on as a view of the buffer it was read into.
 
 Docs: https://pseudicom.github.io/pseudicom/receiver.html.md"""
 
