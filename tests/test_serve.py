@@ -22,7 +22,7 @@ import pydicom
 import pydicom.uid as U
 import pytest
 
-from conftest import real_file
+from conftest import real_path
 from pseudicom.cli import main
 from pseudicom.keys import Key
 from pseudicom.synth import synthesize_ct_series
@@ -156,7 +156,7 @@ def inputs(synth_set, tmp_path_factory):
     for rel in REAL_AS_SENT + REAL_REENCODED:
         name = rel.replace("/", "__")
         (root / "real").mkdir(exist_ok=True)
-        shutil.copyfile(real_file(rel), root / "real" / name)
+        shutil.copyfile(real_path(rel), root / "real" / name)
         names[rel] = f"real/{name}"
     return root, [names[r] for r in REAL_AS_SENT], [names[r] for r in REAL_REENCODED]
 
