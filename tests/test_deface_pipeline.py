@@ -89,7 +89,8 @@ def test_deface_same_bytes_one_or_two_workers_and_cli(tmp_path):
 
 
 # ---- issue 18: never pass a face on silently; real heads --------------------------------------------------
-from test_deface import GE_EYES, _real, ge_pd_head_files, real_head_scores   # noqa: E402
+from conftest import real_path  # noqa: E402
+from test_deface import GE_EYES, ge_pd_head_files, real_head_scores   # noqa: E402
 from pseudicom.deface import geometry_from_datasets   # noqa: E402
 
 
@@ -132,7 +133,7 @@ def test_real_head_images_that_cannot_be_defaced_are_quarantined(tmp_path):
     src.mkdir()
     for rel in ("deid-data/humans/ctbrain1.dcm", "deid-data/humans/ctbrain2.dcm", "pydicom-data/emri_small.dcm",
                 "nibabel/philips_mprage.dcm"):
-        shutil.copy(_real(rel), src / Path(rel).name)
+        shutil.copy(real_path(rel), src / Path(rel).name)
     result = _deface_run(src, tmp_path / "out")
     assert [f.status for f in result.files] == ["quarantined"] * 4, result.summary()
     reasons = {f.source: f.reason for f in result.files}
