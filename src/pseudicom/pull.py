@@ -148,7 +148,6 @@ def pull(
     from pynetdicom import evt
     from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelGet as GET
     from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelMove as MOVE
-    logging.getLogger("pynetdicom").setLevel(logging.WARNING)
     if move_port and (ssl_context is None) != (move_ssl_context is None):   # the PACS's C-STOREs come back as it was asked
         raise PseudicomError("pull by C-MOVE over TLS needs TLS both ways: to the PACS (ssl_context) and for the move "
                              "destination it connects back to (move_ssl_context).")
